@@ -1,0 +1,1 @@
+"""Parley's core: the one surface adapters import from (`from core import ...`)."""

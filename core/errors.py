@@ -1,0 +1,109 @@
+"""The Parley error tree. Every error carries a short, plain, secret-free `user_message`.
+
+    ParleyError                     .user_message
+    ├── ConfigError                 .setting: the env name that is missing or invalid
+    ├── InputError                  the user's input is refused (too long, unsupported)
+    ├── UpstreamError               .retryable, .status
+    │   ├── UpstreamAuthError       401/403: the key is wrong or lacks access
+    │   ├── UpstreamRateLimitError  429, .retry_after seconds (or None)
+    │   ├── UpstreamUnavailableError  5xx, connection failure, timeout before any token
+    │   ├── UpstreamRejectedError   400/404/413/422: the request itself was refused
+    │   └── StreamInterruptedError  the stream broke after it started, .partial_text kept
+    ├── ImageError                  bad base64, not an image, over IMAGE_MAX_BYTES, download failed
+    └── SurfaceError                raised by adapters' surfaces, handled by core.live
+        ├── SurfaceRateLimitError   .retry_after seconds
+        └── FormattingRejectedError the platform refused the markup
+
+User messages are built from facts we control, never from `str(exc)` of a lower layer, so that no
+upstream body, URL or key can reach a chat. This module imports nothing from the rest of core.
+"""
+
+from __future__ import annotations
+
+
+class ParleyError(Exception):
+    """Base of every error Parley raises on purpose."""
+
+    default_message = "Something went wrong. Please try again."
+
+    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(detail or user_message or self.default_message)
+        self.user_message = user_message or self.default_message
+
+
+class ConfigError(ParleyError):
+    default_message = "Parley is not configured correctly."
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class InputError(ParleyError):
+    default_message = "That message could not be handled."
+
+
+class UpstreamError(ParleyError):
+    default_message = "The model service failed. Please try again."
+    retryable = False
+
+    def __init__(self, detail: str = "", *, status: int | None = None, user_message: str | None = None) -> None:
+        super().__init__(detail, user_message=user_message)
+        self.status = status
+
+
+class UpstreamAuthError(UpstreamError):
+    default_message = "The model service refused our credentials. The bot's operator needs to check the API key."
+
+
+class UpstreamRateLimitError(UpstreamError):
+    default_message = "The model service is busy right now. Please try again in a moment."
+    retryable = True
+
+    def __init__(
+        self, detail: str = "", *, status: int | None = 429, retry_after: float | None = None,
+        user_message: str | None = None,
+    ) -> None:
+        super().__init__(detail, status=status, user_message=user_message)
+        self.retry_after = retry_after
+
+
+class UpstreamUnavailableError(UpstreamError):
+    default_message = "The model service is unavailable right now. Please try again later."
+    retryable = True
+
+
+class UpstreamRejectedError(UpstreamError):
+    default_message = "The model service refused this request."
+
+
+class StreamInterruptedError(UpstreamError):
+    """The stream broke after it had started; what arrived is in `partial_text`."""
+
+    default_message = "The answer was cut short."
+
+    def __init__(
+        self, detail: str = "", *, partial_text: str = "", status: int | None = None,
+        user_message: str | None = None,
+    ) -> None:
+        super().__init__(detail, status=status, user_message=user_message)
+        self.partial_text = partial_text
+
+
+class ImageError(ParleyError):
+    default_message = "The image could not be used."
+
+
+class SurfaceError(ParleyError):
+    default_message = "The chat platform refused the message."
+
+
+class SurfaceRateLimitError(SurfaceError):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after}s")
+        self.retry_after = retry_after
+
+
+class FormattingRejectedError(SurfaceError):
+    default_message = "The chat platform refused the formatting."

@@ -1,0 +1,80 @@
+"""Typed events of a reply, from the upstream stream to the adapters.
+
+Frozen, slotted values only; this module imports nothing from the rest of core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the visible answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning (`reasoning_content`, `reasoning` or `<think>`)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call, assembled from its streamed deltas."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token usage of one upstream call; missing details are zero."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The upstream said the answer is complete (`finish_reason`)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Image:
+    """A validated image: raw bytes, their MIME type and the alt text the model gave it."""
+
+    data: bytes
+    mime: str
+    alt: str = ""
+
+    def __repr__(self) -> str:  # never megabytes in a log line
+        return f"Image(mime={self.mime!r}, bytes={len(self.data)}, alt={self.alt!r})"
+
+    @property
+    def extension(self) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(
+            self.mime, "bin"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """Last event of a reply: the final answer text (images taken out) and the images found in it."""
+
+    text: str
+    images: tuple[Image, ...] = field(default_factory=tuple)
+    reasoning: str = ""
+
+
+Event = TextDelta | ReasoningDelta | ToolCall | Usage | Finished | Completed
+"""What `UpstreamClient.stream` and `Assistant.reply` yield (`Completed` only from the assistant)."""

@@ -1,0 +1,148 @@
+"""Settings from the environment and `.env`: the only reader of either.
+
+`DatabaseSettings` is enough for `parley db upgrade`; `Settings` is what the bots need.
+Field names are the environment names in lower case.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.errors import ConfigError
+
+_DEFAULT_SYSTEM_PROMPT = (
+    "You are Parley, a helpful assistant in a chat app. Answer clearly and concisely; "
+    "use Markdown when it helps."
+)
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///parley.db"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the URLs operators paste (`postgres://`, `sqlite:///`) and pick the async driver."""
+        value = value.strip()
+        for prefix, replacement in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(prefix):
+                return replacement + value[len(prefix) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
+class Settings(DatabaseSettings):
+    # Upstream
+    llm_base_url: str
+    llm_api_key: SecretStr
+    chat_model: str
+    image_model: str | None = None
+    llm_extra_body: dict[str, Any] = Field(default_factory=dict)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    stream_idle_timeout: float = Field(default=60.0, gt=0)
+    allowed_models: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Conversation
+    system_prompt: str = _DEFAULT_SYSTEM_PROMPT
+    context_budget_tokens: int = Field(default=8000, ge=256)
+    history_image_turns: int = Field(default=2, ge=0)
+    max_input_chars: int = Field(default=16000, ge=1)
+
+    # Images
+    image_max_bytes: int = Field(default=10_000_000, ge=1024)
+    image_download_timeout: float = Field(default=20.0, gt=0)
+    image_dir: str = "parley-images"
+
+    # Live replies
+    show_reasoning: Literal["off", "status", "full"] = "status"
+
+    # Platforms
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str | None = None
+    discord_bot_token: SecretStr | None = None
+    discord_api_base_url: str | None = None
+    discord_gateway_url: str | None = None
+
+    @field_validator("llm_base_url", "telegram_api_base_url", "discord_api_base_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return None if value is None else value.strip()
+
+    @field_validator("chat_model", "image_model")
+    @classmethod
+    def _model_name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return None if value is None else value.strip()
+
+    @field_validator("llm_extra_body", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ValueError("must be a JSON object")
+        return value
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("show_reasoning", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+S = TypeVar("S", bound=DatabaseSettings)
+
+
+def load_settings(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
+    """Build settings, turning pydantic's report into one `ConfigError` that names the setting."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        if first["type"] == "missing":
+            raise ConfigError(name, "is not set") from None
+        problem = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(name, f"is invalid ({problem})") from None
