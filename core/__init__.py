@@ -1,1 +1,95 @@
-"""Parley's core: the one surface adapters import from (`from core import ...`)."""
+"""Parley's core: the one surface adapters import from (`from core import ...`).
+
+Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/unit/test_architecture.py checks.
+"""
+
+from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
+from core.conversation import ConversationKey, Turn, UserRef
+from core.discussion import Discussion
+from core.errors import (
+    ConfigError,
+    FormattingRejectedError,
+    ImageError,
+    InputError,
+    ParleyError,
+    StreamInterruptedError,
+    SurfaceError,
+    SurfaceRateLimitError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRateLimitError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
+from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.images import sniff_mime, validate_image
+from core.live import (
+    DISCORD,
+    DISCORD_REQUESTS_PER_SECOND,
+    TELEGRAM_GROUP,
+    TELEGRAM_PRIVATE,
+    TELEGRAM_REQUESTS_PER_SECOND,
+    Budget,
+    Entity,
+    Handle,
+    Labels,
+    LiveReply,
+    Profile,
+    Rendered,
+    ReplyResult,
+    Surface,
+    telegram_profile,
+)
+from core.settings import DatabaseSettings, Settings, load_settings
+
+__all__ = [
+    "DISCORD",
+    "DISCORD_REQUESTS_PER_SECOND",
+    "TELEGRAM_GROUP",
+    "TELEGRAM_PRIVATE",
+    "TELEGRAM_REQUESTS_PER_SECOND",
+    "Budget",
+    "Entity",
+    "Handle",
+    "Labels",
+    "LiveReply",
+    "Profile",
+    "Rendered",
+    "ReplyResult",
+    "Surface",
+    "telegram_profile",
+    "Assistant",
+    "Completed",
+    "ConfigError",
+    "ConversationKey",
+    "DatabaseSettings",
+    "Discussion",
+    "Event",
+    "Finished",
+    "FormattingRejectedError",
+    "Image",
+    "ImageError",
+    "InputError",
+    "ParleyError",
+    "ReasoningDelta",
+    "Settings",
+    "StreamInterruptedError",
+    "SurfaceError",
+    "SurfaceRateLimitError",
+    "TextDelta",
+    "ToolCall",
+    "Turn",
+    "UpstreamAuthError",
+    "UpstreamError",
+    "UpstreamRateLimitError",
+    "UpstreamRejectedError",
+    "UpstreamUnavailableError",
+    "Usage",
+    "UsageReport",
+    "UserRef",
+    "load_settings",
+    "open_assistant",
+    "sniff_mime",
+    "upgrade_database",
+    "validate_image",
+]

@@ -1,0 +1,23 @@
+"""The conversation store: history, usage and per-key locks on SQLite or PostgreSQL (SQLAlchemy 2, async).
+
+Only core/assistant.py imports this package; adapters never do. No SQLAlchemy error leaves it.
+"""
+
+from core.store.db import StoreError
+from core.store.history import ConversationRecord, NewMessage, Store, StoredMessage, open_store
+from core.store.locks import KeyedLock
+from core.store.migrate import upgrade
+from core.store.usage import UsageKind, UsageTotals
+
+__all__ = [
+    "ConversationRecord",
+    "KeyedLock",
+    "NewMessage",
+    "Store",
+    "StoreError",
+    "StoredMessage",
+    "UsageKind",
+    "UsageTotals",
+    "open_store",
+    "upgrade",
+]

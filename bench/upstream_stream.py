@@ -1,0 +1,118 @@
+"""Bench: a 10,000-token streamed reply from the local fake, through UpstreamClient and through bare httpx.
+
+Prints events per second and the CPU-time ratio client / bare byte read. The fake runs in a child process,
+so `time.process_time()` here counts only the client side. Run: `.venv/bin/python bench/upstream_stream.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sys
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
+
+import httpx
+
+from core.upstream import UpstreamClient
+from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
+
+TOKENS = 10_000
+CHARS_PER_TOKEN = 4
+RUNS = 5
+MESSAGES = [{"role": "user", "content": "Tell me a long story."}]
+TARGET_EVENTS_PER_SECOND = 50_000
+
+
+def _long_text() -> str:
+    words = "Streaming keeps the chat alive: café, 東京, naïve, emoji 🚀 and plain ASCII words. "
+    return (words * (TOKENS * CHARS_PER_TOKEN // len(words) + 1))[: TOKENS * CHARS_PER_TOKEN]
+
+
+def _serve(conn: Connection, chunking: str) -> None:
+    """Child process: run the fake until the parent says stop."""
+
+    def reply(_: RecordedRequest) -> Reply:
+        return Reply(text=_long_text(), chunk_chars=CHARS_PER_TOKEN, byte_chunking=chunking)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with FakeUpstream(default_reply=reply) as up:
+            conn.send(up.base_url)
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+    asyncio.run(main())
+
+
+async def _client_run(client: UpstreamClient) -> tuple[int, float, float]:
+    events = 0
+    cpu, wall = time.process_time(), time.perf_counter()
+    async for _ in client.stream(model="bench", messages=MESSAGES):
+        events += 1
+    return events, time.process_time() - cpu, time.perf_counter() - wall
+
+
+async def _bare_run(http: httpx.AsyncClient, base_url: str, body: dict[str, Any]) -> tuple[int, float]:
+    received = 0
+    cpu = time.process_time()
+    async with http.stream("POST", f"{base_url}/chat/completions", json=body) as response:
+        async for piece in response.aiter_bytes():
+            received += len(piece)
+    return received, time.process_time() - cpu
+
+
+async def _measure(base_url: str) -> dict[str, float]:
+    body = {"model": "bench", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    client_runs: list[tuple[int, float, float]] = []
+    bare_runs: list[tuple[int, float]] = []
+    async with UpstreamClient(base_url=base_url, api_key="bench-key") as client, httpx.AsyncClient() as http:
+        await _client_run(client)  # warm-up: connections, caches
+        await _bare_run(http, base_url, body)
+        for _ in range(RUNS):
+            client_runs.append(await _client_run(client))
+            bare_runs.append(await _bare_run(http, base_url, body))
+    events, client_cpu, client_wall = min(client_runs, key=lambda run: run[1])
+    received, bare_cpu = min(bare_runs, key=lambda run: run[1])
+    return {
+        "events": events, "bytes": received, "client_cpu": client_cpu, "client_wall": client_wall,
+        "bare_cpu": bare_cpu,
+    }
+
+
+def _bench(chunking: str) -> dict[str, float]:
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child, chunking))
+    server.start()
+    try:
+        base_url = parent.recv()
+        return asyncio.run(_measure(base_url))
+    finally:
+        parent.send("stop")
+        server.join(10)
+        if server.is_alive():
+            server.kill()
+
+
+def main() -> int:
+    print(f"{TOKENS} tokens, best of {RUNS} runs; the fake runs in a child process")
+    ok = True
+    for chunking, label in (("event", "one write per SSE event"), ("bulk", "whole body in one write")):
+        r = _bench(chunking)
+        per_cpu = r["events"] / r["client_cpu"]
+        ok = ok and per_cpu >= TARGET_EVENTS_PER_SECOND
+        print(
+            f"[{label}] {int(r['events'])} events, {r['bytes'] / 1e6:.1f} MB: "
+            f"client {r['client_cpu'] * 1000:.0f} ms CPU ({per_cpu:,.0f} events/s per CPU second, "
+            f"{r['events'] / r['client_wall']:,.0f} events/s wall); "
+            f"bare httpx {r['bare_cpu'] * 1000:.0f} ms CPU; "
+            f"ratio client/bare {r['client_cpu'] / r['bare_cpu']:.1f}"
+        )
+    print(f"target >= {TARGET_EVENTS_PER_SECOND:,} events/s: {'met' if ok else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

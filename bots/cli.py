@@ -1,0 +1,132 @@
+"""The `parley` command and the only composition root: settings in, assistant and adapters built here.
+
+    parley run [telegram|discord]   every adapter whose token is set, or the one named
+    parley chat                     a terminal conversation through the same core
+    parley db upgrade               bring the database schema to the newest revision
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from core import ConfigError, DatabaseSettings, Settings, load_settings, open_assistant, upgrade_database
+
+log = logging.getLogger("parley")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="An LLM chat bot for Telegram and Discord.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the bot (every adapter whose token is set, or the one named)")
+    run.add_argument("platform", nargs="?", choices=("telegram", "discord"))
+    commands.add_parser("chat", help="talk to the model in this terminal")
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply the migrations")
+    return parser
+
+
+def _configure_logging(level: str, *, quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet and level != "DEBUG" else level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO; the request body and headers never, but one line per call is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "db":
+            db_settings = load_settings(DatabaseSettings)
+            _configure_logging(db_settings.log_level, quiet=False)
+            _run_async(upgrade_database(db_settings))
+            print("database is up to date")
+            return 0
+        settings = load_settings(Settings)
+        _configure_logging(settings.log_level, quiet=args.command == "chat")
+        if args.command == "chat":
+            return _run_async(_chat(settings))
+        return _run_async(_serve(settings, args.platform))
+    except ConfigError as exc:
+        print(f"parley: error: {exc.setting} {exc.problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_async(coro: Coroutine[Any, Any, int | None]) -> int:
+    """Run `coro`; SIGTERM cancels it like Ctrl-C does, so every `async with` closes its resources."""
+
+    async def guarded() -> int | None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            return 0
+
+    return asyncio.run(guarded()) or 0
+
+
+async def _chat(settings: Settings) -> int:
+    from bots.terminal import run_terminal
+
+    async with open_assistant(settings) as assistant:
+        return await run_terminal(assistant, settings)
+
+
+async def _serve(settings: Settings, platform: str | None) -> int:
+    wanted = [platform] if platform else [
+        name for name, token in (("telegram", settings.telegram_bot_token), ("discord", settings.discord_bot_token))
+        if token is not None
+    ]
+    if not wanted:
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set (nor DISCORD_BOT_TOKEN): no adapter to run")
+    for name in wanted:
+        if name == "telegram" and settings.telegram_bot_token is None:
+            raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
+        if name == "discord" and settings.discord_bot_token is None:
+            raise ConfigError("DISCORD_BOT_TOKEN", "is not set")
+    runners = _adapters()
+    missing = [name for name in wanted if name not in runners]
+    if missing:
+        print(f"parley: error: the {', '.join(missing)} adapter is not part of this build yet", file=sys.stderr)
+        return 2
+    async with open_assistant(settings) as assistant:
+        log.info("serving %s", ", ".join(wanted))
+        async with asyncio.TaskGroup() as group:
+            for name in wanted:
+                group.create_task(runners[name](assistant, settings))
+    return 0
+
+
+def _adapters() -> dict[str, Any]:
+    """The platform adapters of this build, imported only when `parley run` needs them."""
+    found: dict[str, Any] = {}
+    with contextlib.suppress(ImportError):
+        from bots.telegram_bot import run_telegram
+
+        found["telegram"] = run_telegram
+    with contextlib.suppress(ImportError):
+        from bots.discord_bot import run_discord
+
+        found["discord"] = run_discord
+    return found
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,329 @@
+"""The one entry point adapters call: `Assistant.reply`, `imagine`, `reset`, `set_model`, `usage`.
+
+It ties the upstream client, the store and image handling together; it knows no chat platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core.context import HistoryItem, build_context
+from core.conversation import ConversationKey, Turn, UserRef
+from core.errors import ImageError, InputError, ParleyError, UpstreamError
+from core.events import Completed, Event, Finished, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.images import extract_images, has_inline_image, to_data_url, validate_image
+from core.settings import DatabaseSettings, Settings
+from core.store import KeyedLock, NewMessage, Store, UsageTotals, open_store, upgrade
+from core.upstream import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+HISTORY_LOAD_LIMIT = 200  # newest messages read per turn; the token budget then trims further
+MODELS_CACHE_SECONDS = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Token use of one conversation, and of one user since midnight UTC."""
+
+    model: str
+    conversation: UsageTotals
+    today: UsageTotals
+
+
+def user_hash(platform: str, user_id: str) -> str:
+    """A stable, non-reversible id for the upstream `user` field (abuse tracking without identities)."""
+    return hashlib.sha256(f"parley:{platform}:{user_id}".encode()).hexdigest()[:32]
+
+
+class Assistant:
+    """Answers turns, one at a time per conversation, concurrently across conversations."""
+
+    def __init__(self, *, settings: Settings, upstream: UpstreamClient, store: Store) -> None:
+        self._settings = settings
+        self._upstream = upstream
+        self._store = store
+        self._locks = KeyedLock()
+        self._models_cache: tuple[float, list[str]] | None = None
+
+    async def reply(self, turn: Turn) -> AsyncIterator[Event]:
+        """Stream the answer to `turn`: deltas as they come, then one `Completed`.
+
+        Raises a `ParleyError` (after storing what arrived) when the upstream fails. The user's message is
+        stored before the upstream is called, so it is kept whatever happens; a cut-short answer is stored
+        with `incomplete=True`. Consume the iterator to the end (or `aclose()` it): it holds the
+        conversation's lock while it runs.
+        """
+        self._check_input(turn)
+        async with self._locks(turn.conversation):
+            conversation = await self._store.active_conversation(
+                turn.conversation,
+                turn.user,
+                model=self._settings.chat_model,
+                system_prompt=self._settings.system_prompt,
+            )
+            parts = _user_parts(turn)
+            await self._store.add_message(
+                conversation.id,
+                NewMessage(
+                    role="user",
+                    text=turn.text,
+                    user=turn.user,
+                    parts=parts,
+                    platform_message_ids=(turn.platform_message_id,) if turn.platform_message_id else (),
+                ),
+            )
+            history = await self._store.recent_messages(conversation.id, limit=HISTORY_LOAD_LIMIT)
+            messages = build_context(
+                system_prompt=conversation.system_prompt,
+                history=[HistoryItem(m.role, m.text, m.parts, m.user_name) for m in history],
+                budget_tokens=self._settings.context_budget_tokens,
+                image_turns=self._settings.history_image_turns,
+                name_prefix=turn.name_prefix,
+                discussion=turn.context,
+            )
+            stream = self._stream_and_store(
+                conversation.id, conversation.model, turn.user, user_hash(turn.conversation.platform, turn.user.id),
+                messages,
+            )
+            async for event in stream:
+                yield event
+
+    async def _stream_and_store(
+        self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]]
+    ) -> AsyncIterator[Event]:
+        text: list[str] = []
+        reasoning: list[str] = []
+        tool_calls: list[ToolCall] = []
+        usage: Usage | None = None
+        stored = False
+        started = time.monotonic()
+        try:
+            async for event in self._upstream.stream(model=model, messages=messages, user=upstream_user):
+                match event:
+                    case TextDelta(text=piece):
+                        text.append(piece)
+                    case ReasoningDelta(text=piece):
+                        reasoning.append(piece)
+                    case ToolCall():
+                        tool_calls.append(event)
+                    case Usage():
+                        usage = event
+                    case Finished():
+                        pass
+                yield event
+            full_text = "".join(text)
+            extracted = None
+            if has_inline_image(full_text):
+                extracted = await extract_images(
+                    full_text, max_bytes=self._settings.image_max_bytes, download=self._download
+                )
+            await self._store.add_reply(
+                conversation_id,
+                NewMessage(
+                    role="assistant",
+                    text=extracted.history_text if extracted else full_text,
+                    user=user,
+                    reasoning="".join(reasoning) or None,
+                    tool_calls=tuple(tool_calls),
+                    model=model,
+                    usage=usage,
+                ),
+            )
+            stored = True
+            log.info(
+                "reply done conversation=%s model=%s chars=%d seconds=%.2f",
+                conversation_id, model, len(full_text), time.monotonic() - started,
+            )
+            yield Completed(
+                text=_with_failure_note(extracted.caption, extracted.failures) if extracted else full_text,
+                images=extracted.images if extracted else (),
+                reasoning="".join(reasoning),
+            )
+        except UpstreamError as exc:
+            log.warning(
+                "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
+                conversation_id, type(exc).__name__, exc.status, sum(map(len, text)),
+            )
+            raise
+        finally:
+            if not stored and text:
+                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete.
+                await self._store.add_reply(
+                    conversation_id,
+                    NewMessage(
+                        role="assistant",
+                        text="".join(text),
+                        user=user,
+                        reasoning="".join(reasoning) or None,
+                        model=model,
+                        incomplete=True,
+                        usage=usage,
+                    ),
+                )
+
+    async def imagine(
+        self,
+        prompt: str,
+        *,
+        conversation: ConversationKey,
+        user: UserRef,
+        references: Sequence[Any] = (),
+    ) -> Completed:
+        """Generate image(s) with IMAGE_MODEL; `references` (core.events.Image) are sent as `image_url` parts.
+
+        Returns the images and the model's text as caption. Raises ImageError when no usable image came back.
+        """
+        model = self._settings.image_model
+        if not model:
+            raise ParleyError("IMAGE_MODEL not set", user_message="Image generation is not set up on this bot.")
+        prompt = prompt.strip()
+        if not prompt:
+            raise InputError("empty prompt", user_message="Say what to draw, e.g. /imagine a lighthouse at dusk.")
+        if len(prompt) > self._settings.max_input_chars:
+            raise _too_long(self._settings.max_input_chars)
+        content: str | list[dict[str, Any]] = prompt
+        if references:
+            content = [{"type": "text", "text": prompt}]
+            content += [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in references]
+        completion = await self._upstream.complete(
+            model=model,
+            messages=[{"role": "user", "content": content}],
+            user=user_hash(conversation.platform, user.id),
+        )
+        record = await self._store.active_conversation(
+            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
+        )
+        if completion.usage is not None:
+            await self._store.record_usage(
+                user, conversation.platform, conversation_id=record.id, kind="image", model=model,
+                usage=completion.usage,
+            )
+        extracted = await extract_images(
+            completion.text,
+            completion.image_urls,
+            max_bytes=self._settings.image_max_bytes,
+            download=self._download,
+        )
+        if not extracted.images:
+            if extracted.failures:
+                raise extracted.failures[0]
+            raise ImageError("no image in the answer", user_message="The model did not return an image.")
+        return Completed(text=extracted.caption, images=extracted.images)
+
+    async def reset(self, conversation: ConversationKey) -> bool:
+        """Start a new conversation here; the old one stays stored but is no longer sent upstream."""
+        async with self._locks(conversation):
+            return await self._store.reset(conversation)
+
+    async def current_model(self, conversation: ConversationKey, user: UserRef) -> str:
+        record = await self._store.active_conversation(
+            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
+        )
+        return record.model
+
+    async def models(self) -> list[str]:
+        """The models users may pick: ALLOWED_MODELS, else the upstream's `GET /models` (cached)."""
+        if self._settings.allowed_models:
+            return list(self._settings.allowed_models)
+        now = time.monotonic()
+        if self._models_cache and now - self._models_cache[0] < MODELS_CACHE_SECONDS:
+            return list(self._models_cache[1])
+        try:
+            found = await self._upstream.list_models()
+        except UpstreamError:
+            found = []  # a gateway without /models still lets users name a model
+        self._models_cache = (now, found)
+        return list(found)
+
+    async def set_model(self, conversation: ConversationKey, user: UserRef, model: str) -> str:
+        """Switch this conversation to `model` (checked against `models()` when that list is known)."""
+        model = model.strip()
+        choices = await self.models()
+        if not model or (choices and model not in choices):
+            shown = ", ".join(choices[:20])
+            raise InputError(
+                f"unknown model {model!r}",
+                user_message=f"Unknown model. Choose one of: {shown}" if shown else "Name a model.",
+            )
+        async with self._locks(conversation):
+            record = await self._store.active_conversation(
+                conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
+            )
+            await self._store.set_model(record.id, model)
+        return model
+
+    async def usage(self, conversation: ConversationKey, user: UserRef) -> UsageReport:
+        record = await self._store.active_conversation(
+            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
+        )
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return UsageReport(
+            model=record.model,
+            conversation=await self._store.conversation_usage(record.id),
+            today=await self._store.user_usage_since(conversation.platform, user.id, midnight),
+        )
+
+    def _check_input(self, turn: Turn) -> None:
+        """Refuse what would cost upstream tokens for nothing, before anything is stored."""
+        if len(turn.text) > self._settings.max_input_chars:
+            raise _too_long(self._settings.max_input_chars)
+        if not turn.text.strip() and not turn.images:
+            raise InputError("empty turn", user_message="There is nothing to answer in that message.")
+        for image in turn.images:
+            validate_image(image.data, max_bytes=self._settings.image_max_bytes)
+
+    async def _download(self, url: str) -> bytes:
+        return await self._upstream.download(
+            url, max_bytes=self._settings.image_max_bytes, timeout_seconds=self._settings.image_download_timeout
+        )
+
+
+def _user_parts(turn: Turn) -> list[dict[str, Any]] | None:
+    if not turn.images:
+        return None
+    parts: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+    parts += [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in turn.images]
+    return parts
+
+
+def _too_long(limit: int) -> InputError:
+    return InputError("input too long", user_message=f"That message is too long (the limit is {limit} characters).")
+
+
+def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
+    if not failures:
+        return caption
+    note = failures[0].user_message
+    return f"{caption}\n\n({note})" if caption else f"({note})"
+
+
+@asynccontextmanager
+async def open_assistant(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Assistant]:
+    """Own the database and the upstream client for the life of the block; upgrade the schema first."""
+    if migrate:
+        await upgrade(settings.database_url)
+    async with (
+        open_store(settings.database_url) as store,
+        UpstreamClient(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key.get_secret_value(),
+            timeout_seconds=settings.llm_timeout_seconds,
+            idle_timeout_seconds=settings.stream_idle_timeout,
+            max_retries=settings.llm_max_retries,
+            extra_body=settings.llm_extra_body,
+        ) as upstream,
+    ):
+        yield Assistant(settings=settings, upstream=upstream, store=store)
+
+
+async def upgrade_database(settings: DatabaseSettings) -> None:
+    """`parley db upgrade`: bring the schema to the newest revision."""
+    await upgrade(settings.database_url)

@@ -1,0 +1,84 @@
+"""What is sent upstream: the system prompt, then as much history as fits the budget. Pure; no I/O.
+
+Token counts are estimates (about four characters a token, a flat cost per image): the budget is a
+guard against overflowing the model's context, not an invoice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD_TOKENS = 4  # role and separators, per message
+IMAGE_TOKENS = 800  # roughly one high-detail tile set; images are the expensive part
+OLD_IMAGE_PLACEHOLDER = "[an image was shared here]"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One stored message as the context builder sees it."""
+
+    role: str
+    text: str
+    parts: Sequence[dict[str, Any]] | None = None
+    author: str = ""
+
+
+def estimate_tokens(text: str) -> int:
+    return len(text) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
+
+
+def build_context(
+    *,
+    system_prompt: str,
+    history: Sequence[HistoryItem],
+    budget_tokens: int,
+    image_turns: int,
+    name_prefix: bool = False,
+    discussion: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Upstream `messages` for the newest item of `history` (the user's new message).
+
+    The system prompt and the newest message always go; earlier messages are added newest first while
+    they fit `budget_tokens`. User images older than the last `image_turns` user turns become a short
+    text placeholder. `discussion` (recent group lines the bot only overheard) goes just before the
+    question. `name_prefix` writes "name: text" for user messages of a shared group conversation.
+    """
+    if not history:
+        raise ValueError("history must end with the new user message")
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    spent = estimate_tokens(system_prompt) if system_prompt else 0
+    before_question: list[dict[str, Any]] = []
+    if discussion:
+        lines = "\n".join(discussion)
+        before_question.append({"role": "system", "content": f"Recent messages in this chat, for context:\n{lines}"})
+        spent += estimate_tokens(lines)
+
+    chosen: list[dict[str, Any]] = []
+    user_turns_seen = 0
+    for index, item in enumerate(reversed(history)):
+        keep_images = index == 0 or user_turns_seen < image_turns
+        message, cost = _to_upstream(item, keep_images=keep_images, name_prefix=name_prefix)
+        if item.role == "user":
+            user_turns_seen += 1
+        if index > 0 and spent + cost > budget_tokens:
+            break
+        spent += cost
+        chosen.append(message)
+    chosen.reverse()
+    return [*system, *chosen[:-1], *before_question, chosen[-1]]
+
+
+def _to_upstream(item: HistoryItem, *, keep_images: bool, name_prefix: bool) -> tuple[dict[str, Any], int]:
+    text = f"{item.author}: {item.text}" if name_prefix and item.role == "user" and item.author else item.text
+    images = [part for part in item.parts or () if part.get("type") == "image_url"]
+    if not images:
+        return {"role": item.role, "content": text}, estimate_tokens(text)
+    if not keep_images:
+        text = f"{text}\n{OLD_IMAGE_PLACEHOLDER}" if text else OLD_IMAGE_PLACEHOLDER
+        return {"role": item.role, "content": text}, estimate_tokens(text)
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content.extend(images)
+    return {"role": item.role, "content": content}, estimate_tokens(text) + IMAGE_TOKENS * len(images)

@@ -1,0 +1,311 @@
+"""`Store`: conversations, their messages and usage, one short transaction per call; `open_store` builds it.
+
+Only core/assistant.py uses this. SQLAlchemy and driver errors become `StoreError` here and go no further.
+Imports core.conversation, core.events and core.errors from the rest of core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.conversation import ConversationKey, UserRef
+from core.events import ToolCall, Usage
+from core.store.db import Database, StoreError, dialect_insert, ensure_user, open_database
+from core.store.tables import ACTIVE_ONLY, Conversation, Message, User, utc_now
+from core.store.usage import (
+    UsageKind,
+    UsageTotals,
+    conversation_totals,
+    insert_usage,
+    user_totals_since,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: int
+    key: ConversationKey
+    model: str
+    system_prompt: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store. `user` is the author of a user message, the requester of an assistant one."""
+
+    role: Literal["user", "assistant"]
+    text: str
+    user: UserRef | None = None
+    parts: Sequence[Mapping[str, Any]] | None = None
+    reasoning: str | None = None
+    tool_calls: Sequence[ToolCall] = ()
+    model: str | None = None
+    incomplete: bool = False
+    usage: Usage | None = None
+    platform_message_ids: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message read back for the context. `user_name` is "" when no user is linked."""
+
+    id: int
+    role: str
+    text: str
+    parts: list[dict[str, Any]] | None
+    reasoning: str | None
+    model: str | None
+    incomplete: bool
+    user_name: str
+    created_at: datetime
+
+
+# Hot-path statements are built once: building one costs more than running it (SQLAlchemy caches the
+# compiled SQL, not the Python objects). Parameter names avoid column names, which INSERT reserves.
+def _param(name: str) -> BindParameter[Any]:
+    return bindparam(f"p_{name}", type_=Message.__table__.c[name].type)
+
+
+_RECENT = (
+    select(
+        Message.id, Message.role, Message.text, Message.parts, Message.reasoning, Message.model,
+        Message.incomplete, User.name, Message.created_at,
+    )
+    .outerjoin(User, User.id == Message.user_id)
+    .where(Message.conversation_id == bindparam("p_conversation_id"))
+    .order_by(Message.id.desc())
+    .limit(bindparam("p_limit"))
+)
+# The author's id found inside the INSERT, saving a round trip; NULL for no user or an unknown one.
+_AUTHOR = (
+    select(User.id)
+    .join(Conversation, Conversation.platform == User.platform)
+    .where(Conversation.id == bindparam("p_conversation_id"), User.platform_user_id == bindparam("p_author"))
+    .scalar_subquery()
+)
+_MESSAGE_FIELDS = (
+    "conversation_id", "role", "text", "parts", "reasoning", "tool_calls", "model", "incomplete",
+    "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
+    "platform_message_ids", "created_at",
+)
+_INSERT_MESSAGE = (
+    insert(Message)
+    .values({**{name: _param(name) for name in _MESSAGE_FIELDS}, "user_id": _AUTHOR})
+    .returning(Message.id, Message.user_id)
+)
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; the same replacement on SQLite keeps both dialects alike.
+    return text.replace("\x00", "\ufffd")
+
+
+def _message_params(conversation_id: int, message: NewMessage) -> dict[str, Any]:
+    usage = message.usage or Usage()
+    return {
+        "p_conversation_id": conversation_id,
+        "p_author": None if message.user is None else message.user.id,
+        "p_role": message.role,
+        "p_text": _storable(message.text),
+        "p_parts": None if message.parts is None else [dict(part) for part in message.parts],
+        "p_reasoning": None if message.reasoning is None else _storable(message.reasoning),
+        "p_tool_calls": [
+            {"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls
+        ] or None,
+        "p_model": message.model,
+        "p_incomplete": message.incomplete,
+        "p_prompt_tokens": usage.prompt_tokens,
+        "p_completion_tokens": usage.completion_tokens,
+        "p_total_tokens": usage.total_tokens,
+        "p_cached_tokens": usage.cached_tokens,
+        "p_reasoning_tokens": usage.reasoning_tokens,
+        "p_platform_message_ids": list(message.platform_message_ids),
+        "p_created_at": utc_now(),
+    }
+
+
+class Store:
+    """Conversation history and usage. Every method is its own short transaction.
+
+    Safe to share between tasks and processes: concurrent `active_conversation` calls for one key agree
+    on a single conversation (a partial unique index decides, not a read-then-write).
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @asynccontextmanager
+    async def _transaction(self, *, single_read: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction; for one SELECT (`single_read`) none is begun where that is cheaper."""
+        try:
+            if single_read:
+                async with self._db.reader.connect() as connection:
+                    yield connection
+            else:
+                async with self._db.engine.begin() as connection:
+                    yield connection
+        except (SQLAlchemyError, OSError) as exc:  # OSError: asyncpg's refused, timed-out or dropped connections
+            # The class name only: a driver's message quotes the SQL, which helps nobody in a chat.
+            raise StoreError(f"database error ({type(exc).__name__})") from exc
+
+    async def active_conversation(
+        self, key: ConversationKey, user: UserRef, *, model: str, system_prompt: str
+    ) -> ConversationRecord:
+        """The active conversation for `key`, created with `model` and `system_prompt` if there is none.
+
+        An existing conversation keeps its own model and prompt. The user's row is created, or renamed.
+        """
+        async with self._transaction() as connection:
+            user_id = await ensure_user(connection, self._db.dialect, key.platform, user)
+            row = await self._find_active(connection, key)
+            if row is None:
+                # A racing creator may win between the SELECT and here: the index turns our insert into a
+                # no-op and the SELECT below reads the winner's row (after its commit, on both dialects).
+                stmt = dialect_insert(self._db.dialect, Conversation).values(
+                    platform=key.platform, chat_id=key.chat_id, thread_id=key.thread_id, scope=key.scope,
+                    user_id=user_id, model=model, system_prompt=system_prompt, active=True,
+                )
+                await connection.execute(
+                    stmt.on_conflict_do_nothing(
+                        index_elements=["platform", "chat_id", "thread_id", "scope"], index_where=ACTIVE_ONLY
+                    )
+                )
+                row = await self._find_active(connection, key)
+                if row is None:  # pragma: no cover - the index guarantees a row
+                    raise StoreError("active conversation vanished while being created")
+            return ConversationRecord(row.id, key, row.model, row.system_prompt, row.created_at)
+
+    @staticmethod
+    async def _find_active(connection: AsyncConnection, key: ConversationKey) -> Any:
+        query = select(Conversation.id, Conversation.model, Conversation.system_prompt, Conversation.created_at)
+        query = query.where(
+            Conversation.platform == key.platform,
+            Conversation.chat_id == key.chat_id,
+            Conversation.thread_id == key.thread_id,
+            Conversation.scope == key.scope,
+            Conversation.active,
+        )
+        return (await connection.execute(query)).first()
+
+    async def reset(self, key: ConversationKey) -> bool:
+        """Deactivate the active conversation (it stays stored); True if there was one."""
+        async with self._transaction() as connection:
+            result = await connection.execute(
+                update(Conversation)
+                .where(
+                    Conversation.platform == key.platform,
+                    Conversation.chat_id == key.chat_id,
+                    Conversation.thread_id == key.thread_id,
+                    Conversation.scope == key.scope,
+                    Conversation.active,
+                )
+                .values(active=False, updated_at=utc_now())
+            )
+            return result.rowcount > 0
+
+    async def set_model(self, conversation_id: int, model: str) -> None:
+        async with self._transaction() as connection:
+            await connection.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(model=model, updated_at=utc_now())
+            )
+
+    async def add_message(self, conversation_id: int, message: NewMessage) -> int:
+        """Store a message (with its usage columns, if any) and return its id."""
+        async with self._transaction() as connection:
+            message_id, _ = await self._insert_message(connection, conversation_id, message)
+            return message_id
+
+    async def add_reply(self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat") -> int:
+        """Store an assistant message and, if it has usage, a usage record: both or neither.
+
+        The usage is charged to `message.user`, else to whoever started the conversation; its model is
+        `message.model`, else the conversation's.
+        """
+        async with self._transaction() as connection:
+            message_id, user_id = await self._insert_message(connection, conversation_id, message)
+            if message.usage is not None:
+                owner = (
+                    await connection.execute(
+                        select(Conversation.user_id, Conversation.model).where(Conversation.id == conversation_id)
+                    )
+                ).one()
+                charged = user_id if user_id is not None else owner.user_id
+                if charged is not None:  # None only for a conversation made outside `active_conversation`
+                    await insert_usage(
+                        connection, user_id=charged, conversation_id=conversation_id, kind=kind,
+                        model=message.model or owner.model, usage=message.usage,
+                    )
+            return message_id
+
+    async def _insert_message(
+        self, connection: AsyncConnection, conversation_id: int, message: NewMessage
+    ) -> tuple[int, int | None]:
+        """Insert the message; return its id and its user's id."""
+        row = (await connection.execute(_INSERT_MESSAGE, _message_params(conversation_id, message))).one()
+        message_id, user_id = int(row.id), row.user_id
+        if message.user is not None and user_id is None:  # a user never seen on this platform: create it
+            platform = (
+                await connection.execute(select(Conversation.platform).where(Conversation.id == conversation_id))
+            ).scalar_one()
+            user_id = await ensure_user(connection, self._db.dialect, platform, message.user)
+            await connection.execute(update(Message).where(Message.id == message_id).values(user_id=user_id))
+        return message_id, user_id
+
+    async def recent_messages(self, conversation_id: int, *, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages of the conversation, oldest first."""
+        if limit <= 0:
+            return []
+        async with self._transaction(single_read=True) as connection:
+            result = await connection.execute(_RECENT, {"p_conversation_id": conversation_id, "p_limit": limit})
+            rows = result.all()
+        return [
+            StoredMessage(
+                row.id, row.role, row.text, row.parts, row.reasoning, row.model, row.incomplete,
+                row.name or "", row.created_at,
+            )
+            for row in reversed(rows)
+        ]
+
+    async def set_platform_message_ids(self, message_id: int, ids: Sequence[str]) -> None:
+        async with self._transaction() as connection:
+            await connection.execute(
+                update(Message).where(Message.id == message_id).values(platform_message_ids=list(ids))
+            )
+
+    async def record_usage(
+        self, user: UserRef, platform: str, *, conversation_id: int | None, kind: UsageKind, model: str,
+        usage: Usage,
+    ) -> None:
+        """Record usage outside a reply (an image, say); the user's row is created if needed."""
+        async with self._transaction() as connection:
+            user_id = await ensure_user(connection, self._db.dialect, platform, user)
+            await insert_usage(
+                connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage
+            )
+
+    async def conversation_usage(self, conversation_id: int) -> UsageTotals:
+        async with self._transaction(single_read=True) as connection:
+            return await conversation_totals(connection, conversation_id)
+
+    async def user_usage_since(self, platform: str, user_id: str, since: datetime) -> UsageTotals:
+        """The platform user's usage from `since` on (a naive `since` is taken as UTC)."""
+        async with self._transaction(single_read=True) as connection:
+            return await user_totals_since(connection, platform, user_id, since)
+
+
+@asynccontextmanager
+async def open_store(database_url: str) -> AsyncIterator[Store]:
+    """A `Store` on a migrated database (see `core.store.migrate.upgrade`); the engine is disposed on exit."""
+    async with open_database(database_url) as database:
+        yield Store(database)

@@ -1,0 +1,531 @@
+"""UpstreamClient: one pooled httpx.AsyncClient to an OpenAI-compatible gateway, with retries.
+
+HTTP statuses, error bodies and httpx errors become core.errors here and nowhere else (`_error_for`,
+`_transport_error`). Imports only core.events, core.errors and this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from core.errors import (
+    ImageError,
+    StreamInterruptedError,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRateLimitError,
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+)
+from core.events import Event, Finished, ReasoningDelta, TextDelta
+from core.upstream.chunks import (
+    ChunkError,
+    Completion,
+    ErrorChunk,
+    ErrorInfo,
+    StreamAssembler,
+    parse_completion,
+    parse_error_body,
+    parse_model_ids,
+    parse_object,
+    read_error,
+)
+from core.upstream.sse import SSEDecoder, SSEError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+ERROR_BODY_MAX_BYTES = 64 * 1024
+ERROR_DETAIL_MAX_CHARS = 300
+USER_AGENT = "parley/0.1"
+DRAIN_SECONDS = 1.0
+DRAIN_MAX_BYTES = 64 * 1024
+
+TOO_LONG_MESSAGE = "This conversation is too long for the model. Use /reset to start a new one."
+_CONTEXT_HINTS = (
+    "context_length", "context length", "context window", "maximum context", "too many tokens",
+    "prompt is too long", "input is too long", "reduce the length", "maximum prompt length",
+)
+
+
+class _Secret:
+    """Holds the API key; its repr never shows it, and `redact` scrubs it from upstream text."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._value, "[redacted]") if self._value else text
+
+
+class UpstreamClient:
+    """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
+
+    Failures before the first event (429, 502/503/504, connection failures, a stream dropped before any
+    event) are retried up to `max_retries` times with exponential backoff and jitter; a 429 waits at least
+    its Retry-After, and one asking for more than `backoff_max_seconds` is raised at once. After the first
+    event any failure raises StreamInterruptedError carrying the text yielded so far.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout_seconds: float = 60.0,
+        idle_timeout_seconds: float = 60.0,
+        max_retries: int = 3,
+        extra_body: Mapping[str, Any] | None = None,
+        backoff_base_seconds: float = 0.5,
+        backoff_max_seconds: float = 20.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._secret = _Secret(api_key)
+        self._idle_timeout_seconds = idle_timeout_seconds
+        self._max_retries = max_retries
+        self._extra_body = dict(extra_body or {})
+        self._backoff_base_seconds = backoff_base_seconds
+        self._backoff_max_seconds = backoff_max_seconds
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout_seconds),
+        )
+        # Images live on third-party hosts: a client that has never seen the key. Identity encoding keeps
+        # the byte cap honest (no decompression bomb).
+        self._downloads = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            follow_redirects=True,
+            max_redirects=5,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"UpstreamClient(base_url={self._secret.redact(self._base_url)!r}, "
+            f"max_retries={self._max_retries}, idle_timeout_seconds={self._idle_timeout_seconds})"
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        try:
+            await self._http.aclose()
+        finally:
+            await self._downloads.aclose()
+
+    async def stream(
+        self, *, model: str, messages: Sequence[Mapping[str, Any]], user: str | None = None
+    ) -> AsyncGenerator[Event, None]:
+        """Yield TextDelta/ReasoningDelta as they arrive, then ToolCalls, Usage (if sent) and Finished last.
+
+        Raises an UpstreamError subclass before the first event, StreamInterruptedError after it. To stop
+        early, `aclose()` the generator (or use `contextlib.aclosing`): that closes the response.
+        """
+        body = self._body(model, messages, user, stream=True)
+        attempt = 0
+        while True:
+            shown: list[str] = []
+            started = False
+            try:
+                response = await self._send("POST", "chat/completions", body)
+                try:
+                    reader = _EventReader(response, self._idle_timeout_seconds, self._secret)
+                    while (batch := await reader.read()) is not None:
+                        for event in batch:
+                            started = True
+                            if type(event) is TextDelta:
+                                shown.append(event.text)
+                            yield event
+                    return
+                finally:
+                    await response.aclose()
+            except UpstreamError as exc:
+                if started:
+                    raise StreamInterruptedError(
+                        f"stream interrupted: {exc}", partial_text="".join(shown), status=exc.status
+                    ) from exc
+                await self._pause_or_raise(exc, attempt)
+                attempt += 1
+
+    async def complete(
+        self, *, model: str, messages: Sequence[Mapping[str, Any]], user: str | None = None
+    ) -> Completion:
+        """One non-streaming call (image models); retried like a stream before its first event."""
+        body = self._body(model, messages, user, stream=False)
+
+        async def once() -> Completion:
+            payload = await self._fetch_object("POST", "chat/completions", body)
+            try:
+                return parse_completion(payload)
+            except ChunkError as exc:
+                raise _unavailable(f"malformed completion: {exc}", retryable=False) from None
+
+        return await self._with_retries(once)
+
+    async def list_models(self) -> list[str]:
+        """`GET {base_url}/models` -> model ids, sorted."""
+
+        async def once() -> list[str]:
+            payload = await self._fetch_object("GET", "models", None)
+            try:
+                return parse_model_ids(payload)
+            except ChunkError as exc:
+                raise _unavailable(f"malformed model list: {exc}", retryable=False) from None
+
+        return await self._with_retries(once)
+
+    async def download(self, url: str, *, max_bytes: int, timeout_seconds: float) -> bytes:
+        """Fetch an http(s) image URL the model returned, without our credentials, at most `max_bytes`.
+
+        Raises ImageError (user-safe message) on a bad scheme, non-2xx, network failure, timeout or oversize.
+        """
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:  # e.g. "Invalid IPv6 URL"
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise ImageError("image URL not http(s)", user_message="The image link could not be used.")
+        failed = "The image could not be downloaded."
+        try:
+            async with (
+                asyncio.timeout(timeout_seconds),  # a deadline for the whole download, not per read
+                self._downloads.stream("GET", url, timeout=timeout_seconds) as response,
+            ):
+                if not response.is_success:
+                    raise ImageError(f"image download HTTP {response.status_code}", user_message=failed)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise _image_too_large(max_bytes)
+                data = bytearray()
+                async for piece in response.aiter_bytes():
+                    data += piece
+                    if len(data) > max_bytes:
+                        raise _image_too_large(max_bytes)
+                return bytes(data)
+        except TimeoutError:
+            raise ImageError("image download timed out", user_message=failed) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise ImageError(f"image download failed: {type(exc).__name__}", user_message=failed) from None
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _body(
+        self, model: str, messages: Sequence[Mapping[str, Any]], user: str | None, *, stream: bool
+    ) -> dict[str, Any]:
+        """extra_body first (shallow), then the fields we need, which win."""
+        body = dict(self._extra_body)
+        body["model"] = model
+        body["messages"] = [dict(message) for message in messages]
+        body["stream"] = stream
+        if stream:
+            options = body.get("stream_options")
+            merged = dict(options) if isinstance(options, Mapping) else {}
+            body["stream_options"] = {**merged, "include_usage": True}
+        else:
+            body.pop("stream_options", None)  # only valid with stream: true
+        if user is not None:
+            body["user"] = user
+        return body
+
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+        """Send and check the status first: a 2xx response is returned open; anything else is raised."""
+        request = self._http.build_request(method, path, json=body)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+        if response.is_success:
+            return response
+        try:
+            raw = await _read_bounded(response, ERROR_BODY_MAX_BYTES, self._idle_timeout_seconds)
+        finally:
+            await response.aclose()
+        retry_after = _retry_after(response.headers) if response.status_code == 429 else None
+        raise _error_for(response.status_code, parse_error_body(raw), self._secret, retry_after=retry_after)
+
+    async def _fetch_object(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        response = await self._send(method, path, body)
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+        finally:
+            await response.aclose()
+        try:
+            payload = parse_object(raw)
+        except ChunkError as exc:
+            raise _unavailable(f"malformed response: {exc}", retryable=False) from None
+        info = read_error(payload)  # some gateways answer 200 with an error object
+        if info is not None:
+            raise _error_for(None, info, self._secret)
+        return payload
+
+    async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except UpstreamError as exc:
+                await self._pause_or_raise(exc, attempt)
+                attempt += 1
+
+    async def _pause_or_raise(self, exc: UpstreamError, attempt: int) -> None:
+        """Sleep before retry number `attempt + 1`, or re-raise `exc` when it should not be retried."""
+        if not exc.retryable or attempt >= self._max_retries:
+            raise exc
+        backoff = min(self._backoff_max_seconds, self._backoff_base_seconds * 2**attempt)
+        delay = random.uniform(backoff / 2, backoff)  # jitter spreads clients that failed together
+        if isinstance(exc, UpstreamRateLimitError) and exc.retry_after is not None:
+            if exc.retry_after > self._backoff_max_seconds:
+                raise exc  # longer than we are willing to make a user wait: let them retry later
+            delay = max(delay, exc.retry_after)
+        log.warning(
+            "upstream %s status=%s: retry %d/%d in %.2fs",
+            type(exc).__name__, exc.status, attempt + 1, self._max_retries, delay,
+        )
+        await asyncio.sleep(delay)
+
+
+class _EventReader:
+    """Reads one streamed response: bytes -> SSE -> chunks -> batches of events, one batch per read.
+
+    Faults become UpstreamErrors; events decoded before a fault in the same read are returned first and
+    the fault is raised on the next call, so the caller's partial text is exact. A gateway that ignores
+    `stream: true` and answers one JSON body is read whole and turned into the same events.
+    """
+
+    __slots__ = (
+        "_assembler", "_bytes", "_decoder", "_ended", "_failure",
+        "_finished", "_idle", "_json_body", "_secret",
+    )
+
+    def __init__(self, response: httpx.Response, idle_timeout_seconds: float, secret: _Secret) -> None:
+        self._bytes = response.aiter_bytes()
+        self._idle = idle_timeout_seconds
+        self._secret = secret
+        self._decoder = SSEDecoder()
+        self._assembler = StreamAssembler()
+        self._ended = False
+        self._finished = False
+        self._failure: UpstreamError | None = None
+        is_json = response.headers.get("content-type", "").startswith("application/json")
+        self._json_body: bytearray | None = bytearray() if is_json else None
+
+    async def read(self) -> list[Event] | None:
+        """The next non-empty batch of events, or None after the final batch."""
+        out: list[Event] = []
+        while not self._ended:
+            try:
+                async with asyncio.timeout(self._idle):
+                    chunk = await anext(self._bytes, None)
+            except TimeoutError:
+                raise _unavailable(f"no data for {self._idle}s", retryable=False) from None
+            except httpx.HTTPError as exc:
+                raise _transport_error(exc) from exc
+            if chunk is None:
+                self._ended = True
+                break
+            if self._json_body is not None:
+                self._json_body += chunk
+                continue
+            self._decode(chunk, out)
+            if out:
+                return out
+        if self._failure is not None:
+            raise self._failure
+        if self._finished:
+            await self._drain()
+            return None
+        self._finished = True
+        tail = self._assembler.finish() if self._json_body is None else self._whole_json(self._json_body)
+        if tail is None:
+            raise _unavailable("stream ended without finish_reason", retryable=True)
+        return tail
+
+    async def _drain(self) -> None:
+        """Read what follows [DONE] (the end of the chunked body) so the connection returns to the pool."""
+        left = DRAIN_MAX_BYTES
+        try:
+            async with asyncio.timeout(min(self._idle, DRAIN_SECONDS)):
+                async for piece in self._bytes:
+                    left -= len(piece)
+                    if left < 0:
+                        break
+        except (TimeoutError, httpx.HTTPError):
+            pass  # the answer is complete; this connection just will not be reused
+
+    def _decode(self, chunk: bytes, out: list[Event]) -> None:
+        try:
+            for sse in self._decoder.feed(chunk):
+                if sse.data == "[DONE]":
+                    self._ended = True
+                    return
+                if sse.event == "error":
+                    raise ErrorChunk(read_error(_loose_object(sse.data)) or ErrorInfo(message=sse.data))
+                self._assembler.feed(parse_object(sse.data), out)
+        except ErrorChunk as exc:
+            self._fail(_error_for(None, exc.info, self._secret))
+        except (ChunkError, SSEError) as exc:
+            self._fail(_unavailable(f"malformed stream: {exc}", retryable=False))
+
+    def _whole_json(self, raw: bytearray) -> list[Event]:
+        try:
+            payload = parse_object(bytes(raw))
+            info = read_error(payload)
+            if info is not None:
+                raise _error_for(None, info, self._secret)
+            completion = parse_completion(payload)
+        except ChunkError as exc:
+            raise _unavailable(f"malformed response: {exc}", retryable=False) from None
+        events: list[Event] = []
+        if completion.reasoning:
+            events.append(ReasoningDelta(completion.reasoning))
+        if completion.text:
+            events.append(TextDelta(completion.text))
+        events.extend(completion.tool_calls)
+        if completion.usage is not None:
+            events.append(completion.usage)
+        events.append(Finished(completion.finish_reason or "stop"))  # a whole body is complete by nature
+        return events
+
+    def _fail(self, error: UpstreamError) -> None:
+        self._failure = error
+        self._ended = True
+
+
+def _loose_object(data: str) -> Any:
+    try:
+        return parse_object(data)
+    except ChunkError:
+        return None
+
+
+async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_seconds: float) -> bytes:
+    """At most `max_bytes` of an error body; a body that fails to arrive is simply shorter."""
+    data = bytearray()
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            async for piece in response.aiter_bytes():
+                data += piece
+                if len(data) >= max_bytes:
+                    break
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the status alone decides the error; the body only adds detail
+    return bytes(data[:max_bytes])
+
+
+def _error_for(
+    status: int | None, info: ErrorInfo, secret: _Secret, *, retry_after: float | None = None
+) -> UpstreamError:
+    """THE mapping from an HTTP status and/or an OpenAI-style error object to an UpstreamError.
+
+    `status` is None for error objects that arrived in a 200 body or mid-stream; then the error's code or
+    type decides. The detail keeps upstream words for logs (key scrubbed, shortened); user messages never do.
+    """
+    words = secret.redact(" ".join(part for part in (info.type, info.code, info.message) if part))
+    detail = f"HTTP {status}: {words}" if status else f"error object: {words}"
+    detail = detail[:ERROR_DETAIL_MAX_CHARS]
+    if status is None:
+        status = _status_from(info)
+    if status in (401, 403):
+        return UpstreamAuthError(detail, status=status)
+    if status == 429:
+        wait = (
+            f"The model service is busy. Please try again in {math.ceil(retry_after)} seconds."
+            if retry_after else None
+        )
+        return UpstreamRateLimitError(detail, status=429, retry_after=retry_after, user_message=wait)
+    lowered = f"{info.code} {info.type} {info.message}".lower()
+    if status == 413 or any(hint in lowered for hint in _CONTEXT_HINTS):
+        return UpstreamRejectedError(detail, status=status, user_message=TOO_LONG_MESSAGE)
+    if status == 404:
+        return UpstreamRejectedError(
+            detail, status=404, user_message="The model service does not know this model (or the address)."
+        )
+    if status is not None and status < 500:
+        return UpstreamRejectedError(detail, status=status)
+    return _unavailable(detail, status=status, retryable=status in RETRY_STATUSES)
+
+
+def _status_from(info: ErrorInfo) -> int | None:
+    """An HTTP-like status for an error object without one: a numeric code, else its type or code words."""
+    if info.code.isdigit() and 400 <= int(info.code) < 600:
+        return int(info.code)
+    words = f"{info.type} {info.code}".lower()
+    for hints, status in (
+        (("auth", "api_key", "permission"), 401),
+        (("rate_limit", "rate limit"), 429),
+        (("not_found",), 404),
+        (("invalid_request", "bad_request"), 400),
+        (("overloaded", "unavailable"), 503),
+    ):
+        if any(hint in words for hint in hints):
+            return status
+    return None
+
+
+def _transport_error(exc: httpx.HTTPError) -> UpstreamUnavailableError:
+    """httpx failures: connection trouble is worth a retry, a timeout (already a long wait) is not."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return _unavailable(f"timeout: {type(exc).__name__}", retryable=False)
+    retryable = isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ConnectTimeout)
+    return _unavailable(f"connection failed: {type(exc).__name__}", retryable=retryable)
+
+
+def _unavailable(detail: str, *, status: int | None = None, retryable: bool) -> UpstreamUnavailableError:
+    error = UpstreamUnavailableError(detail, status=status)
+    error.retryable = retryable  # per instance: a 500 or a stall is not worth repeating, a 503 is
+    return error
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds from `Retry-After` (delta-seconds or an HTTP-date) or OpenAI's `retry-after-ms`."""
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _image_too_large(max_bytes: int) -> ImageError:
+    limit = f"{max_bytes / 1_000_000:.0f} MB" if max_bytes >= 1_000_000 else f"{max(1, max_bytes // 1000)} kB"
+    return ImageError("image over the size cap", user_message=f"The image is too large (limit {limit}).")

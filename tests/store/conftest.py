@@ -1,0 +1,77 @@
+"""Store fixtures: every test runs on a fresh SQLite file and on a fresh PostgreSQL database.
+
+PostgreSQL comes from PARLEY_TEST_PG_URL (default: trust auth on 127.0.0.1:5432). Unreachable means skip,
+or fail when REQUIRE_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from core.store import Store, open_store, upgrade
+
+PG_ADMIN_URL = os.environ.get("PARLEY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+@asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty, uniquely named database; dropped (even if still connected to) on exit."""
+    admin_url = make_url(PG_ADMIN_URL)
+    try:
+        admin = await asyncpg.connect(
+            host=admin_url.host, port=admin_url.port, user=admin_url.username, password=admin_url.password,
+            database=admin_url.database or "postgres", timeout=5,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        reason = f"PostgreSQL unreachable at {admin_url.host}:{admin_url.port} ({type(exc).__name__})"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"parley_test_{uuid.uuid4().hex[:16]}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database, not migrated."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url(empty_database_url: str) -> str:
+    """The URL of a database migrated to head."""
+    await upgrade(empty_database_url)
+    return empty_database_url
+
+
+@pytest.fixture
+async def postgres_database_url() -> AsyncIterator[str]:
+    """A migrated PostgreSQL database, for the tests that are about PostgreSQL itself."""
+    async with fresh_postgres_database() as url:
+        await upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with open_store(database_url) as opened:
+        yield opened

@@ -1,0 +1,165 @@
+"""The per-bot request budget: rate, priorities, round-robin between replies, per-chat spacing, 429 holds."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+
+import pytest
+
+from core.live.budget import Budget, Priority
+from tests.fakes.live_surface import now, run_virtual
+
+
+async def _grant(budget: Budget, lane: str, priority: Priority, order: list[str], label: str) -> None:
+    await budget.ticket(lane, priority, interval_seconds=0).wait()
+    order.append(label)
+
+
+def test_grants_never_exceed_the_rate() -> None:
+    async def scenario() -> list[float]:
+        budget = Budget(10)
+        times: list[float] = []
+
+        async def one(lane: str) -> None:
+            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
+            times.append(now())
+
+        await asyncio.gather(*(one(f"chat-{i}") for i in range(50)))
+        return times
+
+    times = run_virtual(scenario())
+    assert len(times) == 50
+    for start in times:
+        assert sum(1 for t in times if start <= t < start + 1.0) <= 10
+    assert times[-1] == pytest.approx(4.9, abs=0.01)
+
+
+def test_first_texts_then_finals_then_edits_when_requests_are_scarce() -> None:
+    async def scenario() -> list[str]:
+        budget = Budget(1)
+        order: list[str] = []
+        assert budget.try_take()  # the bucket is empty now: everyone below has to queue
+        tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
+        await asyncio.gather(*tasks)
+        return order
+
+    assert run_virtual(scenario()) == ["first", "final", "edit0", "edit1"]
+
+
+def test_replies_at_the_same_priority_take_turns() -> None:
+    async def scenario() -> Counter[str]:
+        budget = Budget(6)
+        served: Counter[str] = Counter()
+        stop = now() + 10
+
+        async def reply(lane: str) -> None:
+            while now() < stop:
+                await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
+                if now() < stop:
+                    served[lane] += 1
+
+        await asyncio.gather(*(reply(f"chat-{i}") for i in range(4)))
+        return served
+
+    served = run_virtual(scenario())
+    assert 58 <= sum(served.values()) <= 61
+    assert max(served.values()) - min(served.values()) <= 2  # the first reply to start may go twice
+
+
+def test_calls_into_one_chat_are_spaced_by_its_interval() -> None:
+    async def scenario() -> list[float]:
+        budget = Budget(100)
+        times: list[float] = []
+
+        async def reply() -> None:
+            for _ in range(3):
+                await budget.ticket("group", Priority.EDIT, interval_seconds=3.0).wait()
+                times.append(now())
+
+        await asyncio.gather(reply(), reply())
+        return times
+
+    times = sorted(run_virtual(scenario()))
+    assert all(b - a >= 3.0 - 1e-9 for a, b in itertools.pairwise(times))
+
+
+def test_a_429_holds_the_chat_for_retry_after() -> None:
+    async def scenario() -> float:
+        budget = Budget(100)
+        await budget.ticket("chat", Priority.EDIT, interval_seconds=1.0).wait()
+        budget.hold("chat", 7.5)
+        await budget.ticket("chat", Priority.FIRST, interval_seconds=1.0).wait()
+        return now()
+
+    assert run_virtual(scenario()) == pytest.approx(7.5)
+
+
+def test_a_waiting_ticket_can_be_raised_to_final() -> None:
+    async def scenario() -> list[str]:
+        budget = Budget(1)
+        order: list[str] = []
+        budget.try_take()
+        edits = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(3)]
+        late = budget.ticket("late", Priority.EDIT, interval_seconds=0)
+
+        async def wait_late() -> None:
+            await late.wait()
+            order.append("late")
+
+        task = asyncio.create_task(wait_late())
+        await asyncio.sleep(0.1)
+        late.raise_to(Priority.FINAL)
+        await asyncio.gather(*edits, task)
+        return order
+
+    assert run_virtual(scenario())[0] == "late"
+
+
+def test_a_cancelled_wait_gives_its_turn_away() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        budget = Budget(1)
+        order: list[str] = []
+        budget.try_take()
+        doomed = asyncio.create_task(_grant(budget, "a", Priority.FIRST, order, "a"))
+        other = asyncio.create_task(_grant(budget, "b", Priority.EDIT, order, "b"))
+        await asyncio.sleep(0.1)
+        doomed.cancel()
+        await asyncio.gather(other)
+        return order, budget.waiting
+
+    order, waiting = run_virtual(scenario())
+    assert order == ["b"]
+    assert waiting == 0
+
+
+def test_typing_gets_a_request_only_when_nobody_waits() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        budget = Budget(1)
+        assert budget.try_take()
+        waiter = asyncio.create_task(budget.ticket("x", Priority.EDIT, interval_seconds=0).wait())
+        await asyncio.sleep(0.5)
+        while_waiting = budget.try_take()
+        await waiter
+        await asyncio.sleep(2)
+        return while_waiting, budget.try_take()
+
+    assert run_virtual(scenario()) == (False, True)
+
+
+def test_idle_chats_are_forgotten() -> None:
+    async def scenario() -> int:
+        budget = Budget(1e6)
+        for i in range(10_000):
+            await budget.ticket(f"chat-{i}", Priority.EDIT, interval_seconds=0.001).wait()
+        await asyncio.sleep(1)
+        await budget.ticket("last", Priority.EDIT, interval_seconds=1).wait()
+        budget.ticket("trigger", Priority.EDIT, interval_seconds=1)
+        return budget.chats_remembered
+
+    assert run_virtual(scenario()) < 5000
