@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _configure_logging(level: str, *, quiet: bool) -> None:
     logging.basicConfig(
-        level=logging.WARNING if quiet and level != "DEBUG" else level,
+        level=logging.ERROR if quiet and level != "DEBUG" else level,  # chat: stderr is for the user
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

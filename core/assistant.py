@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 from core.context import HistoryItem, build_context
 from core.conversation import ConversationKey, Turn, UserRef
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, Finished, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.events import Completed, Event, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.images import extract_images, has_inline_image, to_data_url, validate_image
 from core.settings import DatabaseSettings, Settings
 from core.store import KeyedLock, NewMessage, Store, UsageTotals, open_store, upgrade
@@ -53,7 +53,7 @@ class Assistant:
         self._locks = KeyedLock()
         self._models_cache: tuple[float, list[str]] | None = None
 
-    async def reply(self, turn: Turn) -> AsyncIterator[Event]:
+    async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
         """Stream the answer to `turn`: deltas as they come, then one `Completed`.
 
         Raises a `ParleyError` (after storing what arrived) when the upstream fails. The user's message is
@@ -93,12 +93,14 @@ class Assistant:
                 conversation.id, conversation.model, turn.user, user_hash(turn.conversation.platform, turn.user.id),
                 messages,
             )
-            async for event in stream:
-                yield event
+            # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
+            async with aclosing(stream):
+                async for event in stream:
+                    yield event
 
     async def _stream_and_store(
         self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]]
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         text: list[str] = []
         reasoning: list[str] = []
         tool_calls: list[ToolCall] = []
@@ -106,19 +108,19 @@ class Assistant:
         stored = False
         started = time.monotonic()
         try:
-            async for event in self._upstream.stream(model=model, messages=messages, user=upstream_user):
-                match event:
-                    case TextDelta(text=piece):
-                        text.append(piece)
-                    case ReasoningDelta(text=piece):
-                        reasoning.append(piece)
-                    case ToolCall():
-                        tool_calls.append(event)
-                    case Usage():
-                        usage = event
-                    case Finished():
-                        pass
-                yield event
+            events = self._upstream.stream(model=model, messages=messages, user=upstream_user)
+            async with aclosing(events):  # closes the HTTP response at once when we stop early
+                async for event in events:
+                    match event:
+                        case TextDelta(text=piece):
+                            text.append(piece)
+                        case ReasoningDelta(text=piece):
+                            reasoning.append(piece)
+                        case ToolCall():
+                            tool_calls.append(event)
+                        case Usage():
+                            usage = event
+                    yield event
             full_text = "".join(text)
             extracted = None
             if has_inline_image(full_text):

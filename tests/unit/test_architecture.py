@@ -42,7 +42,9 @@ def test_core_never_imports_adapters_or_platform_libraries() -> None:
 def test_live_engine_depends_only_on_events_and_errors() -> None:
     allowed_core = {"core.events", "core.errors"}
     bad = {
-        path: sorted(n for n in names if n.startswith("core") and n not in allowed_core and not n.startswith("core.live"))
+        path: sorted(
+            n for n in names if n.startswith("core") and n not in allowed_core and not n.startswith("core.live")
+        )
         for path, names in imports("core/live").items()
     }
     assert {path: names for path, names in bad.items() if names} == {}

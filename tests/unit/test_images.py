@@ -17,7 +17,12 @@ def data_url(data: bytes, mime: str = "image/png") -> str:
 
 @pytest.mark.parametrize(
     ("data", "mime"),
-    [(png_bytes(), "image/png"), (jpeg_bytes(), "image/jpeg"), (webp_bytes(), "image/webp"), (gif_bytes(), "image/gif")],
+    [
+        (png_bytes(), "image/png"),
+        (jpeg_bytes(), "image/jpeg"),
+        (webp_bytes(), "image/webp"),
+        (gif_bytes(), "image/gif"),
+    ],
 )
 def test_magic_bytes_decide_the_type(data: bytes, mime: str) -> None:
     assert sniff_mime(data) == mime
