@@ -1,18 +1,15 @@
 """UpstreamClient: one pooled httpx.AsyncClient to an OpenAI-compatible gateway, with retries.
 
-HTTP statuses, error bodies and httpx errors become core.errors here and nowhere else (`_error_for`,
-`_transport_error`). Imports only core.events, core.errors and this package.
+HTTP statuses, error bodies and httpx errors become core.errors through `faults.py` and nowhere else.
+Imports only core.events, core.errors and this package.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -22,11 +19,8 @@ import httpx
 from core.errors import (
     ImageError,
     StreamInterruptedError,
-    UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimitError,
-    UpstreamRejectedError,
-    UpstreamUnavailableError,
 )
 from core.events import Event, Finished, ReasoningDelta, TextDelta
 from core.upstream.chunks import (
@@ -41,40 +35,23 @@ from core.upstream.chunks import (
     parse_object,
     read_error,
 )
+from core.upstream.faults import (
+    Secret,
+    error_for,
+    retry_after_seconds,
+    transport_error,
+    unavailable,
+)
 from core.upstream.sse import SSEDecoder, SSEError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 ERROR_BODY_MAX_BYTES = 64 * 1024
-ERROR_DETAIL_MAX_CHARS = 300
 USER_AGENT = "parley/0.1"
 DRAIN_SECONDS = 1.0
 DRAIN_MAX_BYTES = 64 * 1024
-
-TOO_LONG_MESSAGE = "This conversation is too long for the model. Use /reset to start a new one."
-_CONTEXT_HINTS = (
-    "context_length", "context length", "context window", "maximum context", "too many tokens",
-    "prompt is too long", "input is too long", "reduce the length", "maximum prompt length",
-)
-
-
-class _Secret:
-    """Holds the API key; its repr never shows it, and `redact` scrubs it from upstream text."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return "'**********'"
-
-    def redact(self, text: str) -> str:
-        return text.replace(self._value, "[redacted]") if self._value else text
-
 
 class UpstreamClient:
     """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
@@ -98,7 +75,7 @@ class UpstreamClient:
         backoff_max_seconds: float = 20.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._secret = _Secret(api_key)
+        self._secret = Secret(api_key)
         self._idle_timeout_seconds = idle_timeout_seconds
         self._max_retries = max_retries
         self._extra_body = dict(extra_body or {})
@@ -182,7 +159,7 @@ class UpstreamClient:
             try:
                 return parse_completion(payload)
             except ChunkError as exc:
-                raise _unavailable(f"malformed completion: {exc}", retryable=False) from None
+                raise unavailable(f"malformed completion: {exc}", retryable=False) from None
 
         return await self._with_retries(once)
 
@@ -194,7 +171,7 @@ class UpstreamClient:
             try:
                 return parse_model_ids(payload)
             except ChunkError as exc:
-                raise _unavailable(f"malformed model list: {exc}", retryable=False) from None
+                raise unavailable(f"malformed model list: {exc}", retryable=False) from None
 
         return await self._with_retries(once)
 
@@ -257,31 +234,31 @@ class UpstreamClient:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         if response.is_success:
             return response
         try:
             raw = await _read_bounded(response, ERROR_BODY_MAX_BYTES, self._idle_timeout_seconds)
         finally:
             await response.aclose()
-        retry_after = _retry_after(response.headers) if response.status_code == 429 else None
-        raise _error_for(response.status_code, parse_error_body(raw), self._secret, retry_after=retry_after)
+        retry_after = retry_after_seconds(response.headers) if response.status_code == 429 else None
+        raise error_for(response.status_code, parse_error_body(raw), self._secret, retry_after=retry_after)
 
     async def _fetch_object(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         response = await self._send(method, path, body)
         try:
             raw = await response.aread()
         except httpx.HTTPError as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc) from exc
         finally:
             await response.aclose()
         try:
             payload = parse_object(raw)
         except ChunkError as exc:
-            raise _unavailable(f"malformed response: {exc}", retryable=False) from None
+            raise unavailable(f"malformed response: {exc}", retryable=False) from None
         info = read_error(payload)  # some gateways answer 200 with an error object
         if info is not None:
-            raise _error_for(None, info, self._secret)
+            raise error_for(None, info, self._secret)
         return payload
 
     async def _with_retries(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -323,7 +300,7 @@ class _EventReader:
         "_finished", "_idle", "_json_body", "_secret",
     )
 
-    def __init__(self, response: httpx.Response, idle_timeout_seconds: float, secret: _Secret) -> None:
+    def __init__(self, response: httpx.Response, idle_timeout_seconds: float, secret: Secret) -> None:
         self._bytes = response.aiter_bytes()
         self._idle = idle_timeout_seconds
         self._secret = secret
@@ -343,9 +320,9 @@ class _EventReader:
                 async with asyncio.timeout(self._idle):
                     chunk = await anext(self._bytes, None)
             except TimeoutError:
-                raise _unavailable(f"no data for {self._idle}s", retryable=False) from None
+                raise unavailable(f"no data for {self._idle}s", retryable=False) from None
             except httpx.HTTPError as exc:
-                raise _transport_error(exc) from exc
+                raise transport_error(exc) from exc
             if chunk is None:
                 self._ended = True
                 break
@@ -363,7 +340,7 @@ class _EventReader:
         self._finished = True
         tail = self._assembler.finish() if self._json_body is None else self._whole_json(self._json_body)
         if tail is None:
-            raise _unavailable("stream ended without finish_reason", retryable=True)
+            raise unavailable("stream ended without finish_reason", retryable=True)
         return tail
 
     async def _drain(self) -> None:
@@ -388,19 +365,19 @@ class _EventReader:
                     raise ErrorChunk(read_error(_loose_object(sse.data)) or ErrorInfo(message=sse.data))
                 self._assembler.feed(parse_object(sse.data), out)
         except ErrorChunk as exc:
-            self._fail(_error_for(None, exc.info, self._secret))
+            self._fail(error_for(None, exc.info, self._secret))
         except (ChunkError, SSEError) as exc:
-            self._fail(_unavailable(f"malformed stream: {exc}", retryable=False))
+            self._fail(unavailable(f"malformed stream: {exc}", retryable=False))
 
     def _whole_json(self, raw: bytearray) -> list[Event]:
         try:
             payload = parse_object(bytes(raw))
             info = read_error(payload)
             if info is not None:
-                raise _error_for(None, info, self._secret)
+                raise error_for(None, info, self._secret)
             completion = parse_completion(payload)
         except ChunkError as exc:
-            raise _unavailable(f"malformed response: {exc}", retryable=False) from None
+            raise unavailable(f"malformed response: {exc}", retryable=False) from None
         events: list[Event] = []
         if completion.reasoning:
             events.append(ReasoningDelta(completion.reasoning))
@@ -436,94 +413,6 @@ async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_second
     except (TimeoutError, httpx.HTTPError):
         pass  # the status alone decides the error; the body only adds detail
     return bytes(data[:max_bytes])
-
-
-def _error_for(
-    status: int | None, info: ErrorInfo, secret: _Secret, *, retry_after: float | None = None
-) -> UpstreamError:
-    """THE mapping from an HTTP status and/or an OpenAI-style error object to an UpstreamError.
-
-    `status` is None for error objects that arrived in a 200 body or mid-stream; then the error's code or
-    type decides. The detail keeps upstream words for logs (key scrubbed, shortened); user messages never do.
-    """
-    words = secret.redact(" ".join(part for part in (info.type, info.code, info.message) if part))
-    detail = f"HTTP {status}: {words}" if status else f"error object: {words}"
-    detail = detail[:ERROR_DETAIL_MAX_CHARS]
-    if status is None:
-        status = _status_from(info)
-    if status in (401, 403):
-        return UpstreamAuthError(detail, status=status)
-    if status == 429:
-        wait = (
-            f"The model service is busy. Please try again in {math.ceil(retry_after)} seconds."
-            if retry_after else None
-        )
-        return UpstreamRateLimitError(detail, status=429, retry_after=retry_after, user_message=wait)
-    lowered = f"{info.code} {info.type} {info.message}".lower()
-    if status == 413 or any(hint in lowered for hint in _CONTEXT_HINTS):
-        return UpstreamRejectedError(detail, status=status, user_message=TOO_LONG_MESSAGE)
-    if status == 404:
-        return UpstreamRejectedError(
-            detail, status=404, user_message="The model service does not know this model (or the address)."
-        )
-    if status is not None and status < 500:
-        return UpstreamRejectedError(detail, status=status)
-    return _unavailable(detail, status=status, retryable=status in RETRY_STATUSES)
-
-
-def _status_from(info: ErrorInfo) -> int | None:
-    """An HTTP-like status for an error object without one: a numeric code, else its type or code words."""
-    if info.code.isdigit() and 400 <= int(info.code) < 600:
-        return int(info.code)
-    words = f"{info.type} {info.code}".lower()
-    for hints, status in (
-        (("auth", "api_key", "permission"), 401),
-        (("rate_limit", "rate limit"), 429),
-        (("not_found",), 404),
-        (("invalid_request", "bad_request"), 400),
-        (("overloaded", "unavailable"), 503),
-    ):
-        if any(hint in words for hint in hints):
-            return status
-    return None
-
-
-def _transport_error(exc: httpx.HTTPError) -> UpstreamUnavailableError:
-    """httpx failures: connection trouble is worth a retry, a timeout (already a long wait) is not."""
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-        return _unavailable(f"timeout: {type(exc).__name__}", retryable=False)
-    retryable = isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ConnectTimeout)
-    return _unavailable(f"connection failed: {type(exc).__name__}", retryable=retryable)
-
-
-def _unavailable(detail: str, *, status: int | None = None, retryable: bool) -> UpstreamUnavailableError:
-    error = UpstreamUnavailableError(detail, status=status)
-    error.retryable = retryable  # per instance: a 500 or a stall is not worth repeating, a 503 is
-    return error
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds from `Retry-After` (delta-seconds or an HTTP-date) or OpenAI's `retry-after-ms`."""
-    milliseconds = headers.get("retry-after-ms")
-    if milliseconds:
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _image_too_large(max_bytes: int) -> ImageError:

@@ -23,7 +23,7 @@ from core.errors import (
 )
 from core.events import Event, Finished, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.upstream import UpstreamClient
-from core.upstream.client import TOO_LONG_MESSAGE
+from core.upstream.faults import TOO_LONG_MESSAGE
 from tests.fakes.upstream import FAULT_TEXT, FakeUpstream, ToolCallScript
 
 pytestmark = pytest.mark.e2e
