@@ -7,6 +7,7 @@ Field names are the environment names in lower case.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -87,14 +88,46 @@ class Settings(DatabaseSettings):
     # Platforms
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_listen: str = "0.0.0.0"
+    telegram_webhook_port: int = Field(default=8080, ge=1, le=65535)
+    telegram_stream_mode: Literal["auto", "draft", "edit"] = "auto"
+    # Bot FAQ: about one message per second per chat, 20 per minute per group; lower only for tests.
+    telegram_edit_interval_seconds: float = Field(default=1.0, gt=0)
+    telegram_group_edit_interval_seconds: float = Field(default=3.0, gt=0)
+
+    # Groups (Telegram and Discord)
+    group_history: Literal["chat", "user"] = "chat"
+    group_context_messages: int = Field(default=0, ge=0, le=200)
     discord_bot_token: SecretStr | None = None
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
+    discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    discord_auto_thread: bool = False
 
     @field_validator("llm_base_url", "telegram_api_base_url", "discord_api_base_url")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value)
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Bot API setWebhook: secret_token is 1-256 characters of A-Z, a-z, 0-9, _ and -.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("telegram_stream_mode", "group_history", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("discord_gateway_url")
     @classmethod
@@ -130,6 +163,18 @@ class Settings(DatabaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("discord_guild_ids", mode="before")
+    @classmethod
+    def _guild_ids(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return (value,)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+            if not all(part.isdigit() for part in parts):
+                raise ValueError("must be comma-separated numeric server ids")
+            return tuple(int(part) for part in parts)
+        return value
 
 
 S = TypeVar("S", bound=DatabaseSettings)

@@ -72,7 +72,7 @@ async def test_multi_turn_memory_and_final_text(upstream: FakeUpstream, tmp_path
     ]
     body = upstream.chat_requests[0].body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert body["user"] == user_hash("telegram", "7") and "7" != body["user"]
+    assert body["user"] == user_hash("telegram", "7") and body["user"] != "7"
     assert report.conversation.requests == 2 and report.conversation.total_tokens > 0
     assert report.today.total_tokens == report.conversation.total_tokens
 
