@@ -10,6 +10,7 @@
     │   ├── UpstreamRejectedError   400/404/413/422: the request itself was refused
     │   └── StreamInterruptedError  the stream broke after it started, .partial_text kept
     ├── ImageError                  bad base64, not an image, over IMAGE_MAX_BYTES, download failed
+    ├── StoreError                  the database failed (raised by core.store in place of SQLAlchemy errors)
     └── SurfaceError                raised by adapters' surfaces, handled by core.live
         ├── SurfaceRateLimitError   .retry_after seconds
         └── FormattingRejectedError the platform refused the markup
@@ -93,6 +94,12 @@ class StreamInterruptedError(UpstreamError):
 
 class ImageError(ParleyError):
     default_message = "The image could not be used."
+
+
+class StoreError(ParleyError):
+    """The database failed; the SQLAlchemy or driver error stays reachable as `__cause__`."""
+
+    default_message = "The bot could not reach its storage. Please try again later."
 
 
 class SurfaceError(ParleyError):

@@ -3,7 +3,7 @@
 Only core/assistant.py imports this package; adapters never do. No SQLAlchemy error leaves it.
 """
 
-from core.store.db import StoreError
+from core.errors import StoreError
 from core.store.history import ConversationRecord, NewMessage, Store, StoredMessage, open_store
 from core.store.locks import KeyedLock
 from core.store.migrate import upgrade

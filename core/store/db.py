@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from core.conversation import UserRef
-from core.errors import ParleyError
+from core.errors import StoreError
 from core.store.tables import User
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -26,15 +26,6 @@ PG_POOL_RECYCLE_SECONDS = 1800  # below common idle-connection cut-offs of proxi
 PG_CONNECT_TIMEOUT_SECONDS = 10
 
 Dialect = Literal["sqlite", "postgresql"]
-
-
-class StoreError(ParleyError):
-    """The database failed (unreachable, locked for too long, constraint broken).
-
-    Raised in place of every SQLAlchemy and driver error, which stays reachable as `__cause__`.
-    """
-
-    default_message = "The bot could not reach its storage. Please try again later."
 
 
 def prepare_sqlite_folder(database_url: str) -> None:

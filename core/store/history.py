@@ -17,8 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.conversation import ConversationKey, UserRef
+from core.errors import StoreError
 from core.events import ToolCall, Usage
-from core.store.db import Database, StoreError, dialect_insert, ensure_user, open_database
+from core.store.db import Database, dialect_insert, ensure_user, open_database
 from core.store.tables import ACTIVE_ONLY, Conversation, Message, User, utc_now
 from core.store.usage import (
     UsageKind,

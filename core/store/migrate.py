@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.store.db import StoreError, create_engine
+from core.errors import StoreError
+from core.store.db import create_engine
 
 # Alembic's `context` and `op` are process-wide proxies, so one process runs one migration at a time.
 _MIGRATING_IN_THIS_PROCESS = threading.Lock()

@@ -1,0 +1,195 @@
+"""Slash commands: /imagine prompt [image], /reset, /model [name] (autocompleted), /usage.
+
+Every command is acknowledged at once (Discord allows 3 s), then answered; failures are told to the user
+alone (ephemeral), and only `user_message`s or a generic line ever reach them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bots.discord_adapter.conversations import (
+    GroupHistory,
+    conversation_key,
+    place_of,
+    read_image,
+    user_ref,
+)
+from bots.discord_adapter.surface import MAX_CONTENT_CHARS, MAX_FILES_PER_MESSAGE
+from bots.discord_adapter.tasks import InFlight
+from bots.discord_adapter.uploads import fit_image
+from core import Assistant, ConversationKey, ParleyError, UsageReport, UserRef
+
+log = logging.getLogger(__name__)
+
+GENERIC_FAILURE = "Something went wrong; please try again."
+TOO_LARGE = "The picture is too large to upload here, even scaled down."
+MAX_CHOICES = 25  # autocomplete answers at most 25 choices (Discord docs, "Autocomplete")
+MAX_CHOICE_CHARS = 100
+NONE = discord.AllowedMentions.none()
+
+
+class SlashCommands:
+    """What the commands do; `add_commands` wires them into a CommandTree."""
+
+    def __init__(
+        self, *, assistant: Assistant, group_history: GroupHistory, image_max_bytes: int, in_flight: InFlight
+    ) -> None:
+        self._assistant = assistant
+        self._group_history: GroupHistory = group_history
+        self._image_max_bytes = image_max_bytes
+        self._in_flight = in_flight
+
+    async def imagine(
+        self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
+    ) -> None:
+        await interaction.response.defer(thinking=True)
+        async with self._answering(interaction, ephemeral=False):
+            key, user = self._where(interaction)
+            references = [await read_image(image, max_bytes=self._image_max_bytes)] if image else []
+            result = await self._assistant.imagine(prompt, conversation=key, user=user, references=references)
+            limit = interaction.filesize_limit
+            fitted = [await asyncio.to_thread(fit_image, picture, limit) for picture in result.images]
+            usable = [picture for picture in fitted if picture is not None][:MAX_FILES_PER_MESSAGE]
+            if not usable:
+                raise ParleyError("generated images over the upload limit", user_message=TOO_LARGE)
+            files = [
+                discord.File(io.BytesIO(p.data), filename=f"imagine-{n}.{p.extension}", description=p.alt[:1024] or None)
+                for n, p in enumerate(usable, start=1)
+            ]
+            await interaction.followup.send(_clip(result.text) or discord.utils.MISSING, files=files, allowed_mentions=NONE)
+
+    async def reset(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, _ = self._where(interaction)
+            await self._assistant.reset(key)
+            await self._tell(interaction, "New conversation started: earlier messages are no longer sent to the model.")
+
+    async def model(self, interaction: discord.Interaction, name: str | None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, user = self._where(interaction)
+            if name:
+                chosen = await self._assistant.set_model(key, user, name)
+                await self._tell(interaction, f"Model set to `{chosen}` for this conversation.")
+                return
+            current = await self._assistant.current_model(key, user)
+            choices = await self._assistant.models()
+            listed = f"\nChoices: {', '.join(f'`{m}`' for m in choices)}" if choices else ""
+            await self._tell(interaction, _clip(f"Model: `{current}`{listed}"))
+
+    async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        try:
+            models = await self._assistant.models()
+        except Exception:  # an autocomplete failure must not become an error popup; no choices instead
+            log.warning("listing models for autocomplete failed", exc_info=True)
+            return []
+        wanted = current.strip().lower()
+        matching = [m for m in models if wanted in m.lower() and len(m) <= MAX_CHOICE_CHARS]
+        return [app_commands.Choice(name=m, value=m) for m in matching[:MAX_CHOICES]]
+
+    async def usage(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, user = self._where(interaction)
+            await self._tell(interaction, usage_text(await self._assistant.usage(key, user)))
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+
+    def _where(self, interaction: discord.Interaction) -> tuple[ConversationKey, UserRef]:
+        place = place_of(
+            interaction.channel, channel_id=interaction.channel_id or 0, in_guild=interaction.guild_id is not None
+        )
+        key = conversation_key(place, interaction.user.id, group_history=self._group_history)
+        return key, user_ref(interaction.user)
+
+    async def _tell(self, interaction: discord.Interaction, text: str) -> None:
+        # After a deferral the first follow-up replaces the "thinking…" message.
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NONE)
+
+    @asynccontextmanager
+    async def _answering(self, interaction: discord.Interaction, *, ephemeral: bool) -> AsyncIterator[None]:
+        """The top of a command: failures become one ephemeral line; the task is cancelled on close."""
+        with self._in_flight.track():
+            try:
+                yield
+            except ParleyError as exc:
+                log.info("/%s refused: %s", _name(interaction), type(exc).__name__)
+                await report_failure(interaction, exc.user_message, deferred_ephemeral=ephemeral)
+            except Exception:
+                log.exception("/%s failed", _name(interaction))
+                await report_failure(interaction, GENERIC_FAILURE, deferred_ephemeral=ephemeral)
+
+
+async def report_failure(interaction: discord.Interaction, text: str, *, deferred_ephemeral: bool) -> None:
+    """Tell only the user who ran the command. A public "thinking…" message is removed first, because the
+    first follow-up would replace it and stay public."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NONE)
+            return
+        if not deferred_ephemeral:
+            await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NONE)
+    except discord.HTTPException as exc:
+        log.warning("could not report a failed /%s (HTTP %s, code %s)", _name(interaction), exc.status, exc.code)
+
+
+def usage_text(report: UsageReport) -> str:
+    c, t = report.conversation, report.today
+    return (
+        f"Model: `{report.model}`\n"
+        f"This conversation: {c.total_tokens} tokens ({c.prompt_tokens} in, {c.cached_tokens} cached; "
+        f"{c.completion_tokens} out, {c.reasoning_tokens} reasoning)\n"
+        f"You today (UTC): {t.total_tokens} tokens in {t.requests} requests ({t.cached_tokens} cached)"
+    )
+
+
+def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -> None:
+    """Register the four commands (and an error handler for what fails before a command runs)."""
+
+    @tree.command(name="imagine", description="Draw a picture")
+    @app_commands.describe(prompt="What to draw", image="A picture to start from (optional)")
+    async def imagine(interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None) -> None:
+        await commands.imagine(interaction, prompt, image)
+
+    @tree.command(name="reset", description="Start a new conversation here")
+    async def reset(interaction: discord.Interaction) -> None:
+        await commands.reset(interaction)
+
+    @tree.command(name="model", description="Show the model of this conversation, or switch to another")
+    @app_commands.describe(name="The model to use from now on")
+    async def model(interaction: discord.Interaction, name: str | None = None) -> None:
+        await commands.model(interaction, name)
+
+    @model.autocomplete("name")
+    async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return await commands.model_choices(interaction, current)
+
+    @tree.command(name="usage", description="Tokens used by this conversation and by you today")
+    async def usage(interaction: discord.Interaction) -> None:
+        await commands.usage(interaction)
+
+    @tree.error
+    async def on_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        # Reaches here only for failures outside the commands' own handling (unknown command, bad option).
+        log.error("slash command /%s failed: %s", _name(interaction), type(error).__name__, exc_info=error)
+        await report_failure(interaction, GENERIC_FAILURE, deferred_ephemeral=False)
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_CONTENT_CHARS else text[: MAX_CONTENT_CHARS - 1] + "…"
+
+
+def _name(interaction: discord.Interaction) -> str:
+    return interaction.command.name if interaction.command is not None else "?"
