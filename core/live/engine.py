@@ -176,6 +176,10 @@ class LiveReply:
             if self._ticket is not None:
                 self._ticket.raise_to(Priority.FINAL)
             changed.set()
+            # Close the source at once (an assistant reply holds its conversation's lock until closed).
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     # --- typing and draft keep-alive ---------------------------------------------------------------
 

@@ -329,3 +329,25 @@ def test_a_message_outgrown_mid_stream_gets_its_final_form_at_once_and_keeps_it(
     assert first_edits[-1].at < sends[1].at  # sealed (formatted) before the next message appeared
     assert first_edits[-1].rendered is not None and first_edits[-1].rendered.entities
     assert first_edits[-1].at < 15  # while the stream (20 s) was still running
+
+
+def test_a_surface_failure_closes_the_event_source_at_once() -> None:
+    # An assistant reply holds its conversation's lock until it ends: a failed reply must end it at once.
+    surface = FakeSurface(TELEGRAM_PRIVATE)
+    surface.fail_next("send", SurfaceError("chat not found"))
+    closed: list[bool] = []
+
+    async def source() -> AsyncIterator[Event]:
+        try:
+            yield TextDelta("hello")
+            await asyncio.sleep(60)
+            yield TextDelta(" never")
+        finally:
+            closed.append(True)
+
+    async def main() -> list[bool]:
+        with pytest.raises(SurfaceError):
+            await LiveReply(surface, budget=Budget(30)).run(source())
+        return list(closed)
+
+    assert run_virtual(main()) == [True]
