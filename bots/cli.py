@@ -11,12 +11,22 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from core import ConfigError, DatabaseSettings, Settings, load_settings, open_assistant, upgrade_database
+from core import (
+    Assistant,
+    ConfigError,
+    DatabaseSettings,
+    ParleyError,
+    Settings,
+    load_settings,
+    open_assistant,
+    upgrade_database,
+)
 
 log = logging.getLogger("parley")
 
@@ -61,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"parley: error: {exc.setting} {exc.problem}", file=sys.stderr)
         return 2
+    except ParleyError as exc:  # e.g. the database is unreachable at start; str() never holds a secret
+        print(f"parley: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -101,31 +114,29 @@ async def _serve(settings: Settings, platform: str | None) -> int:
             raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
         if name == "discord" and settings.discord_bot_token is None:
             raise ConfigError("DISCORD_BOT_TOKEN", "is not set")
-    runners = _adapters()
-    missing = [name for name in wanted if name not in runners]
-    if missing:
-        print(f"parley: error: the {', '.join(missing)} adapter is not part of this build yet", file=sys.stderr)
-        return 2
+    # PTB >= 22.2 reports RetryAfter as a timedelta with this opt-in (as the tests run it) instead of warning.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    # Imported here: `parley chat` and `parley db` need neither platform library.
+    from bots.discord_bot import run_discord
+    from bots.telegram_bot import run_telegram
+
+    runners: dict[str, Callable[[Assistant, Settings], Coroutine[Any, Any, None]]] = {
+        "telegram": run_telegram,
+        "discord": run_discord,
+    }
     async with open_assistant(settings) as assistant:
         log.info("serving %s", ", ".join(wanted))
-        async with asyncio.TaskGroup() as group:
-            for name in wanted:
-                group.create_task(runners[name](assistant, settings))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name in wanted:
+                    group.create_task(runners[name](assistant, settings))
+        except ExceptionGroup as failures:
+            # An adapter refusing to start (bad token, missing intent) is a one-line answer, not a traceback.
+            first = next((e for e in failures.exceptions if isinstance(e, ParleyError)), None)
+            if first is None:
+                raise
+            raise first from None
     return 0
-
-
-def _adapters() -> dict[str, Any]:
-    """The platform adapters of this build, imported only when `parley run` needs them."""
-    found: dict[str, Any] = {}
-    with contextlib.suppress(ImportError):
-        from bots.telegram_bot import run_telegram
-
-        found["telegram"] = run_telegram
-    with contextlib.suppress(ImportError):
-        from bots.discord_bot import run_discord
-
-        found["discord"] = run_discord
-    return found
 
 
 if __name__ == "__main__":

@@ -100,6 +100,8 @@ class Settings(DatabaseSettings):
     # Groups (Telegram and Discord)
     group_history: Literal["chat", "user"] = "chat"
     group_context_messages: int = Field(default=0, ge=0, le=200)
+
+    # Discord
     discord_bot_token: SecretStr | None = None
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None

@@ -7,7 +7,6 @@ alone (ephemeral), and only `user_message`s or a generic line ever reach them.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from bots.discord_adapter.conversations import (
     read_image,
     user_ref,
 )
-from bots.discord_adapter.surface import MAX_CONTENT_CHARS, MAX_FILES_PER_MESSAGE
+from bots.discord_adapter.surface import MAX_CONTENT_CHARS, MAX_FILES_PER_MESSAGE, upload_file
 from bots.discord_adapter.tasks import InFlight
 from bots.discord_adapter.uploads import fit_image
 from core import Assistant, ConversationKey, ParleyError, UsageReport, UserRef
@@ -61,18 +60,18 @@ class SlashCommands:
             usable = [picture for picture in fitted if picture is not None][:MAX_FILES_PER_MESSAGE]
             if not usable:
                 raise ParleyError("generated images over the upload limit", user_message=TOO_LARGE)
-            files = [
-                discord.File(io.BytesIO(p.data), filename=f"imagine-{n}.{p.extension}", description=p.alt[:1024] or None)
-                for n, p in enumerate(usable, start=1)
-            ]
-            await interaction.followup.send(_clip(result.text) or discord.utils.MISSING, files=files, allowed_mentions=NONE)
+            files = [upload_file(picture, f"imagine-{n}") for n, picture in enumerate(usable, start=1)]
+            caption = _clip(result.text) or discord.utils.MISSING  # MISSING: no content field at all
+            await interaction.followup.send(caption, files=files, allowed_mentions=NONE)
 
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self._answering(interaction, ephemeral=True):
             key, _ = self._where(interaction)
             await self._assistant.reset(key)
-            await self._tell(interaction, "New conversation started: earlier messages are no longer sent to the model.")
+            await self._tell(
+                interaction, "New conversation started: earlier messages are no longer sent to the model."
+            )
 
     async def model(self, interaction: discord.Interaction, name: str | None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -87,7 +86,9 @@ class SlashCommands:
             listed = f"\nChoices: {', '.join(f'`{m}`' for m in choices)}" if choices else ""
             await self._tell(interaction, _clip(f"Model: `{current}`{listed}"))
 
-    async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         try:
             models = await self._assistant.models()
         except Exception:  # an autocomplete failure must not become an error popup; no choices instead
@@ -103,11 +104,13 @@ class SlashCommands:
             key, user = self._where(interaction)
             await self._tell(interaction, usage_text(await self._assistant.usage(key, user)))
 
-    # --- helpers ---------------------------------------------------------------------------------------------
+    # --- helpers -----------------------------------------------------------------------------------
 
     def _where(self, interaction: discord.Interaction) -> tuple[ConversationKey, UserRef]:
         place = place_of(
-            interaction.channel, channel_id=interaction.channel_id or 0, in_guild=interaction.guild_id is not None
+            interaction.channel,
+            channel_id=interaction.channel_id or 0,
+            in_guild=interaction.guild_id is not None,
         )
         key = conversation_key(place, interaction.user.id, group_history=self._group_history)
         return key, user_ref(interaction.user)
@@ -141,7 +144,9 @@ async def report_failure(interaction: discord.Interaction, text: str, *, deferre
             await interaction.delete_original_response()
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NONE)
     except discord.HTTPException as exc:
-        log.warning("could not report a failed /%s (HTTP %s, code %s)", _name(interaction), exc.status, exc.code)
+        log.warning(
+            "could not report a failed /%s (HTTP %s, code %s)", _name(interaction), exc.status, exc.code
+        )
 
 
 def usage_text(report: UsageReport) -> str:
@@ -159,7 +164,9 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
 
     @tree.command(name="imagine", description="Draw a picture")
     @app_commands.describe(prompt="What to draw", image="A picture to start from (optional)")
-    async def imagine(interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None) -> None:
+    async def imagine(
+        interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None
+    ) -> None:
         await commands.imagine(interaction, prompt, image)
 
     @tree.command(name="reset", description="Start a new conversation here")

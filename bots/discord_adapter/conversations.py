@@ -1,4 +1,4 @@
-"""Where a Discord message or slash command belongs: its conversation key, whether it is for the bot, its text.
+"""Where a Discord message or slash command belongs (conversation key), whether it is for the bot, its text.
 
 Pure translation from discord.py objects to core values (reading attachments is the only I/O).
 """
@@ -45,7 +45,7 @@ def place_of(channel: object, *, channel_id: int, in_guild: bool) -> Place:
 
 
 def conversation_key(place: Place, user_id: int, *, group_history: GroupHistory) -> ConversationKey:
-    """One conversation per DM; per channel or thread in servers, or per user there with GROUP_HISTORY=user."""
+    """One conversation per DM; per channel or thread in servers (per user there with GROUP_HISTORY=user)."""
     if place.is_dm:
         return ConversationKey(platform=PLATFORM, chat_id=str(place.channel_id))
     scope = str(user_id) if group_history == "user" else ""
@@ -110,7 +110,9 @@ async def read_image(attachment: discord.Attachment, *, max_bytes: int) -> Image
     data = await attachment.read()
     mime = sniff_mime(data)
     if mime is None:
-        raise InputError("unsupported image type", user_message="Only PNG, JPEG, WebP and GIF images can be read.")
+        raise InputError(
+            "unsupported image type", user_message="Only PNG, JPEG, WebP and GIF images can be read."
+        )
     return Image(data=data, mime=mime, alt=attachment.filename)
 
 

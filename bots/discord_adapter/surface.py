@@ -85,7 +85,7 @@ class DiscordSurface:
         return self._keep(message)
 
     async def edit(self, handle: Handle, text: Rendered) -> None:
-        # Discord has no "message is not modified" error: an identical edit succeeds (the engine never sends one).
+        # Discord has no "not modified" error: an identical edit succeeds (the engine never sends one).
         with platform_errors():
             self._sent[handle.id] = await self._sent[handle.id].edit(content=text.text)
 
@@ -108,12 +108,14 @@ class DiscordSurface:
             if len(noted) <= MAX_CONTENT_CHARS:
                 content = noted
         handles: list[Handle] = []
-        batches = [usable[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(usable), MAX_FILES_PER_MESSAGE)]
+        batches = [
+            usable[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(usable), MAX_FILES_PER_MESSAGE)
+        ]
         for index, batch in enumerate(batches or [[]]):
             if not batch and not content:
                 break
             first = index * MAX_FILES_PER_MESSAGE + 1
-            files = [_file(image, number) for number, image in enumerate(batch, start=first)]
+            files = [upload_file(image, f"image-{number}") for number, image in enumerate(batch, start=first)]
             with platform_errors():
                 message = await self._channel.send(content or None, files=files)
             handles.append(self._keep(message))
@@ -133,8 +135,8 @@ class DiscordSurface:
         return handle
 
 
-def _file(image: Image, number: int) -> discord.File:
-    # The alt text becomes the attachment's description, which screen readers announce (max 1024 characters).
+def upload_file(image: Image, stem: str) -> discord.File:
+    """An attachment; the alt text becomes its description, which screen readers announce (max 1024 chars)."""
     return discord.File(
-        io.BytesIO(image.data), filename=f"image-{number}.{image.extension}", description=image.alt[:1024] or None
+        io.BytesIO(image.data), filename=f"{stem}.{image.extension}", description=image.alt[:1024] or None
     )

@@ -1,4 +1,4 @@
-"""Images made to fit Discord's upload limit: sent as they are when small enough, else re-encoded and scaled down.
+"""Images made to fit Discord's upload limit: kept when small enough, else re-encoded and scaled down.
 
 CPU-bound (Pillow): call `fit_image` through `asyncio.to_thread`. Imports Pillow and `core`, not discord.
 """
@@ -44,7 +44,11 @@ def fit_image(image: Image, limit_bytes: int) -> Image | None:
             if buffer.tell() <= limit_bytes:
                 log.info(
                     "image re-encoded to fit the upload limit: %d -> %d bytes, %dx%d, quality %d",
-                    len(image.data), buffer.tell(), size[0], size[1], quality,
+                    len(image.data),
+                    buffer.tell(),
+                    size[0],
+                    size[1],
+                    quality,
                 )
                 return Image(data=buffer.getvalue(), mime="image/jpeg", alt=image.alt)
         scale *= SCALE_STEP

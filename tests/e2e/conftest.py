@@ -1,4 +1,4 @@
-"""Shared e2e fixtures: a fake upstream and settings pointing the real core at it."""
+"""Shared set-up of the end-to-end tests: the fake upstream, settings for it, PTB's timedelta opt-in."""
 
 from __future__ import annotations
 
@@ -12,19 +12,21 @@ import pytest
 from core import Settings
 from tests.fakes.upstream import FakeUpstream
 
-API_KEY = "sk-test-SECRET-d41d8cd98f00b204"
+API_KEY = "sk-test-SECRET-key-0123456789abcdef"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _ptb_timedelta() -> Iterator[None]:
-    # PTB warns (an error here) when RetryAfter.retry_after is an int unless this opt-in is set.
-    previous = os.environ.get("PTB_TIMEDELTA")
-    os.environ["PTB_TIMEDELTA"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("PTB_TIMEDELTA", None)
-    else:
-        os.environ["PTB_TIMEDELTA"] = previous
+def make_settings(upstream: FakeUpstream, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for the real assistant against `upstream`, with a SQLite file under `tmp_path`."""
+    values: dict[str, Any] = {
+        "llm_base_url": upstream.base_url,
+        "llm_api_key": API_KEY,
+        "chat_model": "fake/echo",
+        "image_model": "fake/painter",
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
+        "llm_max_retries": 0,
+        "stream_idle_timeout": 2.0,
+    }
+    return Settings(_env_file=None, **(values | overrides))
 
 
 @pytest.fixture
@@ -33,16 +35,13 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
         yield fake
 
 
-def make_settings(upstream: FakeUpstream, tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "llm_base_url": upstream.base_url,
-        "llm_api_key": API_KEY,
-        "chat_model": "fake/echo",
-        "image_model": "fake/painter",
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
-        "stream_idle_timeout": 1.0,
-        "llm_max_retries": 2,
-        "image_dir": str(tmp_path / "images"),
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+@pytest.fixture(autouse=True, scope="session")
+def _ptb_timedelta() -> Iterator[None]:
+    """PTB >= 22.2 warns when RetryAfter.retry_after is an int (warnings are errors here): use timedelta."""
+    previous = os.environ.get("PTB_TIMEDELTA")
+    os.environ["PTB_TIMEDELTA"] = "true"
+    yield
+    if previous is None:
+        del os.environ["PTB_TIMEDELTA"]
+    else:
+        os.environ["PTB_TIMEDELTA"] = previous

@@ -1,0 +1,162 @@
+"""run_telegram: the PTB Application's life around a TelegramBot, sharing the caller's event loop.
+
+Long polling by default, the webhook server when TELEGRAM_WEBHOOK_URL is set. Runs until cancelled, then
+stops taking updates, lets replies in flight finish (briefly), and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram.error import BadRequest, InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from bots.telegram_adapter.handlers import TelegramBot
+from bots.telegram_adapter.webhook import WebhookServer
+from core import Assistant, ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "edited_message"]
+POLL_TIMEOUT = dtm.timedelta(seconds=30)  # long polling: Telegram holds getUpdates until an update or this
+SHUTDOWN_GRACE_SECONDS = 10.0  # replies in flight may finish within this after a stop signal
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def file_base_url(base_url: str) -> str:
+    """The file-download base next to a Bot API base: `http://host/bot` -> `http://host/file/bot`."""
+    head, found, tail = base_url.rpartition("/bot")
+    return f"{head}/file/bot{tail}" if found else base_url
+
+
+def build_application(settings: Settings) -> AnyApplication:
+    """The PTB Application: concurrent updates (the core orders each conversation), our base URLs."""
+    if settings.telegram_bot_token is None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
+    builder = (
+        ApplicationBuilder().token(settings.telegram_bot_token.get_secret_value()).concurrent_updates(True)
+    )
+    if settings.telegram_api_base_url:
+        builder = builder.base_url(settings.telegram_api_base_url).base_file_url(
+            file_base_url(settings.telegram_api_base_url)
+        )
+    if settings.telegram_webhook_url:
+        builder = builder.updater(None)  # updates arrive through our WebhookServer instead
+    return builder.build()
+
+
+class _TokenRedaction(logging.Filter):
+    """Replaces the bot token in records of loggers that print Bot API URLs (PTB at DEBUG, httpx at INFO)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._token in message:
+            record.msg, record.args = message.replace(self._token, _TOKEN_MARK), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if self._token in text:
+                record.exc_text = text.replace(self._token, _TOKEN_MARK)
+        return True
+
+
+_TOKEN_MARK = "<TELEGRAM_BOT_TOKEN>"
+
+
+@contextlib.contextmanager
+def _token_redacted(token: str) -> Iterator[None]:
+    """Filter every PTB and httpx logger: a logger's filters see its own records only, not its children's."""
+    redaction = _TokenRedaction(token)
+    names = [name for name in logging.root.manager.loggerDict if name.split(".")[0] in ("telegram", "httpx")]
+    loggers = [logging.getLogger(name) for name in {*names, "telegram", "httpx"}]
+    for logger in loggers:
+        logger.addFilter(redaction)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(redaction)
+
+
+async def run_telegram(assistant: Assistant, settings: Settings) -> None:
+    """Serve Telegram until cancelled (SIGTERM cancels the task in `parley run`)."""
+    if settings.telegram_bot_token is None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
+    with _token_redacted(settings.telegram_bot_token.get_secret_value()):
+        await _serve(assistant, settings)
+
+
+async def _serve(assistant: Assistant, settings: Settings) -> None:
+    application = build_application(settings)
+    bot = TelegramBot(assistant, settings)
+    bot.install(application)
+    try:
+        await application.initialize()  # getMe
+    except BaseException as exc:
+        await application.bot.shutdown()  # a half-initialised bot still holds open HTTP clients
+        if isinstance(exc, InvalidToken):  # its message holds the token: never shown, never chained
+            raise ConfigError("TELEGRAM_BOT_TOKEN", "was refused by Telegram") from None
+        raise
+    try:
+        try:
+            await application.bot.set_my_commands(bot.commands())
+        except TelegramError as exc:  # the command menu is a convenience; the bot works without it
+            log.warning("telegram: setMyCommands failed (%s)", type(exc).__name__)
+        await application.start()
+        try:
+            await _receive(application, settings)
+        finally:
+            if application.updater is not None and application.updater.running:
+                await application.updater.stop()
+            await bot.drain(SHUTDOWN_GRACE_SECONDS)
+            await application.stop()
+    finally:
+        await application.shutdown()
+
+
+async def _receive(application: AnyApplication, settings: Settings) -> None:
+    """Feed updates to the application until cancelled: the webhook server, or long polling."""
+    username = application.bot.username
+    url = settings.telegram_webhook_url
+    if url is None:
+        assert application.updater is not None
+        await application.updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram: @%s is polling for updates", username)
+        await asyncio.Event().wait()
+        return
+    given = settings.telegram_webhook_secret
+    secret = given.get_secret_value() if given is not None else secrets.token_urlsafe(32)
+    server = WebhookServer(
+        application.update_queue,
+        application.bot,
+        path=urlsplit(url).path or "/",
+        secret=secret,
+        listen=settings.telegram_webhook_listen,
+        port=settings.telegram_webhook_port,
+    )
+    async with server:
+        try:
+            await application.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+        except BadRequest:  # Telegram's words may quote the URL, and its path may hold a secret
+            raise ConfigError(
+                "TELEGRAM_WEBHOOK_URL", "was refused by Telegram (a public HTTPS URL?)"
+            ) from None
+        # Not the URL: operators often put secrets in its path.
+        log.info(
+            "telegram: @%s receives updates by webhook on %s:%d",
+            username,
+            settings.telegram_webhook_listen,
+            settings.telegram_webhook_port,
+        )
+        await asyncio.Event().wait()

@@ -1,0 +1,316 @@
+"""TelegramBot: the update handlers; each turns a Telegram message into one core call and shows the answer.
+
+Thin: keys and addressing come from inbound.py, words from texts.py, pacing and splitting from core.live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from telegram import BotCommand, Message, Update, User
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bots.telegram_adapter import texts
+from bots.telegram_adapter.albums import ALBUM_GAP_SECONDS, Albums
+from bots.telegram_adapter.inbound import (
+    caption_of,
+    conversation_of,
+    discussion_of,
+    download_images,
+    has_image,
+    is_addressed,
+    is_group,
+    overheard_line,
+    parse_command,
+    quoted,
+    replied,
+    replies_to_bot,
+    topic_of,
+    user_of,
+    without_mention,
+)
+from bots.telegram_adapter.surface import TelegramSurface
+from core import (
+    TELEGRAM_REQUESTS_PER_SECOND,
+    Assistant,
+    Budget,
+    Completed,
+    Discussion,
+    Event,
+    Image,
+    LiveReply,
+    ParleyError,
+    Settings,
+    Turn,
+    telegram_profile,
+)
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[Message, User], Awaitable[None]]
+ACTION_REFRESH_SECONDS = 4.5  # sendChatAction: "The status is set for 5 seconds or less"
+_NO_DRAFT_CHATS_MAX = 100_000  # bound on remembered chats that refused drafts
+
+
+async def _completed(text: str, images: Sequence[Image] = ()) -> AsyncIterator[Event]:
+    yield Completed(text, tuple(images))
+
+
+class TelegramBot:
+    """The handlers of one bot. `install(application)` registers them; `drain()` ends the work in flight."""
+
+    def __init__(
+        self, assistant: Assistant, settings: Settings, *, album_gap_seconds: float = ALBUM_GAP_SECONDS
+    ) -> None:
+        self._assistant = assistant
+        self._settings = settings
+        self._budget = Budget(TELEGRAM_REQUESTS_PER_SECOND)
+        self._discussion = Discussion(settings.group_context_messages)
+        self._albums = Albums(album_gap_seconds)
+        self._no_drafts: set[int] = set()
+        self._draft_ids = itertools.count(1)
+        self._active: set[asyncio.Task[Any]] = set()
+
+    # --- wiring ------------------------------------------------------------------------------------
+
+    def install(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        new = filters.UpdateType.MESSAGE
+        names = [name for name, _ in texts.COMMANDS]
+        application.add_handler(CommandHandler(names, self._on_command, filters=new))
+        application.add_handler(MessageHandler(new & filters.COMMAND, self._on_unknown_command))
+        application.add_handler(
+            MessageHandler(new & (filters.TEXT | filters.PHOTO | filters.Document.IMAGE), self._on_message)
+        )
+        application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self._on_edited))
+        application.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, self._on_unsupported))
+        application.add_error_handler(self._on_error)
+
+    def commands(self) -> list[BotCommand]:
+        return [
+            BotCommand(name, description)
+            for name, description in texts.COMMANDS
+            if name != "imagine" or self._settings.image_model
+        ]
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let replies in flight finish within `grace_seconds`, then cancel the rest (partials are kept)."""
+        if not self._active:
+            return
+        _, pending = await asyncio.wait(set(self._active), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- PTB callbacks -----------------------------------------------------------------------------
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._guarded(update, self._message)
+
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._guarded(update, self._command)
+
+    async def _on_unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._guarded(update, self._unknown_command)
+
+    async def _on_unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._guarded(update, self._unsupported)
+
+    async def _on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._guarded(update, self._edited)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.error("telegram: %s", type(error).__name__, exc_info=error)
+
+    async def _guarded(self, update: Update, work: Work) -> None:
+        """The one broad catch of a handler: core errors are shown as they are, anything else generically."""
+        message = update.effective_message
+        if message is None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        try:
+            await work(message, message.get_bot().bot)
+        except ParleyError as exc:
+            await self._notify(message, texts.error(exc.user_message))
+        except Exception:
+            log.exception("telegram: a message in chat %s could not be handled", message.chat_id)
+            await self._notify(message, texts.error(texts.GENERIC_ERROR))
+        finally:
+            if task is not None:
+                self._active.discard(task)
+
+    # --- messages ----------------------------------------------------------------------------------
+
+    async def _message(self, message: Message, me: User) -> None:
+        album = await self._albums.collect(message)
+        if album is None:
+            return  # part of an album another handler is gathering
+        first = album[0]
+        text = caption_of(album)
+        command = parse_command(text) if first.caption is not None else None
+        if command is not None and command.name == "imagine" and self._for_me(command.bot, me):
+            await self._imagine(first, command.argument, album)  # a photo captioned "/imagine ...": an edit
+            return
+        if not any(is_addressed(item, me) for item in album):
+            self._discussion.add(discussion_of(first), user_of(first).name, overheard_line(first))
+            return
+        quote = quoted(first, me)
+        images = await download_images(
+            [*album, *([quote] if quote else [])], max_bytes=self._settings.image_max_bytes
+        )
+        context: tuple[str, ...] = self._discussion.take(discussion_of(first)) if is_group(first) else ()
+        if quote is not None and (caption_of([quote]) or has_image(quote)):
+            context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
+        turn = Turn(
+            conversation=conversation_of(first, group_history=self._settings.group_history),
+            user=user_of(first),
+            text=without_mention(text, me),
+            images=images,
+            platform_message_id=str(first.message_id),
+            context=context,
+            name_prefix=is_group(first) and self._settings.group_history == "chat",
+        )
+        await self._show(first, self._assistant.reply(turn))
+
+    async def _command(self, message: Message, me: User) -> None:
+        command = parse_command(message.text or "")
+        if command is None:
+            return
+        key = conversation_of(message, group_history=self._settings.group_history)
+        user = user_of(message)
+        image_model = bool(self._settings.image_model)
+        match command.name:
+            case "start":
+                first_name = message.from_user.first_name if message.from_user else ""
+                await self._say(
+                    message, texts.start(first_name, username=me.username or "", image_model=image_model)
+                )
+            case "help":
+                await self._say(message, texts.help_text(username=me.username or "", image_model=image_model))
+            case "reset":
+                await self._assistant.reset(key)
+                await self._say(message, texts.reset_done())
+            case "model" if command.argument:
+                chosen = await self._assistant.set_model(key, user, command.argument)
+                await self._say(message, texts.model_set(chosen))
+            case "model":
+                current = await self._assistant.current_model(key, user)
+                await self._say(message, texts.model_choices(current, await self._assistant.models()))
+            case "imagine":
+                source = replied(message)
+                await self._imagine(message, command.argument, [source] if source else [])
+            case "usage":
+                await self._say(message, texts.usage(await self._assistant.usage(key, user)))
+
+    async def _imagine(self, message: Message, prompt: str, sources: Sequence[Message]) -> None:
+        """Draw with IMAGE_MODEL; photos in `sources` go along as references (editing)."""
+        key = conversation_of(message, group_history=self._settings.group_history)
+        user = user_of(message)
+        if not prompt.strip():  # the core answers with the usage hint; nothing to download or show
+            await self._assistant.imagine(prompt, conversation=key, user=user)
+            return
+        references = await download_images(sources, max_bytes=self._settings.image_max_bytes)
+        async with self._action(message, ChatAction.UPLOAD_PHOTO):
+            result = await self._assistant.imagine(prompt, conversation=key, user=user, references=references)
+        await self._show(message, _completed(result.text, result.images))
+
+    async def _unknown_command(self, message: Message, me: User) -> None:
+        command = parse_command(message.text or "")
+        if command is not None and (not is_group(message) or (command.bot and self._for_me(command.bot, me))):
+            await self._say(message, texts.plain(texts.UNKNOWN_COMMAND))
+
+    async def _unsupported(self, message: Message, me: User) -> None:
+        if not is_group(message) or replies_to_bot(message, me):
+            await self._say(message, texts.plain(texts.UNSUPPORTED))
+
+    async def _edited(self, message: Message, me: User) -> None:
+        if not is_group(message):
+            await self._say(message, texts.plain(texts.EDITED))
+
+    @staticmethod
+    def _for_me(addressee: str, me: User) -> bool:
+        return not addressee or addressee.lower() == (me.username or "").lower()
+
+    # --- showing -----------------------------------------------------------------------------------
+
+    def _surface(self, message: Message) -> TelegramSurface:
+        chat_id, group = message.chat.id, is_group(message)
+        mode = self._settings.telegram_stream_mode
+        drafts = not group and (mode == "draft" or (mode == "auto" and chat_id not in self._no_drafts))
+        interval = (
+            self._settings.telegram_group_edit_interval_seconds
+            if group
+            else self._settings.telegram_edit_interval_seconds
+        )
+        profile = replace(telegram_profile(is_group=group, drafts=drafts), edit_interval_seconds=interval)
+        return TelegramSurface(
+            message.get_bot(),
+            profile,
+            chat_id=chat_id,
+            thread_id=topic_of(message),
+            reply_to=message.message_id if group else None,  # in groups the answer replies to its question
+            draft_id=next(self._draft_ids),
+            on_drafts_refused=(lambda: self._refuse_drafts(chat_id)) if mode == "auto" else None,
+        )
+
+    def _refuse_drafts(self, chat_id: int) -> None:
+        if len(self._no_drafts) >= _NO_DRAFT_CHATS_MAX:
+            self._no_drafts.clear()  # drafts get another try everywhere rather than unbounded memory
+        self._no_drafts.add(chat_id)
+
+    async def _show(self, message: Message, events: AsyncIterator[Event]) -> None:
+        """Stream `events` into the chat; always closes `events` (it may hold a conversation lock)."""
+        live = LiveReply(
+            self._surface(message), budget=self._budget, show_reasoning=self._settings.show_reasoning
+        )
+        try:
+            await live.run(events)
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if live.rate_limited:
+            log.warning("telegram: %d rate limits met in chat %s", live.rate_limited, message.chat_id)
+
+    async def _say(self, message: Message, markdown: str) -> None:
+        """A message of the bot's own, through the same engine (paced, split, plain text if refused)."""
+        await self._show(message, _completed(markdown))
+
+    async def _notify(self, message: Message, markdown: str) -> None:
+        try:
+            await self._say(message, markdown)
+        except Exception:  # the error message itself failed: the chat is unreachable, the log is all we have
+            log.warning("telegram: could not tell chat %s about an error", message.chat_id, exc_info=True)
+
+    @contextlib.asynccontextmanager
+    async def _action(self, message: Message, action: str) -> AsyncIterator[None]:
+        """Show `action` ("upload_photo"...) in the chat while the block runs."""
+
+        async def keep_showing() -> None:
+            while True:
+                if self._budget.try_take():
+                    try:
+                        await message.get_bot().send_chat_action(
+                            message.chat.id, action, message_thread_id=topic_of(message)
+                        )
+                    except TelegramError:  # cosmetic: a lost status line must not fail the command
+                        log.debug("chat action failed", exc_info=True)
+                await asyncio.sleep(ACTION_REFRESH_SECONDS)
+
+        task = asyncio.create_task(keep_showing())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,155 @@
+"""What a Telegram message means to the core: who, which conversation, addressed to the bot or not, images.
+
+Reads PTB objects, builds `core` values; sends nothing except getFile downloads of users' photos.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from telegram import Message, MessageEntity, User
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+
+from core import ConversationKey, Image, ImageError, UserRef, validate_image
+
+PLATFORM = "telegram"
+_COMMAND = re.compile(r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>\w+))?(?:\s+(?P<argument>.*))?", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str  # lower case, without "/" and "@bot"
+    argument: str
+    bot: str  # the "@bot" part, "" when absent
+
+
+def parse_command(text: str) -> Command | None:
+    """`/name@bot argument` at the start of `text`, or None."""
+    match = _COMMAND.match(text.strip())
+    if match is None:
+        return None
+    return Command(match["name"].lower(), (match["argument"] or "").strip(), match["bot"] or "")
+
+
+def is_group(message: Message) -> bool:
+    return message.chat.type != ChatType.PRIVATE
+
+
+def topic_of(message: Message) -> int | None:
+    """The forum topic the message is in; None outside forums (reply threads of plain groups included)."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+def text_of(message: Message) -> str:
+    return message.text or message.caption or ""
+
+
+def user_of(message: Message) -> UserRef:
+    if message.from_user is not None:
+        return UserRef(str(message.from_user.id), message.from_user.full_name)
+    if message.sender_chat is not None:  # anonymous admins and channels speak as a chat
+        return UserRef(str(message.sender_chat.id), message.sender_chat.title or "")
+    return UserRef(str(message.chat.id), "")
+
+
+def conversation_of(message: Message, *, group_history: str) -> ConversationKey:
+    """DMs: one conversation per chat. Groups: per chat or per user (GROUP_HISTORY); forum topics apart."""
+    topic = topic_of(message)
+    scope = user_of(message).id if is_group(message) and group_history == "user" else ""
+    return ConversationKey(PLATFORM, str(message.chat.id), str(topic) if topic else "", scope)
+
+
+def discussion_of(message: Message) -> tuple[int, int]:
+    """The key of the overheard-lines buffer: the chat and its forum topic."""
+    return message.chat.id, topic_of(message) or 0
+
+
+def replies_to_bot(message: Message, me: User) -> bool:
+    reply = message.reply_to_message
+    if reply is None or reply.from_user is None or reply.from_user.id != me.id:
+        return False
+    # In a forum topic every message replies to the topic's creation message: that is not a reply to us.
+    return not (message.is_topic_message and reply.message_id == message.message_thread_id)
+
+
+def replied(message: Message) -> Message | None:
+    """The message this one replies to; None for a forum topic's creation message (not a real reply)."""
+    reply = message.reply_to_message
+    if reply is None or (message.is_topic_message and reply.message_id == message.message_thread_id):
+        return None
+    return reply
+
+
+def quoted(message: Message, me: User) -> Message | None:
+    """The message this one replies to, when it is someone else's (the bot's own are in the history)."""
+    reply = replied(message)
+    if reply is None or (reply.from_user is not None and reply.from_user.id == me.id):
+        return None
+    return reply
+
+
+def mentions_bot(message: Message, me: User) -> bool:
+    found = {**message.parse_entities(), **message.parse_caption_entities()}
+    for entity, value in found.items():
+        if entity.type == MessageEntity.MENTION and me.username and value[1:].lower() == me.username.lower():
+            return True
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user is not None and entity.user.id == me.id:
+            return True
+    return False
+
+
+def is_addressed(message: Message, me: User) -> bool:
+    """Private chats: always. Groups: a mention of the bot, or a reply to one of its messages."""
+    return not is_group(message) or mentions_bot(message, me) or replies_to_bot(message, me)
+
+
+def without_mention(text: str, me: User) -> str:
+    """Drop a leading or trailing @bot (the way people address it); one in the middle is part of the text."""
+    if not me.username:
+        return text.strip()
+    name = re.escape(me.username)
+    return re.sub(rf"^\s*@{name}\b[\s,:]*|\s*@{name}\s*$", "", text, flags=re.IGNORECASE).strip()
+
+
+def has_image(message: Message) -> bool:
+    document = message.document
+    return bool(message.photo) or (document is not None and (document.mime_type or "").startswith("image/"))
+
+
+async def download_images(messages: Iterable[Message], *, max_bytes: int) -> list[Image]:
+    """The photos (largest size) and image documents of `messages`, fetched with getFile."""
+    images: list[Image] = []
+    for message in messages:
+        if not has_image(message):
+            continue
+        media = message.photo[-1] if message.photo else message.document
+        assert media is not None
+        if media.file_size is not None and media.file_size > max_bytes:
+            raise ImageError(
+                "photo too large", user_message=f"That image is too large (the limit is {max_bytes:,} bytes)."
+            )
+        try:
+            data = bytes(await (await media.get_file()).download_as_bytearray())
+        except TelegramError as exc:
+            raise ImageError(
+                f"download failed: {type(exc).__name__}",
+                user_message="The image could not be downloaded from Telegram.",
+            ) from None
+        images.append(validate_image(data, max_bytes=max_bytes))
+    return images
+
+
+def overheard_line(message: Message) -> str:
+    """How a message not addressed to the bot is remembered (GROUP_CONTEXT_MESSAGES)."""
+    text = text_of(message)
+    if has_image(message):
+        return f"[photo] {text}".strip()
+    return text
+
+
+def caption_of(messages: Sequence[Message]) -> str:
+    """An album's text: its captions in order (usually only the first item has one)."""
+    return "\n".join(text for text in (text_of(m).strip() for m in messages) if text)

@@ -1,0 +1,119 @@
+"""The real Discord adapter against tests/fakes/discord and the fake upstream, ten times faster than life.
+
+Pacing is scaled, not switched off: the fake's per-route buckets and the adapter's Profile both run at
+`SPEED` x real time, so "zero 429s" still means the adapter keeps Discord's published pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core import DISCORD, Settings, open_assistant
+from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, RateLimitPolicy, StoredMessage
+from tests.fakes.upstream import FakeUpstream
+
+with warnings.catch_warnings():
+    # discord.py imports the stdlib audioop, deprecated since Python 3.11.
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    from bots.discord_adapter import ParleyDiscord
+
+API_KEY = "sk-test-DISCORD-SECRET-5f2b9c"
+SPEED = 0.1  # 1 s of Discord's limits and of the adapter's pacing takes 0.1 s here
+FAST_PROFILE = replace(
+    DISCORD,
+    edit_interval_seconds=DISCORD.edit_interval_seconds * SPEED,
+    typing_interval_seconds=DISCORD.typing_interval_seconds * SPEED,
+)
+STARTUP_SECONDS = 5.0
+WAIT_SECONDS = 5.0
+
+
+def fast_limits() -> RateLimitPolicy:
+    """Discord's per-route buckets (5 messages / 5 s per channel...) with their windows scaled by SPEED."""
+    policy = RateLimitPolicy()
+    for route, rule in list(policy.rules.items()):
+        policy.set_rule(route, rule.limit, rule.per_seconds * SPEED)
+    return policy
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    guild: FakeGuild
+    channel: FakeChannel
+    alice: FakeUser
+    bob: FakeUser
+
+
+def build_world(dc: FakeDiscord) -> World:
+    alice = dc.add_user("alice", global_name="Alice")
+    bob = dc.add_user("bob", global_name="Bob")
+    guild = dc.add_guild("Parley Test", members=[alice, bob])
+    return World(guild, dc.add_channel(guild, "general"), alice, bob)
+
+
+def discord_settings(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path, **overrides: Any) -> Settings:
+    """Only the REST base is given: the gateway URL comes from GET /gateway/bot, as in production."""
+    values: dict[str, Any] = {
+        "llm_base_url": upstream.base_url,
+        "llm_api_key": API_KEY,
+        "chat_model": "fake/echo",
+        "image_model": "fake/painter",
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
+        "stream_idle_timeout": 1.0,
+        "llm_max_retries": 1,
+        "discord_bot_token": dc.token,
+        "discord_api_base_url": dc.rest_base,
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
+@asynccontextmanager
+async def running_bot(dc: FakeDiscord, settings: Settings) -> AsyncIterator[ParleyDiscord]:
+    """The real assistant and ParleyDiscord, connected and ready; everything closed on exit."""
+    async with open_assistant(settings) as assistant:
+        bot = ParleyDiscord(
+            assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05
+        )
+        async with bot:
+            running = asyncio.create_task(bot.start(dc.token))
+            ready = asyncio.create_task(bot.wait_until_ready())
+            try:
+                await asyncio.wait(
+                    {running, ready}, timeout=STARTUP_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                if running.done():
+                    running.result()  # raises what stopped the bot
+                assert bot.is_ready(), "the bot never got ready"
+                yield bot
+            finally:
+                ready.cancel()
+                await bot.close()
+                await asyncio.gather(running, ready, return_exceptions=True)
+
+
+async def final_reply(
+    dc: FakeDiscord, channel: FakeChannel | int, expected: str, *, count: int = 1
+) -> list[StoredMessage]:
+    """Wait until the bot's last `count` messages in `channel` show `expected` (joined), and return them."""
+
+    def done() -> list[StoredMessage] | None:
+        shown = dc.bot_messages(channel)[-count:]
+        return shown if len(shown) == count and "".join(m.content for m in shown) == expected else None
+
+    found = await dc.wait_for(done, WAIT_SECONDS)
+    return found
+
+
+async def bot_says(dc: FakeDiscord, channel: FakeChannel | int, test: Callable[[str], bool]) -> StoredMessage:
+    """Wait for a visible bot message in `channel` whose content passes `test`."""
+
+    def found() -> StoredMessage | None:
+        return next((m for m in dc.bot_messages(channel) if test(m.content)), None)
+
+    return await dc.wait_for(found, WAIT_SECONDS)
