@@ -96,6 +96,8 @@ class Settings(DatabaseSettings):
     # Bot FAQ: about one message per second per chat, 20 per minute per group; lower only for tests.
     telegram_edit_interval_seconds: float = Field(default=1.0, gt=0)
     telegram_group_edit_interval_seconds: float = Field(default=3.0, gt=0)
+    # Bot FAQ: about 30 messages per second overall for one bot (core/live/budget.py cites it).
+    telegram_requests_per_second: float = Field(default=30.0, gt=0, le=1000)
 
     # Groups (Telegram and Discord)
     group_history: Literal["chat", "user"] = "chat"
@@ -107,6 +109,8 @@ class Settings(DatabaseSettings):
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
     discord_auto_thread: bool = False
+    # Discord allows 50 requests per second per bot; 40 leaves room for commands (core/live/budget.py).
+    discord_requests_per_second: float = Field(default=40.0, gt=0, le=1000)
 
     @field_validator("llm_base_url", "telegram_api_base_url", "discord_api_base_url")
     @classmethod

@@ -32,7 +32,6 @@ from bots.discord_adapter.surface import DiscordSurface
 from bots.discord_adapter.tasks import InFlight
 from core import (
     DISCORD,
-    DISCORD_REQUESTS_PER_SECOND,
     Assistant,
     Budget,
     ConfigError,
@@ -90,7 +89,7 @@ class ParleyDiscord(discord.Client):
         self._assistant = assistant
         self._settings = settings
         self._profile = profile
-        self._budget = budget or Budget(DISCORD_REQUESTS_PER_SECOND)
+        self._budget = budget or Budget(settings.discord_requests_per_second)
         self._discussion = Discussion(settings.group_context_messages)
         self._in_flight = InFlight()
         self._saved_endpoints: tuple[str, yarl.URL] | None = None

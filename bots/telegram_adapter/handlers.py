@@ -39,7 +39,6 @@ from bots.telegram_adapter.inbound import (
 )
 from bots.telegram_adapter.surface import TelegramSurface
 from core import (
-    TELEGRAM_REQUESTS_PER_SECOND,
     Assistant,
     Budget,
     Completed,
@@ -72,7 +71,7 @@ class TelegramBot:
     ) -> None:
         self._assistant = assistant
         self._settings = settings
-        self._budget = Budget(TELEGRAM_REQUESTS_PER_SECOND)
+        self._budget = Budget(settings.telegram_requests_per_second)
         self._discussion = Discussion(settings.group_context_messages)
         self._albums = Albums(album_gap_seconds)
         self._no_drafts: set[int] = set()
