@@ -1,0 +1,212 @@
+"""Load figures for the real Telegram adapter: Poisson arrivals of new DMs, hundreds of replies streaming at once.
+
+The fakes (Bot API with per-chat limits and a global 30 requests/s, and the upstream: each reply 300 tokens at
+50 tokens/s) run in a child process, so the bot process's CPU, RSS and event-loop lag are its own. For each
+database and arrival rate it prints: replies completed (final text equal to the upstream text), time from the
+first upstream token to the first visible text (draft or message) p50/p99, edits per reply, platform 429s,
+event-loop lag p99, bot CPU seconds and peak RSS.
+
+Run from the repository root: .venv/bin/python -m bench.load [--rates 5,10,20] [--seconds 60] [--db sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+TOKEN = "123456789:AAHloadTestTokenForTheBench_0123456789"
+API_KEY = "sk-bench-key"
+TOKENS_PER_REPLY = 300
+TOKENS_PER_SECOND = 50.0
+DRAIN_SECONDS = 90.0  # after the last arrival, time allowed for every reply to finish
+
+
+def answer_for(question: str) -> str:
+    words = " ".join(f"w{n}" for n in range(TOKENS_PER_REPLY - 2))
+    return f"Answer to {question}: {words}"
+
+
+# --- the fakes' process ---------------------------------------------------------------------------------
+
+
+def fakes_main(pipe: Connection, rate: float, seconds: float, seed: int) -> None:
+    asyncio.run(_fakes(pipe, rate, seconds, seed))
+
+
+async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int) -> None:
+    from tests.fakes.telegram import FakeTelegram, RateLimits
+    from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
+
+    first_token: dict[str, float] = {}
+
+    def reply(request: RecordedRequest) -> Reply:
+        question = request.last_user_text
+        first_token.setdefault(question, time.monotonic())  # the first content chunk leaves at once
+        return Reply(text=answer_for(question), chunk_chars=5, tokens_per_second=TOKENS_PER_SECOND)
+
+    async with FakeUpstream(api_key=API_KEY, default_reply=reply) as up, FakeTelegram(
+        token=TOKEN, limits=RateLimits(global_per_second=30.0, global_burst=30)
+    ) as tg:
+        pipe.send((up.base_url, tg.base_url))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bot is polling
+        rng = random.Random(seed)
+        chats: dict[str, Any] = {}
+        started = time.monotonic()
+        n = 0
+        while (now := time.monotonic()) - started < seconds:
+            question = f"q{n}"
+            user = tg.user(f"User{n}")
+            chat = tg.private_chat(user)
+            chats[question] = (chat, now)
+            tg.user_sends(chat, user, question)
+            n += 1
+            await asyncio.sleep(rng.expovariate(rate))
+
+        def finished() -> bool:
+            return all(_final_text(tg, chat) == answer_for(q) for q, (chat, _) in chats.items())
+
+        with contextlib.suppress(TimeoutError):
+            await tg.wait_for(finished, DRAIN_SECONDS)
+        pipe.send(_figures(tg, chats, first_token))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bot has stopped
+
+
+def _final_text(tg: Any, chat: Any) -> str:
+    return "".join(m.text for m in tg.messages(chat) if not m.deleted)
+
+
+def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> dict[str, Any]:
+    visible_delays: list[float] = []
+    edits: list[int] = []
+    completed = wrong = 0
+    by_chat: dict[int, list[Any]] = {}
+    for call in tg.calls:
+        chat_id = call.params.get("chat_id")
+        if call.ok and chat_id is not None:
+            by_chat.setdefault(int(chat_id), []).append(call)
+    for question, (chat, _) in chats.items():
+        text = _final_text(tg, chat)
+        if text == answer_for(question):
+            completed += 1
+        elif text:
+            wrong += 1
+        calls = by_chat.get(chat.id, [])
+        shown = [c.time for c in calls if c.method in ("sendMessage", "sendMessageDraft", "editMessageText")]
+        if shown and question in first_token:
+            visible_delays.append(shown[0] - first_token[question])
+        edits.append(sum(c.method in ("editMessageText", "sendMessageDraft") for c in calls))
+    return {
+        "arrived": len(chats),
+        "completed": completed,
+        "wrong": wrong,
+        "visible": visible_delays,
+        "edits": edits,
+        "count_429": tg.count_429,
+    }
+
+
+# --- the bot's process ----------------------------------------------------------------------------------
+
+
+async def run_bot(database_url: str, rate: float, seconds: float) -> str:
+    from bots.telegram_bot import run_telegram
+    from core import Settings, open_assistant
+
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    fakes = context.Process(target=fakes_main, args=(child, rate, seconds, 7), daemon=True)
+    fakes.start()
+    loop = asyncio.get_running_loop()
+    upstream_url, telegram_url = await loop.run_in_executor(None, parent.recv)
+    settings = Settings(
+        _env_file=None,
+        llm_base_url=upstream_url,
+        llm_api_key=API_KEY,
+        chat_model="fake/echo",
+        database_url=database_url,
+        telegram_bot_token=TOKEN,
+        telegram_api_base_url=telegram_url,
+    )
+    lags: list[float] = []
+
+    async def watch_lag() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(max(0.0, loop.time() - before - 0.01))
+
+    async with open_assistant(settings) as assistant:
+        cpu_before = time.process_time()
+        bot = asyncio.create_task(run_telegram(assistant, settings))
+        watcher = asyncio.create_task(watch_lag())
+        await asyncio.sleep(1.0)  # getMe, setMyCommands, first getUpdates
+        parent.send("go")
+        figures = await loop.run_in_executor(None, parent.recv)
+        cpu = time.process_time() - cpu_before
+        for task in (bot, watcher):
+            task.cancel()
+        await asyncio.gather(bot, watcher, return_exceptions=True)
+    parent.send("done")
+    await loop.run_in_executor(None, fakes.join, 10)
+    return _line(rate, figures, lags, cpu)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _line(rate: float, f: dict[str, Any], lags: list[float], cpu: float) -> str:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    visible = f["visible"]
+    return (
+        f"  {rate:>4.0f}/s: {f['completed']}/{f['arrived']} replies complete ({f['wrong']} wrong), "
+        f"first visible p50 {_percentile(visible, 0.5) * 1000:.0f} ms p99 {_percentile(visible, 0.99) * 1000:.0f} ms, "
+        f"edits/reply {statistics.fmean(f['edits']) if f['edits'] else 0:.1f}, 429s {f['count_429']}, "
+        f"loop lag p99 {_percentile(lags, 0.99) * 1000:.1f} ms, bot CPU {cpu:.1f} s, peak RSS {rss_mb:.0f} MB"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="5,10,20")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    print(
+        f"Poisson arrivals for {args.seconds:.0f} s; each reply {TOKENS_PER_REPLY} tokens at "
+        f"{TOKENS_PER_SECOND:.0f}/s; fake Bot API per-chat limits and 30 requests/s global", flush=True
+    )
+    for db in args.db.split(","):
+        print(f"{db}:", flush=True)
+        for rate in rates:
+            if db == "sqlite":
+                with tempfile.TemporaryDirectory() as folder:
+                    print(await run_bot(f"sqlite+aiosqlite:///{Path(folder) / 'load.db'}", rate, args.seconds))
+            else:
+                from bench.history import temporary_postgres_database
+
+                async with temporary_postgres_database(args.pg_url) as url:
+                    print(await run_bot(url, rate, args.seconds), flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    asyncio.run(main())
