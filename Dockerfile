@@ -13,9 +13,12 @@ COPY --from=build /install /usr/local
 WORKDIR /data
 RUN chown parley:parley /data
 USER parley
+# METRICS_PORT is on by default in the image: the health check below needs it.
 ENV PYTHONUNBUFFERED=1 \
-    DATABASE_URL=sqlite+aiosqlite:////data/parley.db
-# `parley run` applies the migrations at start; the health check asks the database, nothing else.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD ["python", "-c", "import sys; from bots.cli import main; sys.exit(main(['db', 'upgrade']))"]
+    DATABASE_URL=sqlite+aiosqlite:////data/parley.db \
+    METRICS_PORT=9090
+EXPOSE 9090
+# `parley run` applies the migrations at start. Healthy: /healthz answers 200 (database and upstream reachable).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ['METRICS_PORT'] + '/healthz', timeout=4)"]
 CMD ["parley", "run"]

@@ -14,17 +14,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, Literal
 
 from core import (
     Assistant,
     ConfigError,
     DatabaseSettings,
+    Metrics,
     ParleyError,
     Settings,
+    configure_logging,
     load_settings,
     open_assistant,
+    serve_metrics,
     upgrade_database,
 )
 
@@ -43,12 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(level: str, *, quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.ERROR if quiet and level != "DEBUG" else level,  # chat: stderr is for the user
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(
+    level: str, *, quiet: bool, log_format: Literal["text", "json"] = "text", log_content: bool = False
+) -> None:
+    # chat: stderr is for the user. json: one object per line (core/logs.py), for log shippers.
+    level_number = logging.ERROR if quiet and level != "DEBUG" else level
+    configure_logging(level_number, log_format=log_format, log_content=log_content)
     # httpx logs every request URL at INFO; the request body and headers never, but one line per call is noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -59,12 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "db":
             db_settings = load_settings(DatabaseSettings)
-            _configure_logging(db_settings.log_level, quiet=False)
+            _configure_logging(db_settings.log_level, quiet=False, log_format=db_settings.log_format)
             _run_async(upgrade_database(db_settings))
             print("database is up to date")
             return 0
         settings = load_settings(Settings)
-        _configure_logging(settings.log_level, quiet=args.command == "chat")
+        _configure_logging(
+            settings.log_level, quiet=args.command == "chat", log_format=settings.log_format,
+            log_content=settings.log_content,
+        )
         if args.command == "chat":
             return _run_async(_chat(settings))
         return _run_async(_serve(settings, args.platform))
@@ -124,7 +130,11 @@ async def _serve(settings: Settings, platform: str | None) -> int:
         "telegram": run_telegram,
         "discord": run_discord,
     }
-    async with open_assistant(settings) as assistant:
+    metrics = Metrics() if settings.metrics_port is not None else None
+    async with (
+        open_assistant(settings, metrics=metrics) as assistant,
+        _metrics_endpoint(assistant, metrics, settings.metrics_port),
+    ):
         log.info("serving %s", ", ".join(wanted))
         try:
             async with asyncio.TaskGroup() as group:
@@ -137,6 +147,17 @@ async def _serve(settings: Settings, platform: str | None) -> int:
                 raise
             raise first from None
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _metrics_endpoint(assistant: Assistant, metrics: Metrics | None, port: int | None) -> AsyncIterator[None]:
+    """METRICS_PORT: /healthz and /metrics for as long as the assistant lives; nothing when unset."""
+    if metrics is None or port is None:
+        yield
+        return
+    async with serve_metrics(metrics, assistant.health, port=port) as bound:
+        log.info("metrics and health on port %d (/metrics, /healthz)", bound)
+        yield
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Imports only `core` and the adapter package.
 
 from __future__ import annotations
 
-from bots.discord_adapter import ParleyDiscord
+from bots.discord_adapter import build_client
 from core import Assistant, ConfigError, Settings
 
 
@@ -16,5 +16,5 @@ async def run_discord(assistant: Assistant, settings: Settings) -> None:
     """
     if settings.discord_bot_token is None:
         raise ConfigError("DISCORD_BOT_TOKEN", "is not set")
-    async with ParleyDiscord(assistant=assistant, settings=settings) as client:
+    async with build_client(assistant=assistant, settings=settings) as client:
         await client.start(settings.discord_bot_token.get_secret_value())

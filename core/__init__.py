@@ -3,15 +3,18 @@
 Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/unit/test_architecture.py checks.
 """
 
+from core.access import Access, AccessRefused, refusals_escaping
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
 from core.conversation import ConversationKey, Turn, UserRef
 from core.discussion import Discussion
 from core.errors import (
+    AccessDeniedError,
     ConfigError,
     FormattingRejectedError,
     ImageError,
     InputError,
     ParleyError,
+    QuotaExceededError,
     StoreError,
     StreamInterruptedError,
     SurfaceError,
@@ -41,7 +44,10 @@ from core.live import (
     Surface,
     telegram_profile,
 )
+from core.logs import configure_logging
+from core.metrics import Metrics, serve_metrics
 from core.settings import DatabaseSettings, Settings, load_settings
+from core.store import Forgotten, Stats
 
 __all__ = [
     "DISCORD",
@@ -49,6 +55,9 @@ __all__ = [
     "TELEGRAM_GROUP",
     "TELEGRAM_PRIVATE",
     "TELEGRAM_REQUESTS_PER_SECOND",
+    "Access",
+    "AccessDeniedError",
+    "AccessRefused",
     "Assistant",
     "Budget",
     "Completed",
@@ -59,6 +68,7 @@ __all__ = [
     "Entity",
     "Event",
     "Finished",
+    "Forgotten",
     "FormattingRejectedError",
     "Handle",
     "Image",
@@ -66,12 +76,15 @@ __all__ = [
     "InputError",
     "Labels",
     "LiveReply",
+    "Metrics",
     "ParleyError",
     "Profile",
+    "QuotaExceededError",
     "ReasoningDelta",
     "Rendered",
     "ReplyResult",
     "Settings",
+    "Stats",
     "StoreError",
     "StreamInterruptedError",
     "Surface",
@@ -88,8 +101,11 @@ __all__ = [
     "Usage",
     "UsageReport",
     "UserRef",
+    "configure_logging",
     "load_settings",
     "open_assistant",
+    "refusals_escaping",
+    "serve_metrics",
     "sniff_mime",
     "telegram_profile",
     "upgrade_database",

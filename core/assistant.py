@@ -1,32 +1,42 @@
-"""The one entry point adapters call: `Assistant.reply`, `imagine`, `reset`, `set_model`, `usage`.
+"""The one entry point adapters call: `Assistant.reply`, `imagine`, `reset`, `set_model`, `usage`, and the
+access and privacy commands (`access`, `grant`, `revoke`, `stats`, `forget`).
 
 It ties the upstream client, the store and image handling together; it knows no chat platform.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from core.access import Access, Gatekeeper
 from core.context import HistoryItem, build_context
 from core.conversation import ConversationKey, Turn, UserRef
+from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
 from core.events import Completed, Event, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.images import extract_images, has_inline_image, to_data_url, validate_image
+from core.logs import conversation_id as log_conversation_id
+from core.logs import new_request_id, request_id
 from core.settings import DatabaseSettings, Settings
-from core.store import KeyedLock, NewMessage, Store, UsageTotals, open_store, upgrade
+from core.store import Forgotten, Lease, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
 from core.upstream import UpstreamClient
+
+if TYPE_CHECKING:
+    from core.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 HISTORY_LOAD_LIMIT = 200  # newest messages read per turn; the token budget then trims further
 MODELS_CACHE_SECONDS = 600.0
+HEALTH_TIMEOUT_SECONDS = 3.0  # /healthz answers within this, whatever hangs
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +56,16 @@ def user_hash(platform: str, user_id: str) -> str:
 class Assistant:
     """Answers turns, one at a time per conversation, concurrently across conversations."""
 
-    def __init__(self, *, settings: Settings, upstream: UpstreamClient, store: Store) -> None:
+    def __init__(
+        self, *, settings: Settings, upstream: UpstreamClient, store: Store, metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time, counter: RequestCounter | None = None,
+    ) -> None:
+        self._metrics = metrics
         self._settings = settings
         self._upstream = upstream
         self._store = store
-        self._locks = KeyedLock()
+        self._gate = Gatekeeper(settings=settings, store=store, counter=counter, clock=clock)
+        self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
         self._models_cache: tuple[float, list[str]] | None = None
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -59,16 +74,24 @@ class Assistant:
         Raises a `ParleyError` (after storing what arrived) when the upstream fails. The user's message is
         stored before the upstream is called, so it is kept whatever happens; a cut-short answer is stored
         with `incomplete=True`. Consume the iterator to the end (or `aclose()` it): it holds the
-        conversation's lock while it runs.
+        conversation's lock while it runs. AccessDeniedError and QuotaExceededError come before anything
+        is stored or sent upstream.
         """
+        # Set in the consuming task's context: its log lines carry the ids until the next reply.
+        request_id.set(new_request_id())
         self._check_input(turn)
         async with self._locks(turn.conversation):
+            # Inside the lock: an await before it would let a later turn of the conversation overtake this one.
+            await self._gate.admit(turn.conversation, turn.user)
             conversation = await self._store.active_conversation(
                 turn.conversation,
                 turn.user,
                 model=self._settings.chat_model,
                 system_prompt=self._settings.system_prompt,
             )
+            log_conversation_id.set(str(conversation.id))
+            if self._settings.log_content:  # LOG_CONTENT=true only: message text stays out of logs otherwise
+                log.debug("turn text=%r", turn.text)
             parts = _user_parts(turn)
             await self._store.add_message(
                 conversation.id,
@@ -107,10 +130,18 @@ class Assistant:
         usage: Usage | None = None
         stored = False
         started = time.monotonic()
+        metrics = self._metrics
+        outcome: Literal["completed", "failed", "cancelled"] = "cancelled"  # unless we get further
+        first_token = True
+        if metrics is not None:
+            metrics.active_streams.inc()
         try:
             events = self._upstream.stream(model=model, messages=messages, user=upstream_user)
             async with aclosing(events):  # closes the HTTP response at once when we stop early
                 async for event in events:
+                    if first_token and metrics is not None and isinstance(event, TextDelta | ReasoningDelta):
+                        first_token = False
+                        metrics.first_token.observe(time.monotonic() - started)
                     match event:
                         case TextDelta(text=piece):
                             text.append(piece)
@@ -144,6 +175,9 @@ class Assistant:
                 "reply done conversation=%s model=%s chars=%d seconds=%.2f",
                 conversation_id, model, len(full_text), time.monotonic() - started,
             )
+            if self._settings.log_content:
+                log.debug("reply text=%r", full_text)
+            outcome = "completed"
             yield Completed(
                 text=_with_failure_note(extracted.caption, extracted.failures) if extracted else full_text,
                 images=extracted.images if extracted else (),
@@ -154,8 +188,19 @@ class Assistant:
                 "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
                 conversation_id, type(exc).__name__, exc.status, sum(map(len, text)),
             )
+            outcome = "failed"
+            if metrics is not None:
+                metrics.upstream_error(type(exc).__name__)
+            raise
+        except ParleyError:
+            outcome = "failed"
             raise
         finally:
+            if metrics is not None:
+                metrics.active_streams.dec()
+                metrics.reply_ended(outcome)
+                if usage is not None:
+                    metrics.add_usage(usage)
             if not stored and text:
                 # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete.
                 await self._store.add_reply(
@@ -170,6 +215,34 @@ class Assistant:
                         usage=usage,
                     ),
                 )
+
+    async def health(self, *, timeout_seconds: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, str]:
+        """For /healthz: "ok" or a short reason, for the database (one trivial query) and the upstream.
+
+        The upstream counts as reachable when `GET /models` answers at all (a gateway without that
+        endpoint still answers 404), except 401/403: a refused key fails every reply too.
+        """
+
+        async def upstream() -> None:
+            try:
+                await self._upstream.list_models()
+            except UpstreamError as exc:
+                if exc.status is None or exc.status in (401, 403):
+                    raise
+
+        database, upstream_state = await asyncio.gather(
+            _probe(self._store.ping(), timeout_seconds), _probe(upstream(), timeout_seconds)
+        )
+        return {"database": database, "upstream": upstream_state}
+
+    def first_text_hook(self) -> Callable[[], None] | None:
+        """For `LiveReply(on_first_text=...)`, built as a reply starts: times its first visible text."""
+        return self._metrics.first_text_timer() if self._metrics is not None else None
+
+    def count_rate_limits(self, count: int) -> None:
+        """Adapters report the platform 429s a reply met (`LiveReply.rate_limited`)."""
+        if self._metrics is not None:
+            self._metrics.rate_limited(count)
 
     async def imagine(
         self,
@@ -191,6 +264,7 @@ class Assistant:
             raise InputError("empty prompt", user_message="Say what to draw, e.g. /imagine a lighthouse at dusk.")
         if len(prompt) > self._settings.max_input_chars:
             raise _too_long(self._settings.max_input_chars)
+        await self._gate.admit(conversation, user)
         content: str | list[dict[str, Any]] = prompt
         if references:
             content = [{"type": "text", "text": prompt}]
@@ -224,6 +298,14 @@ class Assistant:
         """Start a new conversation here; the old one stays stored but is no longer sent upstream."""
         async with self._locks(conversation):
             return await self._store.reset(conversation)
+
+    def leadership(self, name: str, *, retry_seconds: float = 5.0) -> AbstractAsyncContextManager[Lease]:
+        """`async with assistant.leadership("telegram-poller") as lease:` runs the block in one process only.
+
+        On PostgreSQL the others wait (retrying every `retry_seconds`) and take over when the leader's
+        database session ends; `await lease.lost()` returns if this process's hold is lost. SQLite: no wait.
+        """
+        return self._store.leadership(name, retry_seconds=retry_seconds)
 
     async def current_model(self, conversation: ConversationKey, user: UserRef) -> str:
         record = await self._store.active_conversation(
@@ -273,6 +355,26 @@ class Assistant:
             today=await self._store.user_usage_since(conversation.platform, user.id, midnight),
         )
 
+    async def access(self, conversation: ConversationKey, user: UserRef) -> Access:
+        """Whether `user` may talk to the bot in `conversation`, and whether they are an admin."""
+        return await self._gate.access(conversation, user)
+
+    async def grant(self, admin: UserRef, platform: str, kind: str, subject_id: str) -> None:
+        """Admins only (else AccessDeniedError): give a user or chat ("user" | "chat") access."""
+        await self._gate.set_access(admin, platform, kind, subject_id, granted=True)
+
+    async def revoke(self, admin: UserRef, platform: str, kind: str, subject_id: str) -> None:
+        """Admins only: take access away, also from users and chats listed in ALLOWED_USERS / ALLOWED_CHATS."""
+        await self._gate.set_access(admin, platform, kind, subject_id, granted=False)
+
+    async def stats(self, admin: UserRef, platform: str) -> Stats:
+        """Admins only: users, conversations, tokens today and failed replies today (all platforms)."""
+        return await self._gate.stats(admin, platform)
+
+    async def forget(self, platform: str, user: UserRef) -> Forgotten:
+        """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
+        return await self._gate.forget(platform, user)
+
     def _check_input(self, turn: Turn) -> None:
         """Refuse what would cost upstream tokens for nothing, before anything is stored."""
         if len(turn.text) > self._settings.max_input_chars:
@@ -296,6 +398,17 @@ def _user_parts(turn: Turn) -> list[dict[str, Any]] | None:
     return parts
 
 
+async def _probe(check: Awaitable[None], timeout_seconds: float) -> str:
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await check
+    except TimeoutError:
+        return f"no answer within {timeout_seconds:g}s"
+    except Exception as exc:  # a probe reports any failure; /healthz is the top of its own handler
+        return type(exc).__name__  # the class only: messages may quote URLs
+    return "ok"
+
+
 def _too_long(limit: int) -> InputError:
     return InputError("input too long", user_message=f"That message is too long (the limit is {limit} characters).")
 
@@ -308,11 +421,19 @@ def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
 
 
 @asynccontextmanager
-async def open_assistant(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Assistant]:
-    """Own the database and the upstream client for the life of the block; upgrade the schema first."""
+async def open_assistant(
+    settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Assistant]:
+    """Own the database and the upstream client for the life of the block; upgrade the schema first.
+
+    `clock` (Unix seconds) decides the per-minute and per-day windows of the user limits; tests pass their own.
+    """
     if migrate:
         await upgrade(settings.database_url)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
+        open_redis_counter(redis_url) as counter,
         open_store(settings.database_url) as store,
         UpstreamClient(
             base_url=settings.llm_base_url,
@@ -323,7 +444,9 @@ async def open_assistant(settings: Settings, *, migrate: bool = True) -> AsyncIt
             extra_body=settings.llm_extra_body,
         ) as upstream,
     ):
-        yield Assistant(settings=settings, upstream=upstream, store=store)
+        yield Assistant(
+            settings=settings, upstream=upstream, store=store, metrics=metrics, clock=clock, counter=counter
+        )
 
 
 async def upgrade_database(settings: DatabaseSettings) -> None:

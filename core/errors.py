@@ -3,6 +3,8 @@
     ParleyError                     .user_message
     ├── ConfigError                 .setting: the env name that is missing or invalid
     ├── InputError                  the user's input is refused (too long, unsupported)
+    ├── AccessDeniedError           the user may not use the bot here (ALLOWED_USERS/CHATS, grants, admin-only)
+    ├── QuotaExceededError          USER_REQUESTS_PER_MINUTE or USER_TOKENS_PER_DAY reached, .retry_after seconds
     ├── UpstreamError               .retryable, .status
     │   ├── UpstreamAuthError       401/403: the key is wrong or lacks access
     │   ├── UpstreamRateLimitError  429, .retry_after seconds (or None)
@@ -43,6 +45,22 @@ class ConfigError(ParleyError):
 
 class InputError(ParleyError):
     default_message = "That message could not be handled."
+
+
+class AccessDeniedError(ParleyError):
+    """Adapters answer it in a direct chat and stay silent in a group."""
+
+    default_message = "Sorry, this bot is private. Ask its operator for access."
+
+
+class QuotaExceededError(ParleyError):
+    """A per-user limit is reached; `retry_after` is the number of seconds until the user may continue."""
+
+    default_message = "You have reached your limit. Please try again later."
+
+    def __init__(self, detail: str = "", *, retry_after: float, user_message: str | None = None) -> None:
+        super().__init__(detail, user_message=user_message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(ParleyError):

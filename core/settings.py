@@ -28,6 +28,7 @@ class DatabaseSettings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///parley.db"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod
@@ -50,6 +51,11 @@ class DatabaseSettings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 def _http_url(value: str) -> str:
@@ -76,6 +82,14 @@ class Settings(DatabaseSettings):
     context_budget_tokens: int = Field(default=8000, ge=256)
     history_image_turns: int = Field(default=2, ge=0)
     max_input_chars: int = Field(default=16000, ge=1)
+
+    # Access and limits ("platform:id" lists; empty ALLOWED_USERS and ALLOWED_CHATS: everyone may talk)
+    allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
+    allowed_chats: Annotated[tuple[str, ...], NoDecode] = ()
+    admins: Annotated[tuple[str, ...], NoDecode] = ()
+    user_requests_per_minute: int = Field(default=20, ge=0)  # 0: unlimited
+    user_tokens_per_day: int = Field(default=0, ge=0)  # 0: unlimited; the day is UTC
+    redis_url: SecretStr | None = None  # per-minute counters in Redis instead of the database; may hold a password
 
     # Images
     image_max_bytes: int = Field(default=10_000_000, ge=1024)
@@ -111,6 +125,18 @@ class Settings(DatabaseSettings):
     discord_auto_thread: bool = False
     # Discord allows 50 requests per second per bot; 40 leaves room for commands (core/live/budget.py).
     discord_requests_per_second: float = Field(default=40.0, gt=0, le=1000)
+    # Sharding across processes: this process runs DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT (unset: automatic).
+    discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
+    discord_shard_count: int | None = Field(default=None, ge=1)
+
+    # Scale-out and shutdown
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)  # in-flight replies may finish within this
+    # Polling processes not leading retry taking the PostgreSQL poller lock this often.
+    poll_leader_retry_seconds: float = Field(default=5.0, gt=0)
+
+    # Observability
+    log_content: bool = False  # message text in logs: off unless the operator opts in
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("llm_base_url", "telegram_api_base_url", "discord_api_base_url")
     @classmethod
@@ -165,10 +191,42 @@ class Settings(DatabaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("allowed_users", "allowed_chats", "admins", mode="before")
+    @classmethod
+    def _platform_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.replace(" ", ",").split(",") if part.strip())
+        pairs = []
+        for item in value:
+            platform, _, subject = str(item).strip().partition(":")
+            if not platform or not subject:
+                raise ValueError("must be comma-separated platform:id pairs, e.g. telegram:123,discord:456")
+            pairs.append(f"{platform.lower()}:{subject}")
+        return tuple(pairs)
+
     @field_validator("show_reasoning", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return (value,)
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.isdigit() for part in parts):
+                raise ValueError("must be comma-separated shard numbers")
+            return tuple(int(part) for part in parts)
+        return value
 
     @field_validator("discord_guild_ids", mode="before")
     @classmethod

@@ -3,7 +3,7 @@
 `bots.discord_bot.run_discord` is the entry point; this package imports only `core`, discord.py and Pillow.
 """
 
-from bots.discord_adapter.client import ParleyDiscord, intents
+from bots.discord_adapter.client import ParleyDiscord, build_client, intents
 from bots.discord_adapter.surface import DiscordSurface
 
-__all__ = ["DiscordSurface", "ParleyDiscord", "intents"]
+__all__ = ["DiscordSurface", "ParleyDiscord", "build_client", "intents"]

@@ -32,6 +32,8 @@ from bots.discord_adapter.surface import DiscordSurface
 from bots.discord_adapter.tasks import InFlight
 from core import (
     DISCORD,
+    AccessDeniedError,
+    AccessRefused,
     Assistant,
     Budget,
     ConfigError,
@@ -41,6 +43,7 @@ from core import (
     Profile,
     Settings,
     Turn,
+    refusals_escaping,
 )
 
 log = logging.getLogger(__name__)
@@ -128,7 +131,7 @@ class ParleyDiscord(discord.Client):
         await self._sync_commands()
 
     async def close(self) -> None:
-        await self._in_flight.cancel_all()
+        await self._in_flight.drain(self._settings.shutdown_grace_seconds)  # SIGTERM: finish, then cancel
         try:
             await super().close()
         finally:
@@ -192,7 +195,9 @@ class ParleyDiscord(discord.Client):
     # --- messages ------------------------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        if self.user is None or message.author.bot or message.type not in ANSWERED_TYPES:
+        if self.user is None or self._in_flight.closing:
+            return  # shutting down: no new work
+        if message.author.bot or message.type not in ANSWERED_TYPES:
             return  # our own messages come back through the gateway too; other bots are never answered
         place = place_of(message.channel, channel_id=message.channel.id, in_guild=message.guild is not None)
         replying = not place.is_dm and await self._replies_to_bot(message)
@@ -223,6 +228,10 @@ class ParleyDiscord(discord.Client):
     async def _answer(self, message: discord.Message, place: Place, *, opens_thread: bool) -> None:
         """The top of a message handler: one streamed reply, or one short plain line on what went wrong."""
         try:
+            if self._settings.discord_auto_thread:  # no thread is opened for a stranger
+                key = conversation_key(place, message.author.id, group_history=self._settings.group_history)
+                if not (await self._assistant.access(key, user_ref(message.author))).allowed:
+                    raise AccessDeniedError("no access")
             channel, answer_place, reply_to = await self._where_to_answer(
                 message, place, opens_thread=opens_thread
             )
@@ -234,17 +243,24 @@ class ParleyDiscord(discord.Client):
                 upload_limit_bytes=_upload_limit(message),
                 reply_to=reply_to,
             )
-            live = LiveReply(surface, budget=self._budget, show_reasoning=self._settings.show_reasoning)
-            replies = self._assistant.reply(turn)
+            live = LiveReply(
+                surface, budget=self._budget, show_reasoning=self._settings.show_reasoning,
+                on_first_text=self._assistant.first_text_hook(),
+            )
+            replies = refusals_escaping(self._assistant.reply(turn))
             try:
                 result = await live.run(replies)
             finally:
+                self._assistant.count_rate_limits(live.rate_limited)
                 if isinstance(replies, AsyncGenerator):
                     await replies.aclose()  # releases the conversation's lock even when the reply broke off
             if result.error_message:
                 log.info(
                     "discord: reply in %s ended early: %s", answer_place.channel_id, result.error_message
                 )
+        except (AccessDeniedError, AccessRefused) as exc:
+            if place.is_dm:  # one polite refusal in a DM; in a server, silence
+                await self._tell(message, exc.user_message)
         except ParleyError as exc:
             await self._tell(message, exc.user_message)
         except Exception:
@@ -295,6 +311,24 @@ class ParleyDiscord(discord.Client):
     def _bot_id(self) -> int:
         assert self.user is not None
         return self.user.id
+
+
+class ShardedParleyDiscord(ParleyDiscord, discord.AutoShardedClient):
+    """ParleyDiscord running some shards of a bot split across processes: one gateway connection each."""
+
+
+def build_client(*, assistant: Assistant, settings: Settings, **options: Any) -> ParleyDiscord:
+    """The client for DISCORD_SHARD_IDS / DISCORD_SHARD_COUNT: unset, one unsharded connection (as now)."""
+    ids, count = settings.discord_shard_ids, settings.discord_shard_count
+    if count is None:
+        if ids:
+            raise ConfigError("DISCORD_SHARD_IDS", "needs DISCORD_SHARD_COUNT (the total over all processes)")
+        return ParleyDiscord(assistant=assistant, settings=settings, **options)
+    if any(shard >= count for shard in ids):
+        raise ConfigError("DISCORD_SHARD_IDS", f"must be below DISCORD_SHARD_COUNT ({count})")
+    return ShardedParleyDiscord(
+        assistant=assistant, settings=settings, shard_ids=list(ids) or None, shard_count=count, **options
+    )
 
 
 def _upload_limit(message: discord.Message) -> int:

@@ -1,4 +1,5 @@
-"""Slash commands: /imagine prompt [image], /reset, /model [name] (autocompleted), /usage.
+"""Slash commands: /imagine prompt [image], /reset, /model [name] (autocompleted), /usage, /forget, and for
+admins /stats, /grant and /revoke.
 
 Every command is acknowledged at once (Discord allows 3 s), then answered; failures are told to the user
 alone (ephemeral), and only `user_message`s or a generic line ever reach them.
@@ -10,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -25,7 +26,7 @@ from bots.discord_adapter.conversations import (
 from bots.discord_adapter.surface import MAX_CONTENT_CHARS, MAX_FILES_PER_MESSAGE, upload_file
 from bots.discord_adapter.tasks import InFlight
 from bots.discord_adapter.uploads import fit_image
-from core import Assistant, ConversationKey, ParleyError, UsageReport, UserRef
+from core import Assistant, ConversationKey, Forgotten, ParleyError, Stats, UsageReport, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,27 @@ class SlashCommands:
             key, user = self._where(interaction)
             await self._tell(interaction, usage_text(await self._assistant.usage(key, user)))
 
+    async def forget(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, user = self._where(interaction)
+            await self._tell(interaction, forgotten_text(await self._assistant.forget(key.platform, user)))
+
+    async def stats(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, user = self._where(interaction)
+            await self._tell(interaction, stats_text(await self._assistant.stats(user, key.platform)))
+
+    async def set_access(self, interaction: discord.Interaction, kind: str, subject_id: str, *, grant: bool) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, user = self._where(interaction)
+            change = self._assistant.grant if grant else self._assistant.revoke
+            await change(user, key.platform, kind, subject_id)
+            verb = "now has" if grant else "no longer has"
+            await self._tell(interaction, f"{kind.capitalize()} `{subject_id.strip()}` {verb} access.")
+
     # --- helpers -----------------------------------------------------------------------------------
 
     def _where(self, interaction: discord.Interaction) -> tuple[ConversationKey, UserRef]:
@@ -159,8 +181,22 @@ def usage_text(report: UsageReport) -> str:
     )
 
 
+def forgotten_text(report: Forgotten) -> str:
+    return (
+        f"Done: I deleted {report.messages} messages, {report.conversations} conversations and your usage "
+        "records. Messages of others in shared channels stay."
+    )
+
+
+def stats_text(report: Stats) -> str:
+    return (
+        f"Users: {report.users}\nConversations: {report.conversations}\n"
+        f"Tokens today (UTC): {report.tokens_today}\nFailed replies today: {report.errors_today}"
+    )
+
+
 def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -> None:
-    """Register the four commands (and an error handler for what fails before a command runs)."""
+    """Register the commands (and an error handler for what fails before a command runs)."""
 
     @tree.command(name="imagine", description="Draw a picture")
     @app_commands.describe(prompt="What to draw", image="A picture to start from (optional)")
@@ -185,6 +221,24 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
     @tree.command(name="usage", description="Tokens used by this conversation and by you today")
     async def usage(interaction: discord.Interaction) -> None:
         await commands.usage(interaction)
+
+    @tree.command(name="forget", description="Delete everything this bot stored about you")
+    async def forget(interaction: discord.Interaction) -> None:
+        await commands.forget(interaction)
+
+    @tree.command(name="stats", description="Users, conversations, tokens and failures today (admins)")
+    async def stats(interaction: discord.Interaction) -> None:
+        await commands.stats(interaction)
+
+    @tree.command(name="grant", description="Give a user or channel access (admins)")
+    @app_commands.describe(kind="user or chat (a channel)", subject_id="The user's or channel's id")
+    async def grant(interaction: discord.Interaction, kind: Literal["user", "chat"], subject_id: str) -> None:
+        await commands.set_access(interaction, kind, subject_id, grant=True)
+
+    @tree.command(name="revoke", description="Take access from a user or channel (admins)")
+    @app_commands.describe(kind="user or chat (a channel)", subject_id="The user's or channel's id")
+    async def revoke(interaction: discord.Interaction, kind: Literal["user", "chat"], subject_id: str) -> None:
+        await commands.set_access(interaction, kind, subject_id, grant=False)
 
     @tree.error
     async def on_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

@@ -15,6 +15,7 @@ CANCEL_WAIT_SECONDS = 5.0
 class InFlight:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
+        self.closing = False  # set by drain(): handlers take no new work
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -31,6 +32,18 @@ class InFlight:
             yield
         finally:
             self._tasks.discard(task)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Take no new work; let tracked tasks finish within `grace_seconds`, then cancel the rest.
+
+        A reply cancelled here is stored as incomplete by the core (what the user saw is kept).
+        """
+        self.closing = True
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current and not task.done()]
+        if tasks and grace_seconds > 0:
+            await asyncio.wait(tasks, timeout=grace_seconds)
+        await self.cancel_all()
 
     async def cancel_all(self) -> None:
         """Cancel every tracked task (but the caller) and wait, briefly, until they have unwound."""

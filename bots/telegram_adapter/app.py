@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message"]
 POLL_TIMEOUT = dtm.timedelta(seconds=30)  # long polling: Telegram holds getUpdates until an update or this
-SHUTDOWN_GRACE_SECONDS = 10.0  # replies in flight may finish within this after a stop signal
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -115,25 +114,22 @@ async def _serve(assistant: Assistant, settings: Settings) -> None:
             log.warning("telegram: setMyCommands failed (%s)", type(exc).__name__)
         await application.start()
         try:
-            await _receive(application, settings)
+            await _receive(application, assistant, settings)
         finally:
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
-            await bot.drain(SHUTDOWN_GRACE_SECONDS)
+            await bot.drain(settings.shutdown_grace_seconds)
             await application.stop()
     finally:
         await application.shutdown()
 
 
-async def _receive(application: AnyApplication, settings: Settings) -> None:
+async def _receive(application: AnyApplication, assistant: Assistant, settings: Settings) -> None:
     """Feed updates to the application until cancelled: the webhook server, or long polling."""
     username = application.bot.username
     url = settings.telegram_webhook_url
     if url is None:
-        assert application.updater is not None
-        await application.updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
-        log.info("telegram: @%s is polling for updates", username)
-        await asyncio.Event().wait()
+        await _poll_as_leader(application, assistant, settings)
         return
     given = settings.telegram_webhook_secret
     secret = given.get_secret_value() if given is not None else secrets.token_urlsafe(32)
@@ -160,3 +156,24 @@ async def _receive(application: AnyApplication, settings: Settings) -> None:
             settings.telegram_webhook_port,
         )
         await asyncio.Event().wait()
+
+
+async def _poll_as_leader(application: AnyApplication, assistant: Assistant, settings: Settings) -> None:
+    """Long polling by one process only: Telegram allows one getUpdates caller per token (409 Conflict).
+
+    On PostgreSQL the other processes wait for the poller lock and take over if the poller's database
+    session ends (its process died); a poller that loses its lock stops polling and waits again.
+    """
+    updater = application.updater
+    assert updater is not None
+    while True:
+        log.info("telegram: waiting to be the one process polling for updates")
+        retry = settings.poll_leader_retry_seconds
+        async with assistant.leadership("telegram-poller", retry_seconds=retry) as lease:
+            await updater.start_polling(timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+            log.info("telegram: @%s is polling for updates", application.bot.username)
+            try:
+                await lease.lost()
+            finally:  # stop before the lock goes, so that the next poller never meets this one
+                if updater.running:
+                    await updater.stop()

@@ -39,6 +39,8 @@ from bots.telegram_adapter.inbound import (
 )
 from bots.telegram_adapter.surface import TelegramSurface
 from core import (
+    AccessDeniedError,
+    AccessRefused,
     Assistant,
     Budget,
     Completed,
@@ -49,6 +51,7 @@ from core import (
     ParleyError,
     Settings,
     Turn,
+    refusals_escaping,
     telegram_profile,
 )
 
@@ -82,7 +85,7 @@ class TelegramBot:
 
     def install(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         new = filters.UpdateType.MESSAGE
-        names = [name for name, _ in texts.COMMANDS]
+        names = [name for name, _ in texts.COMMANDS] + list(texts.HIDDEN_COMMANDS)
         application.add_handler(CommandHandler(names, self._on_command, filters=new))
         application.add_handler(MessageHandler(new & filters.COMMAND, self._on_unknown_command))
         application.add_handler(
@@ -139,6 +142,9 @@ class TelegramBot:
             self._active.add(task)
         try:
             await work(message, message.get_bot().bot)
+        except (AccessDeniedError, AccessRefused) as exc:
+            if not is_group(message):  # one polite refusal in a DM; in a group, silence
+                await self._notify(message, texts.error(exc.user_message))
         except ParleyError as exc:
             await self._notify(message, texts.error(exc.user_message))
         except Exception:
@@ -163,6 +169,7 @@ class TelegramBot:
         if not any(is_addressed(item, me) for item in album):
             self._discussion.add(discussion_of(first), user_of(first).name, overheard_line(first))
             return
+        key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
         images = await download_images(
             [*album, *([quote] if quote else [])], max_bytes=self._settings.image_max_bytes
@@ -171,7 +178,7 @@ class TelegramBot:
         if quote is not None and (caption_of([quote]) or has_image(quote)):
             context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
         turn = Turn(
-            conversation=conversation_of(first, group_history=self._settings.group_history),
+            conversation=key,
             user=user_of(first),
             text=without_mention(text, me),
             images=images,
@@ -179,7 +186,7 @@ class TelegramBot:
             context=context,
             name_prefix=is_group(first) and self._settings.group_history == "chat",
         )
-        await self._show(first, self._assistant.reply(turn))
+        await self._show(first, refusals_escaping(self._assistant.reply(turn)), timed=True)
 
     async def _command(self, message: Message, me: User) -> None:
         command = parse_command(message.text or "")
@@ -210,6 +217,15 @@ class TelegramBot:
                 await self._imagine(message, command.argument, [source] if source else [])
             case "usage":
                 await self._say(message, texts.usage(await self._assistant.usage(key, user)))
+            case "forget":
+                await self._say(message, texts.forgotten(await self._assistant.forget(key.platform, user)))
+            case "stats":
+                await self._say(message, texts.stats(await self._assistant.stats(user, key.platform)))
+            case "grant" | "revoke":
+                kind, _, subject = command.argument.strip().partition(" ")
+                change = self._assistant.grant if command.name == "grant" else self._assistant.revoke
+                await change(user, key.platform, kind, subject.strip())
+                await self._say(message, texts.access_changed(command.name == "grant", kind, subject.strip()))
 
     async def _imagine(self, message: Message, prompt: str, sources: Sequence[Message]) -> None:
         """Draw with IMAGE_MODEL; photos in `sources` go along as references (editing)."""
@@ -267,10 +283,13 @@ class TelegramBot:
             self._no_drafts.clear()  # drafts get another try everywhere rather than unbounded memory
         self._no_drafts.add(chat_id)
 
-    async def _show(self, message: Message, events: AsyncIterator[Event]) -> None:
-        """Stream `events` into the chat; always closes `events` (it may hold a conversation lock)."""
+    async def _show(self, message: Message, events: AsyncIterator[Event], *, timed: bool = False) -> None:
+        """Stream `events` into the chat; always closes `events` (it may hold a conversation lock).
+
+        `timed`: a model's reply, whose first visible text goes into the metrics."""
         live = LiveReply(
-            self._surface(message), budget=self._budget, show_reasoning=self._settings.show_reasoning
+            self._surface(message), budget=self._budget, show_reasoning=self._settings.show_reasoning,
+            on_first_text=self._assistant.first_text_hook() if timed else None,
         )
         try:
             await live.run(events)
@@ -279,6 +298,7 @@ class TelegramBot:
             if aclose is not None:
                 await aclose()
         if live.rate_limited:
+            self._assistant.count_rate_limits(live.rate_limited)
             log.warning("telegram: %d rate limits met in chat %s", live.rate_limited, message.chat_id)
 
     async def _say(self, message: Message, markdown: str) -> None:

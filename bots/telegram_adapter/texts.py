@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from core import UsageReport
+from core import Forgotten, Stats, UsageReport
 
 GENERIC_ERROR = "Something went wrong; that message was not answered. Please try again."
 UNSUPPORTED = "I can read text and photos; this kind of message is not something I can answer."
@@ -24,6 +24,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("imagine", "Draw a picture: /imagine PROMPT"),
     ("usage", "Tokens used here and today"),
 )
+
+# Handled but kept out of the command menu: /forget is for the few who ask, the rest are for admins.
+HIDDEN_COMMANDS: tuple[str, ...] = ("forget", "stats", "grant", "revoke")
 
 
 def plain(text: str) -> str:
@@ -89,3 +92,22 @@ def usage(report: UsageReport) -> str:
 
 def error(message: str) -> str:
     return "⚠️ " + plain(message)
+
+
+def forgotten(report: Forgotten) -> str:
+    return (
+        f"Done: I deleted {report.messages:,} messages, {report.conversations:,} conversations and your usage "
+        "records. Messages of others in shared groups stay."
+    )
+
+
+def stats(report: Stats) -> str:
+    return (
+        f"Users: {report.users:,}\nConversations: {report.conversations:,}\n"
+        f"Tokens today (UTC): {report.tokens_today:,}\nFailed replies today: {report.errors_today:,}"
+    )
+
+
+def access_changed(granted: bool, kind: str, subject_id: str) -> str:
+    verb = "now has" if granted else "no longer has"
+    return f"{plain(kind.capitalize())} {code(subject_id)} {verb} access."

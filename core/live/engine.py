@@ -82,8 +82,10 @@ class LiveReply:
     def __init__(
         self, surface: Surface, *, budget: Budget, show_reasoning: ReasoningMode = "status",
         clock: Clock | None = None, labels: Labels | None = None,
+        on_first_text: Callable[[], None] | None = None,
     ) -> None:
         self._surface = surface
+        self._on_first_text = on_first_text  # called once, when the answer's first text is on screen
         self._profile: Profile = surface.profile
         self._platform = self._profile.markup
         self._budget = budget
@@ -279,8 +281,10 @@ class LiveReply:
             log.info("formatting refused by the platform; message %d falls back to plain text", op.index)
             self._plain.add(op.index)
             return
-        if self._answer_part(op.index) and self._has_answer:
+        if self._answer_part(op.index) and self._has_answer and not self._answer_shown:
             self._answer_shown = True
+            if self._on_first_text is not None:
+                self._on_first_text()
 
     def _answer_part(self, index: int) -> bool:
         return not (self._reasoning_mode == "full" and self._reasoning_before_answer and index == 0)

@@ -4,6 +4,8 @@ Only core/assistant.py imports this package; adapters never do. No SQLAlchemy er
 """
 
 from core.errors import StoreError
+from core.store.admin import Forgotten, Stats, SubjectKind
+from core.store.advisory import Lease
 from core.store.history import ConversationRecord, NewMessage, Store, StoredMessage, open_store
 from core.store.locks import KeyedLock
 from core.store.migrate import upgrade
@@ -11,11 +13,15 @@ from core.store.usage import UsageKind, UsageTotals
 
 __all__ = [
     "ConversationRecord",
+    "Forgotten",
     "KeyedLock",
+    "Lease",
     "NewMessage",
+    "Stats",
     "Store",
     "StoreError",
     "StoredMessage",
+    "SubjectKind",
     "UsageKind",
     "UsageTotals",
     "open_store",

@@ -7,7 +7,7 @@ Imports core.conversation, core.events and core.errors from the rest of core.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -19,7 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.conversation import ConversationKey, UserRef
 from core.errors import StoreError
 from core.events import ToolCall, Usage
+from core.store import admin
+from core.store.admin import Forgotten, Stats, SubjectKind
+from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
+from core.store.locks import KeyedLock
 from core.store.tables import ACTIVE_ONLY, Conversation, Message, User, utc_now
 from core.store.usage import (
     UsageKind,
@@ -141,8 +145,26 @@ class Store:
     on a single conversation (a partial unique index decides, not a read-then-write).
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, locks: AdvisoryLocks | None = None) -> None:
         self._db = database
+        self._advisory = locks or AdvisoryLocks(None)
+        self._keyed = KeyedLock()
+
+    @asynccontextmanager
+    async def conversation_lock(self, key: ConversationKey) -> AsyncIterator[None]:
+        """Hold the conversation for one turn: in this process (FIFO), then on PostgreSQL across processes.
+
+        The in-process lock comes first so that a process never queues on itself through the database,
+        and holds only one lock connection per conversation.
+        """
+        async with self._keyed(key):
+            held = lock_id("conversation", key.platform, key.chat_id, key.thread_id, key.scope)
+            async with self._advisory.hold(held):
+                yield
+
+    def leadership(self, name: str, *, retry_seconds: float) -> AbstractAsyncContextManager[Lease]:
+        """Wait until this process is the one holding `name` (PostgreSQL: across processes), hold it."""
+        return self._advisory.leadership(lock_id("leader", name), retry_seconds=retry_seconds)
 
     @asynccontextmanager
     async def _transaction(self, *, single_read: bool = False) -> AsyncIterator[AsyncConnection]:
@@ -196,6 +218,11 @@ class Store:
             Conversation.active,
         )
         return (await connection.execute(query)).first()
+
+    async def ping(self) -> None:
+        """One trivial query (for /healthz); raises StoreError when the database does not answer."""
+        async with self._transaction(single_read=True) as connection:
+            await connection.execute(select(1))
 
     async def reset(self, key: ConversationKey) -> bool:
         """Deactivate the active conversation (it stays stored); True if there was one."""
@@ -304,9 +331,34 @@ class Store:
         async with self._transaction(single_read=True) as connection:
             return await user_totals_since(connection, platform, user_id, since)
 
+    async def add_grant(self, *, platform: str, kind: SubjectKind, subject_id: str, granted: bool, by: str) -> None:
+        async with self._transaction() as connection:
+            await admin.add_grant(
+                connection, platform=platform, kind=kind, subject_id=subject_id, granted=granted, by=by
+            )
+
+    async def latest_grant(self, *, platform: str, kind: SubjectKind, subject_id: str) -> bool | None:
+        async with self._transaction(single_read=True) as connection:
+            return await admin.latest_grant(connection, platform=platform, kind=kind, subject_id=subject_id)
+
+    async def count_request(self, *, platform: str, user_id: str, window: int) -> int:
+        async with self._transaction() as connection:
+            return await admin.count_request(
+                connection, self._db.dialect, platform=platform, user_id=user_id, window=window
+            )
+
+    async def stats(self, *, since: datetime) -> Stats:
+        async with self._transaction() as connection:
+            return await admin.stats(connection, since=since)
+
+    async def forget(self, *, platform: str, user_id: str) -> Forgotten:
+        """Delete everything of one platform user (see `core.store.admin.forget`), in one transaction."""
+        async with self._transaction() as connection:
+            return await admin.forget(connection, platform=platform, user_id=user_id)
+
 
 @asynccontextmanager
 async def open_store(database_url: str) -> AsyncIterator[Store]:
     """A `Store` on a migrated database (see `core.store.migrate.upgrade`); the engine is disposed on exit."""
-    async with open_database(database_url) as database:
-        yield Store(database)
+    async with open_database(database_url) as database, open_advisory_locks(database_url) as locks:
+        yield Store(database, locks)

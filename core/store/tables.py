@@ -1,4 +1,5 @@
-"""The database schema: SQLAlchemy 2 typed ORM tables (users, conversations, messages, usage_records).
+"""The database schema: SQLAlchemy 2 typed ORM tables (users, conversations, messages, usage_records,
+access_grants, rate_windows).
 
 Schema only: no queries and no engine here. migrations/versions/ must agree with it (a test checks).
 """
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -151,3 +153,31 @@ class UsageRecord(Base):
     cached_tokens: Mapped[int] = mapped_column(default=0, server_default=ZERO)
     reasoning_tokens: Mapped[int] = mapped_column(default=0, server_default=ZERO)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class AccessGrant(Base):
+    """An admin's decision about a user or chat; the newest row per subject wins, older ones are the audit."""
+
+    __tablename__ = "access_grants"
+    __table_args__ = (Index("ix_access_grants_subject", "platform", "subject_kind", "subject_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String)
+    subject_kind: Mapped[str] = mapped_column(String)  # "user" or "chat"
+    subject_id: Mapped[str] = mapped_column(String)
+    granted: Mapped[bool] = mapped_column()  # False: revoked
+    by_user_id: Mapped[str] = mapped_column(String)  # the admin's platform user id
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class RateWindow(Base):
+    """Requests of one platform user in one minute (fixed windows): flood control shared by all processes."""
+
+    __tablename__ = "rate_windows"
+    __table_args__ = (UniqueConstraint("platform", "user_id", "window"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String)
+    user_id: Mapped[str] = mapped_column(String)  # the platform user id: no users row is needed to count
+    window: Mapped[int] = mapped_column(Integer)  # Unix time // 60
+    count: Mapped[int] = mapped_column(Integer)

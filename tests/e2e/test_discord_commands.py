@@ -35,7 +35,7 @@ from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-COMMANDS = ["imagine", "model", "reset", "usage"]
+COMMANDS = ["forget", "grant", "imagine", "model", "reset", "revoke", "stats", "usage"]
 GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 0, 1 << 9, 1 << 12, 1 << 15
 REST_DEFAULT = "https://discord.com/api/v10"
 

@@ -265,7 +265,8 @@ async def test_an_answer_in_flight_is_cancelled_cleanly_on_close(
 ) -> None:
     upstream.add_reply("never finished " * 50, chunk_chars=3, tokens_per_second=20)
     dm = dc.dm_channel(world.alice)
-    async with running_bot(dc, discord_settings(dc, upstream, tmp_path)) as bot:
+    settings = discord_settings(dc, upstream, tmp_path, shutdown_grace_seconds=0.2)
+    async with running_bot(dc, settings) as bot:
         dc.user_sends(dm, world.alice, "start something long")
         await dc.wait_for(lambda: dc.bot_messages(dm))
         assert bot.handlers_in_flight == 1

@@ -127,6 +127,7 @@ async def test_parley_run_telegram_serves_and_stops_cleanly_on_sigterm(tmp_path:
             **keep, "PTB_TIMEDELTA": "true", "LLM_BASE_URL": w.up.base_url, "LLM_API_KEY": API_KEY,
             "CHAT_MODEL": "fake/echo", "DATABASE_URL": "sqlite:///parley.db", "TELEGRAM_BOT_TOKEN": TOKEN,
             "TELEGRAM_API_BASE_URL": w.tg.base_url, "LOG_LEVEL": "DEBUG",
+            "LOG_CONTENT": "true",  # PTB logs its calls (URLs with the token) at DEBUG only with LOG_CONTENT
         }  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path, env=env,

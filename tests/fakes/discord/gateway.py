@@ -65,6 +65,7 @@ class Identify:
     session_id: str
     intents: int
     properties: JSON
+    shard: list[int] | None = None  # [shard_id, shard_count] when the client shards
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +297,7 @@ class Gateway:
         session = _Session(id=secrets.token_hex(16), intents=intents, link=link)
         self._sessions[session.id] = session
         link.session = session
-        self.identifies.append(Identify(session.id, intents, data.get("properties", {})))
+        self.identifies.append(Identify(session.id, intents, data.get("properties", {}), data.get("shard")))
         state = self._state
         ready: JSON = {
             "v": 10,

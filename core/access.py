@@ -1,0 +1,147 @@
+"""Who may talk to the bot, admin actions, and per-user flood control: `Gatekeeper`, used by `Assistant`.
+
+Access combines ALLOWED_USERS / ALLOWED_CHATS / ADMINS with grants and revocations stored at run time; limits
+count in the database, so they hold across processes. Knows no chat platform.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.conversation import ConversationKey, UserRef
+from core.counters import RequestCounter
+from core.errors import AccessDeniedError, InputError, QuotaExceededError
+from core.events import Event
+from core.settings import Settings
+from core.store import Forgotten, Stats, Store, SubjectKind
+
+WINDOW_SECONDS = 60
+SUBJECT_KINDS: tuple[SubjectKind, ...] = ("user", "chat")
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    allowed: bool
+    admin: bool
+
+
+class AccessRefused(Exception):
+    """An AccessDeniedError carried out of a live reply. LiveReply shows every ParleyError as a note in the
+    chat; this is not one, so it reaches the adapter, which answers in a DM and stays silent in a group.
+    """
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__("access denied")
+        self.user_message = user_message
+
+
+async def refusals_escaping(events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
+    """`events` (an `Assistant.reply`), with AccessDeniedError turned into AccessRefused; closes `events`.
+
+    The check stays inside `reply` (in the conversation's lock) rather than before it, so that no await
+    of the adapter's lets a later message of the conversation overtake an earlier one.
+    """
+    async with aclosing(events):
+        try:
+            async for event in events:
+                yield event
+        except AccessDeniedError as exc:
+            raise AccessRefused(exc.user_message) from exc
+
+
+def midnight_utc(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Gatekeeper:
+    """Decides access and enforces limits before anything goes upstream.
+
+    A revocation beats every grant (also an env list entry); a grant adds to the env lists. Admins always
+    have access. Requests are counted by `counter` (Redis) if given, else in the database. `clock` returns
+    Unix seconds (tests pass their own).
+    """
+
+    def __init__(
+        self, *, settings: Settings, store: Store, counter: RequestCounter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._counter: RequestCounter = counter or store
+        self._clock = clock
+        self._admins = frozenset(settings.admins)
+        self._users = frozenset(settings.allowed_users)
+        self._chats = frozenset(settings.allowed_chats)
+
+    def is_admin(self, platform: str, user: UserRef) -> bool:
+        return f"{platform}:{user.id}" in self._admins
+
+    async def access(self, conversation: ConversationKey, user: UserRef) -> Access:
+        platform = conversation.platform
+        if self.is_admin(platform, user):
+            return Access(allowed=True, admin=True)
+        by_user = await self._store.latest_grant(platform=platform, kind="user", subject_id=user.id)
+        by_chat = await self._store.latest_grant(platform=platform, kind="chat", subject_id=conversation.chat_id)
+        if by_user is False or by_chat is False:
+            return Access(allowed=False, admin=False)
+        listed = f"{platform}:{user.id}" in self._users or f"{platform}:{conversation.chat_id}" in self._chats
+        open_to_all = not self._users and not self._chats
+        return Access(allowed=bool(by_user or by_chat or listed or open_to_all), admin=False)
+
+    async def admit(self, conversation: ConversationKey, user: UserRef) -> None:
+        """Raise AccessDeniedError or QuotaExceededError, or count one request and return."""
+        if not (await self.access(conversation, user)).allowed:
+            raise AccessDeniedError(f"no access for {conversation.platform} user")
+        now = self._clock()
+        platform = conversation.platform
+        per_day = self._settings.user_tokens_per_day
+        if per_day:
+            today = midnight_utc(datetime.fromtimestamp(now, UTC))
+            used = await self._store.user_usage_since(platform, user.id, today)
+            if used.total_tokens >= per_day:
+                resume = today + timedelta(days=1)
+                raise QuotaExceededError(
+                    "daily token limit",
+                    retry_after=resume.timestamp() - now,
+                    user_message="You have used your daily token limit; it resets at 00:00 UTC.",
+                )
+        per_minute = self._settings.user_requests_per_minute
+        if per_minute:
+            window = int(now // WINDOW_SECONDS)
+            count = await self._counter.count_request(platform=platform, user_id=user.id, window=window)
+            if count > per_minute:
+                wait = max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+                raise QuotaExceededError(
+                    "requests per minute",
+                    retry_after=wait,
+                    user_message=f"You have sent too many messages; try again in {wait} seconds.",
+                )
+
+    async def set_access(
+        self, admin: UserRef, platform: str, kind: str, subject_id: str, *, granted: bool
+    ) -> None:
+        """`/grant` and `/revoke`: admins only; `kind` is "user" or "chat"."""
+        self._require_admin(platform, admin)
+        subject_id = subject_id.strip()
+        if kind not in SUBJECT_KINDS or not subject_id:
+            verb = "grant" if granted else "revoke"
+            raise InputError("bad grant", user_message=f"Usage: /{verb} user <id> or /{verb} chat <id>")
+        subject: SubjectKind = "user" if kind == "user" else "chat"
+        await self._store.add_grant(
+            platform=platform, kind=subject, subject_id=subject_id, granted=granted, by=admin.id
+        )
+
+    async def stats(self, admin: UserRef, platform: str) -> Stats:
+        self._require_admin(platform, admin)
+        return await self._store.stats(since=midnight_utc(datetime.fromtimestamp(self._clock(), UTC)))
+
+    async def forget(self, platform: str, user: UserRef) -> Forgotten:
+        return await self._store.forget(platform=platform, user_id=user.id)
+
+    def _require_admin(self, platform: str, user: UserRef) -> None:
+        if not self.is_admin(platform, user):
+            raise AccessDeniedError("not an admin", user_message="That command is for the bot's admins.")

@@ -1,0 +1,61 @@
+"""Discord access and privacy: a stranger refused once in a DM and ignored in a server, admin slash commands
+(/stats, /grant, /revoke) and /forget, all answered privately.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.discord_harness import API_KEY, World, bot_says, build_world, discord_settings, fast_limits, running_bot
+from tests.fakes.discord import FakeDiscord, FakeInteraction, StoredMessage
+from tests.fakes.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def dc() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(rate_limits=fast_limits()) as fake:
+        yield fake
+        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream(api_key=API_KEY) as fake:
+        yield fake
+
+
+async def answered(dc: FakeDiscord, interaction: FakeInteraction) -> StoredMessage:
+    await dc.wait_for(lambda: interaction.followup_ids)
+    return dc.message(interaction.followup_ids[-1])
+
+
+async def test_access_admin_commands_and_forget(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path) -> None:
+    world: World = build_world(dc)
+    alice, bob = world.alice, world.bob
+    settings = discord_settings(
+        dc, upstream, tmp_path, allowed_users=f"discord:{alice.id}", admins=f"discord:{alice.id}"
+    )
+    bob_dm = dc.dm_channel(bob)
+    async with running_bot(dc, settings):
+        dc.user_sends(world.channel, bob, f"{dc.bot.mention} hello", mentions_bot=True)
+        dc.user_sends(bob_dm, bob, "hello")
+        await bot_says(dc, bob_dm, lambda text: "private" in text)
+        refused = await answered(dc, dc.invoke_slash("stats", channel=bob_dm, user=bob))
+        granted = await answered(
+            dc, dc.invoke_slash("grant", {"kind": "user", "subject_id": str(bob.id)}, channel=world.channel, user=alice)
+        )
+        dc.user_sends(bob_dm, bob, "thanks")
+        await bot_says(dc, bob_dm, lambda text: text == "Echo: thanks")
+        stats = await answered(dc, dc.invoke_slash("stats", channel=world.channel, user=alice))
+        forgot = await answered(dc, dc.invoke_slash("forget", channel=bob_dm, user=bob))
+    assert refused.content == "That command is for the bot's admins." and refused.flags & 64  # ephemeral
+    assert granted.content == f"User `{bob.id}` now has access."
+    assert stats.content.startswith("Users: 1\nConversations: 1\n")
+    assert forgot.content.startswith("Done: I deleted 2 messages, 1 conversations")
+    assert dc.bot_messages(world.channel) == [] or all(m.flags & 64 for m in dc.bot_messages(world.channel))
+    assert [r.last_user_text for r in upstream.chat_requests] == ["thanks"]

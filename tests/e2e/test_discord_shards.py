@@ -1,0 +1,76 @@
+"""DISCORD_SHARD_IDS / DISCORD_SHARD_COUNT: a process runs its share of a bot's shards, as it tells the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import discord
+import pytest
+
+from core import ConfigError, open_assistant
+from tests.e2e.discord_harness import (
+    API_KEY,
+    FAST_PROFILE,
+    STARTUP_SECONDS,
+    build_world,
+    discord_settings,
+    fast_limits,
+    final_reply,
+)
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.upstream import FakeUpstream
+
+from bots.discord_adapter import ParleyDiscord, build_client  # isort: skip  (after the harness's warning filter)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def dc() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord(rate_limits=fast_limits()) as fake:
+        yield fake
+        assert fake.count_429 == 0
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream(api_key=API_KEY) as fake:
+        yield fake
+
+
+async def test_the_identify_names_this_process_shard(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path) -> None:
+    world = build_world(dc)
+    settings = discord_settings(dc, upstream, tmp_path, discord_shard_ids="1", discord_shard_count=2)
+    async with open_assistant(settings) as assistant:
+        bot = build_client(assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05)
+        async with bot:
+            running = asyncio.create_task(bot.start(dc.token))
+            try:
+                await asyncio.wait_for(bot.wait_until_ready(), STARTUP_SECONDS)
+                assert [identify.shard for identify in dc.identifies] == [[1, 2]]
+                dm = dc.dm_channel(world.alice)
+                dc.user_sends(dm, world.alice, "hello shard")
+                await final_reply(dc, dm, "Echo: hello shard")
+            finally:
+                await bot.close()
+                await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_unsharded_by_default_and_shard_settings_are_checked(
+    dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    settings = discord_settings(dc, upstream, tmp_path)
+    async with open_assistant(settings) as assistant:
+        assert type(build_client(assistant=assistant, settings=settings)) is ParleyDiscord
+        sharded = build_client(
+            assistant=assistant, settings=settings.model_copy(update={"discord_shard_count": 4})
+        )
+        assert isinstance(sharded, discord.AutoShardedClient)
+        assert sharded.shard_count == 4 and sharded.shard_ids is None  # all four shards in this process
+        with pytest.raises(ConfigError, match="DISCORD_SHARD_COUNT"):
+            build_client(assistant=assistant, settings=settings.model_copy(update={"discord_shard_ids": (0,)}))
+        with pytest.raises(ConfigError, match="below"):
+            wrong = {"discord_shard_ids": (0, 2), "discord_shard_count": 2}
+            build_client(assistant=assistant, settings=settings.model_copy(update=wrong))

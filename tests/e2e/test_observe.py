@@ -1,0 +1,289 @@
+"""Observe: /healthz and /metrics against a real SQLite store and the fake upstream; logs without content."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core import (
+    TELEGRAM_PRIVATE,
+    Assistant,
+    Budget,
+    ConversationKey,
+    LiveReply,
+    Metrics,
+    Turn,
+    UpstreamUnavailableError,
+    UserRef,
+    open_assistant,
+    serve_metrics,
+)
+from core.logs import CONTENT_LOGGERS, JsonFormatter, TextFormatter, configure_logging
+from tests.e2e.conftest import API_KEY, make_settings
+from tests.e2e.telegram_harness import API_KEY as TG_API_KEY
+from tests.e2e.telegram_harness import TOKEN, telegram_world
+from tests.fakes.live_surface import FakeSurface
+from tests.fakes.upstream import FakeUpstream
+from tests.unit.test_deploy import ROOT, health_check_command
+
+pytestmark = pytest.mark.e2e
+
+QUESTION = "my secret plan is ZEBRA-42"
+ANSWER = "Here is the answer: PELICAN-17 and more."
+USAGE = {
+    "prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30,
+    "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 3},
+}
+
+
+def _turn(text: str = QUESTION) -> Turn:
+    return Turn(ConversationKey("telegram", "42"), UserRef("7", "Ann"), text)
+
+
+async def _live_reply(assistant: Assistant, text: str = QUESTION) -> FakeSurface:
+    surface = FakeSurface(replace(TELEGRAM_PRIVATE, edit_interval_seconds=0.02, supports_draft=False))
+    live = LiveReply(surface, budget=Budget(30), on_first_text=assistant.first_text_hook())
+    result = await live.run(assistant.reply(_turn(text)))
+    assistant.count_rate_limits(live.rate_limited)
+    assert result.is_complete
+    return surface
+
+
+def _sample(exposition: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", exposition, re.MULTILINE)
+    assert match is not None, f"{name}{labels} missing"
+    return float(match.group(1))
+
+
+@pytest.fixture
+async def observed(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[tuple[Assistant, httpx.AsyncClient]]:
+    metrics = Metrics()
+    settings = make_settings(upstream, tmp_path)
+    async with (
+        open_assistant(settings, metrics=metrics) as assistant,
+        serve_metrics(metrics, assistant.health, host="127.0.0.1", port=0) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+    ):
+        yield assistant, client
+
+
+async def _docker_health_check(client: httpx.AsyncClient) -> int:
+    """Run the Dockerfile's HEALTHCHECK command (with this Python) against the endpoint; its exit status."""
+    command = health_check_command((ROOT / "Dockerfile").read_text())
+    env = {**os.environ, "METRICS_PORT": str(client.base_url.port)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command[1:], env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
+
+
+async def test_healthz_is_200_while_both_answer_and_503_naming_the_upstream_when_it_is_down(
+    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient]
+) -> None:
+    _, client = observed
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "upstream": "ok"}
+    assert any(r.path.endswith("/models") for r in upstream.requests)
+    assert await _docker_health_check(client) == 0
+
+    await upstream.__aexit__(None, None, None)  # the gateway goes away
+    response = await client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing" and body["database"] == "ok"
+    assert body["upstream"] == "UpstreamUnavailableError"
+    assert API_KEY not in response.text
+    assert await _docker_health_check(client) != 0
+
+
+async def test_healthz_counts_a_gateway_without_models_as_reachable(
+    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient]
+) -> None:
+    _, client = observed
+    upstream.add_error(404, endpoint="models")
+    response = await client.get("/healthz")
+    assert response.status_code == 200, response.text
+
+
+async def test_metrics_move_with_a_real_reply(
+    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient]
+) -> None:
+    assistant, client = observed
+    before = (await client.get("/metrics")).text
+    assert _sample(before, "parley_replies_total", '{outcome="completed"}') == 0
+    assert _sample(before, "parley_active_streams") == 0
+
+    upstream.add_reply(ANSWER, usage=USAGE)
+    surface = await _live_reply(assistant)
+    assert surface.visible_texts() == [ANSWER]
+    upstream.add_error(503, body={"error": {"message": "overloaded"}})
+    with pytest.raises(UpstreamUnavailableError, match="503"):
+        async for _ in assistant.reply(_turn("again")):
+            pass
+
+    response = await client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    assert _sample(after, "parley_replies_total", '{outcome="completed"}') == 1
+    assert _sample(after, "parley_replies_total", '{outcome="failed"}') == 1
+    assert _sample(after, "parley_tokens_total", '{kind="prompt"}') == 21
+    assert _sample(after, "parley_tokens_total", '{kind="completion"}') == 9
+    assert _sample(after, "parley_tokens_total", '{kind="cached"}') == 5
+    assert _sample(after, "parley_tokens_total", '{kind="reasoning"}') == 3
+    assert _sample(after, "parley_first_token_seconds_count") == 1
+    assert _sample(after, "parley_first_visible_text_seconds_count") == 1
+    assert _sample(after, "parley_upstream_errors_total", '{kind="UpstreamUnavailableError"}') == 1
+    assert _sample(after, "parley_platform_rate_limits_total") == 0
+    assert _sample(after, "parley_active_streams") == 0
+
+
+def test_metrics_of_two_processes_do_not_share_a_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.rate_limited(2)
+    assert b"parley_platform_rate_limits_total 2.0" in first.exposition()
+    assert b"parley_platform_rate_limits_total 0.0" in second.exposition()
+
+
+# --- logs ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """configure_logging replaces the root's handlers (pytest's too): put everything back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in CONTENT_LOGGERS}
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        for name, saved in levels.items():
+            logging.getLogger(name).setLevel(saved)
+
+
+async def _logged_reply(upstream: FakeUpstream, tmp_path: Path, *, log_content: bool) -> str:
+    """One reply with LOG_LEVEL=DEBUG LOG_FORMAT=json, configured as `parley run` does; returns the log."""
+    stream = io.StringIO()
+    configure_logging("DEBUG", log_format="json", log_content=log_content, stream=stream)
+    upstream.add_reply(ANSWER, usage=USAGE)
+    settings = make_settings(upstream, tmp_path, log_content=log_content)
+    async with open_assistant(settings, metrics=Metrics()) as assistant:
+        await _live_reply(assistant)
+    return stream.getvalue()
+
+
+@pytest.mark.usefixtures("restored_logging")
+async def test_logs_hold_no_message_text_nor_secret_by_default(upstream: FakeUpstream, tmp_path: Path) -> None:
+    logged = await _logged_reply(upstream, tmp_path, log_content=False)
+    records = [json.loads(line) for line in logged.splitlines()]
+    done = [r for r in records if r["message"].startswith("reply done")]
+    assert len(done) == 1 and done[0]["level"] == "INFO" and done[0]["logger"] == "core.assistant"
+    assert re.fullmatch(r"[0-9a-f]{16}", done[0]["request"]) and done[0]["conversation"].isdigit()
+    for secret in ("ZEBRA-42", "PELICAN-17", API_KEY, API_KEY[-12:]):
+        assert secret not in logged
+
+
+@pytest.mark.usefixtures("restored_logging")
+async def test_log_content_true_lets_the_text_into_debug_logs(upstream: FakeUpstream, tmp_path: Path) -> None:
+    logged = await _logged_reply(upstream, tmp_path, log_content=True)
+    ours = [r["message"] for r in map(json.loads, logged.splitlines()) if r["logger"] == "core.assistant"]
+    # So the default's absence above means something: the same reply, the text now logged.
+    assert any("ZEBRA-42" in line for line in ours) and any("PELICAN-17" in line for line in ours)
+    assert API_KEY not in logged
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_configure_logging_picks_the_format() -> None:
+    root = logging.getLogger()
+    configure_logging("INFO", log_format="json")
+    assert [type(h.formatter) for h in root.handlers] == [JsonFormatter]
+    assert root.level == logging.INFO
+    stream = io.StringIO()
+    configure_logging("DEBUG", log_format="text", stream=stream)
+    assert [type(h.formatter) for h in root.handlers] == [TextFormatter]
+    logging.getLogger("parley.test").info("hello %s", "there")
+    assert re.fullmatch(r"\S+ \S+ INFO parley.test: hello there\n", stream.getvalue())
+
+
+async def test_first_visible_text_is_the_answer_not_the_thinking_label(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.add_reply(
+        ANSWER, reasoning="Let me think about zebras for a while. " * 3, chunk_chars=8, tokens_per_second=200
+    )
+    seen: list[list[str]] = []
+    async with open_assistant(make_settings(upstream, tmp_path)) as assistant:
+        surface = FakeSurface(replace(TELEGRAM_PRIVATE, edit_interval_seconds=0.02, supports_draft=False))
+        live = LiveReply(
+            surface, budget=Budget(30), show_reasoning="status",
+            on_first_text=lambda: seen.append(surface.visible_texts()),
+        )
+        result = await live.run(assistant.reply(_turn()))
+    assert result.is_complete and surface.visible_texts() == [ANSWER]
+    first_sent = surface.calls("send")[0].rendered
+    assert first_sent is not None and "PELICAN" not in first_sent.text  # a "thinking" state came first
+    assert len(seen) == 1  # once, however many edits followed
+    assert seen[0] and seen[0][0] and ANSWER.startswith(seen[0][0].rstrip("…. "))  # answer text, not the label
+    assert assistant.first_text_hook() is None  # without Metrics the adapters pass no hook
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: Path) -> None:
+    """The composition root end to end: METRICS_PORT set, a real `parley run telegram`, one chat message."""
+    port = _free_port()
+    async with telegram_world(tmp_path) as w:
+        user = w.tg.user("Ann")
+        chat = w.tg.private_chat(user)
+        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+        env = {
+            **keep, "PTB_TIMEDELTA": "true", "LLM_BASE_URL": w.up.base_url, "LLM_API_KEY": TG_API_KEY,
+            "CHAT_MODEL": "fake/echo", "DATABASE_URL": "sqlite:///parley.db", "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE_URL": w.tg.base_url, "METRICS_PORT": str(port), "LOG_FORMAT": "json",
+        }  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await w.tg.wait_for(lambda: w.tg.calls_of("getUpdates"), 30)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                assert (await client.get("/healthz")).status_code == 200
+                w.tg.user_sends(chat, user, "count me")
+                await w.said(chat, lambda t: t == "Echo: count me")
+                exposition = (await client.get("/metrics")).text
+            process.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(process.communicate(), 20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0
+    assert _sample(exposition, "parley_replies_total", '{outcome="completed"}') == 1
+    assert _sample(exposition, "parley_first_visible_text_seconds_count") == 1  # the adapter passed the hook
+    assert _sample(exposition, "parley_platform_rate_limits_total") == 0
+    lines = [json.loads(line) for line in (out + err).decode().splitlines()]
+    assert any(line["message"].startswith("metrics and health on port") for line in lines)
+    assert any(line["message"].startswith("reply done") and "request" in line for line in lines)
