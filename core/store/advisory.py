@@ -21,13 +21,16 @@ from core.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-# Each reply in flight holds one idle lock connection, so the lock pool is separate from the store's (a
-# burst of long streams never starves the short store transactions) and larger; past its size, turns wait
-# for a connection up to PG_LOCK_POOL_TIMEOUT_SECONDS.
-PG_LOCK_POOL_SIZE = 5
-PG_LOCK_MAX_OVERFLOW = 45
-PG_LOCK_POOL_TIMEOUT_SECONDS = 300
+# Conversation locks of one process all live in ONE session (a session may hold any number of advisory
+# locks), so hundreds of replies in flight cost one connection, not one each; leadership takes its own.
+PG_LOCK_POOL_SIZE = 2
+PG_LOCK_MAX_OVERFLOW = 2
+PG_LOCK_POOL_TIMEOUT_SECONDS = 30
 PG_CONNECT_TIMEOUT_SECONDS = 10
+# A lock held by another process is polled with pg_try_advisory_lock (a blocking pg_advisory_lock would stall
+# the shared session): first after 20 ms, doubling up to 250 ms.
+LOCK_POLL_FIRST_SECONDS = 0.02
+LOCK_POLL_MAX_SECONDS = 0.25
 
 
 def lock_id(namespace: str, *parts: str) -> int:
@@ -59,31 +62,66 @@ class Lease:
 class AdvisoryLocks:
     """Session-level advisory locks on PostgreSQL; nothing (the caller's in-process lock suffices) otherwise.
 
-    Session-level, not `pg_advisory_xact_lock`: the holding connection sits idle *outside* a transaction
-    for the whole reply, so `idle_in_transaction_session_timeout` never kills it and no transaction stays
-    open for minutes. The cost is an explicit unlock: if it fails, or the holder is cancelled at a bad
-    moment, the connection is invalidated (closed), which frees the lock on the server. Both kinds need a
-    real session: behind PgBouncer, use session pooling for Parley.
+    Session-level, not `pg_advisory_xact_lock`: the holding session sits idle *outside* a transaction for
+    the whole reply, so `idle_in_transaction_session_timeout` never kills it and no transaction stays open
+    for minutes. Every conversation lock of this process lives in one shared session, one statement at a
+    time; a lock another process holds is polled with `pg_try_advisory_lock`. If that session fails, it is
+    closed (the server then frees all its locks: replies in flight go on, ordering across processes is
+    briefly not enforced) and the next lock opens a new one. Behind PgBouncer, use session pooling.
     """
 
     def __init__(self, engine: AsyncEngine | None) -> None:
         self._engine = engine
+        self._shared: AsyncConnection | None = None
+        self._statements = asyncio.Lock()  # a connection runs one statement at a time
 
     @asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
-        """Wait for the lock (FIFO among waiters, as PostgreSQL grants them), hold it for the block."""
+        """Wait for the lock (polling while another process holds it) and hold it for the block."""
         if self._engine is None:
             yield
             return
-        connection = await self._connect()
+        delay = LOCK_POLL_FIRST_SECONDS
+        while not await self._shielded("SELECT pg_try_advisory_lock(:key)", key, undo_if_true=True):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LOCK_POLL_MAX_SECONDS)
+        session = self._shared
         try:
-            await _execute(connection, "SELECT pg_advisory_lock(:key)", key)
-            try:
-                yield
-            finally:
-                await _unlock(connection, key)
+            yield
         finally:
-            await connection.close()
+            if session is not None and session is self._shared:  # else that session, and the lock, are gone
+                with suppress(StoreError):
+                    await self._shielded("SELECT pg_advisory_unlock(:key)", key)
+
+    async def aclose(self) -> None:
+        async with self._statements:
+            if self._shared is not None:
+                shared, self._shared = self._shared, None
+                with suppress(SQLAlchemyError, OSError):
+                    await shared.close()
+
+    async def _shielded(self, sql: str, key: int, *, undo_if_true: bool = False) -> bool:
+        """Run one lock statement to its end even if our caller is cancelled (a granted lock is undone)."""
+        task = asyncio.ensure_future(self._on_shared(sql, key))
+        try:
+            return bool(await asyncio.shield(task))
+        except asyncio.CancelledError:
+            with suppress(Exception):
+                if await task and undo_if_true:
+                    await self._on_shared("SELECT pg_advisory_unlock(:key)", key)
+            raise
+
+    async def _on_shared(self, sql: str, key: int) -> Any:
+        async with self._statements:
+            if self._shared is None:
+                self._shared = await self._connect()
+            connection = self._shared
+            try:
+                return (await connection.execute(text(sql), {"key": key})).scalar_one()
+            except (SQLAlchemyError, OSError) as exc:
+                self._shared = None
+                await _discard(connection)  # the server drops every lock the session held
+                raise StoreError(f"database error ({type(exc).__name__})") from exc
 
     @asynccontextmanager
     async def leadership(self, key: int, *, retry_seconds: float) -> AsyncIterator[Lease]:
@@ -168,7 +206,9 @@ async def open_advisory_locks(database_url: str) -> AsyncIterator[AdvisoryLocks]
         pool_timeout=PG_LOCK_POOL_TIMEOUT_SECONDS,
         connect_args=connect_args,
     )
+    locks = AdvisoryLocks(engine)
     try:
-        yield AdvisoryLocks(engine)
+        yield locks
     finally:
+        await locks.aclose()
         await engine.dispose()
