@@ -106,13 +106,22 @@ _REDACTOR = Redactor()
 
 @contextlib.contextmanager
 def secrets_redacted(*secrets: str | None) -> Iterator[None]:
-    """Keep `secrets` (and their percent-encoded forms) out of every log line for the life of the block."""
+    """Keep `secrets` (and their percent-encoded forms) out of every log line for the life of the block.
+
+    configure_logging's handler always redacts; handlers someone else put on the root logger (an
+    embedding application's, pytest's) get the Redactor for the block too.
+    """
     present = [secret for secret in secrets if secret]
     for secret in present:
         _REDACTOR.add(secret)
+    added = [h for h in logging.getLogger().handlers if _REDACTOR not in h.filters]
+    for handler in added:
+        handler.addFilter(_REDACTOR)
     try:
         yield
     finally:
+        for handler in added:
+            handler.removeFilter(_REDACTOR)
         for secret in present:
             _REDACTOR.remove(secret)
 
