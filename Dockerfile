@@ -13,10 +13,12 @@ COPY --from=build /install /usr/local
 WORKDIR /data
 RUN chown parley:parley /data
 USER parley
-# METRICS_PORT is on by default in the image: the health check below needs it.
+# METRICS_PORT is on by default in the image: the health check below needs it. METRICS_LISTEN=0.0.0.0
+# inside the container's own network namespace, so a published port (compose: this host only) reaches it.
 ENV PYTHONUNBUFFERED=1 \
     DATABASE_URL=sqlite+aiosqlite:////data/parley.db \
-    METRICS_PORT=9090
+    METRICS_PORT=9090 \
+    METRICS_LISTEN=0.0.0.0
 EXPOSE 9090
 # `parley run` applies the migrations at start. Healthy: /healthz answers 200 (database and upstream reachable).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

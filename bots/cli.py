@@ -27,6 +27,7 @@ from core import (
     configure_logging,
     load_settings,
     open_assistant,
+    secrets_redacted,
     serve_metrics,
     upgrade_database,
 )
@@ -71,9 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log_level, quiet=args.command == "chat", log_format=settings.log_format,
             log_content=settings.log_content,
         )
-        if args.command == "chat":
-            return _run_async(_chat(settings))
-        return _run_async(_serve(settings, args.platform))
+        with secrets_redacted(*_secrets(settings)):
+            if args.command == "chat":
+                return _run_async(_chat(settings))
+            return _run_async(_serve(settings, args.platform))
     except ConfigError as exc:
         print(f"parley: error: {exc.setting} {exc.problem}", file=sys.stderr)
         return 2
@@ -82,6 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every secret setting, kept out of all log lines (core/logs.py), whichever library would log it."""
+    values = (
+        settings.llm_api_key, settings.telegram_bot_token, settings.telegram_webhook_secret,
+        settings.discord_bot_token, settings.redis_url,
+    )
+    return [value.get_secret_value() for value in values if value is not None]
 
 
 def _run_async(coro: Coroutine[Any, Any, int | None]) -> int:
@@ -133,7 +144,7 @@ async def _serve(settings: Settings, platform: str | None) -> int:
     metrics = Metrics() if settings.metrics_port is not None else None
     async with (
         open_assistant(settings, metrics=metrics) as assistant,
-        _metrics_endpoint(assistant, metrics, settings.metrics_port),
+        _metrics_endpoint(assistant, metrics, settings),
     ):
         log.info("serving %s", ", ".join(wanted))
         try:
@@ -150,13 +161,14 @@ async def _serve(settings: Settings, platform: str | None) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _metrics_endpoint(assistant: Assistant, metrics: Metrics | None, port: int | None) -> AsyncIterator[None]:
+async def _metrics_endpoint(assistant: Assistant, metrics: Metrics | None, settings: Settings) -> AsyncIterator[None]:
     """METRICS_PORT: /healthz and /metrics for as long as the assistant lives; nothing when unset."""
+    port = settings.metrics_port
     if metrics is None or port is None:
         yield
         return
-    async with serve_metrics(metrics, assistant.health, port=port) as bound:
-        log.info("metrics and health on port %d (/metrics, /healthz)", bound)
+    async with serve_metrics(metrics, assistant.health, host=settings.metrics_listen, port=port) as bound:
+        log.info("metrics and health on port %d of %s (/metrics, /healthz)", bound, settings.metrics_listen)
         yield
 
 

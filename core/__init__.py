@@ -44,7 +44,7 @@ from core.live import (
     Surface,
     telegram_profile,
 )
-from core.logs import configure_logging
+from core.logs import configure_logging, secrets_redacted
 from core.metrics import Metrics, serve_metrics
 from core.settings import DatabaseSettings, Settings, load_settings
 from core.store import Forgotten, Stats
@@ -105,6 +105,7 @@ __all__ = [
     "load_settings",
     "open_assistant",
     "refusals_escaping",
+    "secrets_redacted",
     "serve_metrics",
     "sniff_mime",
     "telegram_profile",

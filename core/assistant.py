@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 HISTORY_LOAD_LIMIT = 200  # newest messages read per turn; the token budget then trims further
 MODELS_CACHE_SECONDS = 600.0
 HEALTH_TIMEOUT_SECONDS = 3.0  # /healthz answers within this, whatever hangs
+# The upstream is asked (with our key) at most this often, however many /healthz requests come.
+HEALTH_CACHE_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,9 @@ class Assistant:
         self._gate = Gatekeeper(settings=settings, store=store, counter=counter, clock=clock)
         self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
         self._models_cache: tuple[float, list[str]] | None = None
+        self._clock = clock
+        self._upstream_health: tuple[float, str] | None = None  # (checked at, state) of the last probe
+        self._upstream_probe: asyncio.Task[str] | None = None  # the probe in flight, shared by callers
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
         """Stream the answer to `turn`: deltas as they come, then one `Completed`.
@@ -220,20 +225,39 @@ class Assistant:
         """For /healthz: "ok" or a short reason, for the database (one trivial query) and the upstream.
 
         The upstream counts as reachable when `GET /models` answers at all (a gateway without that
-        endpoint still answers 404), except 401/403: a refused key fails every reply too.
+        endpoint still answers 404), except 401/403: a refused key fails every reply too. Its state is
+        kept for HEALTH_CACHE_SECONDS and concurrent callers share one probe: a flood of /healthz
+        requests costs one upstream call per 15 s.
         """
-
-        async def upstream() -> None:
-            try:
-                await self._upstream.list_models()
-            except UpstreamError as exc:
-                if exc.status is None or exc.status in (401, 403):
-                    raise
-
         database, upstream_state = await asyncio.gather(
-            _probe(self._store.ping(), timeout_seconds), _probe(upstream(), timeout_seconds)
+            _probe(self._store.ping(), timeout_seconds), self._upstream_state(timeout_seconds)
         )
         return {"database": database, "upstream": upstream_state}
+
+    async def _upstream_state(self, timeout_seconds: float) -> str:
+        now = self._clock()
+        if self._upstream_health is not None:
+            checked_at, state = self._upstream_health
+            if 0 <= now - checked_at < HEALTH_CACHE_SECONDS:  # a clock set back counts as expired
+                return state
+        if self._upstream_probe is None:
+
+            async def upstream() -> None:
+                try:
+                    await self._upstream.list_models()
+                except UpstreamError as exc:
+                    if exc.status is None or exc.status in (401, 403):
+                        raise
+
+            def remember(probe: asyncio.Task[str]) -> None:
+                self._upstream_probe = None
+                if not probe.cancelled():
+                    self._upstream_health = (now, probe.result())
+
+            self._upstream_probe = asyncio.create_task(_probe(upstream(), timeout_seconds))
+            self._upstream_probe.add_done_callback(remember)
+        # Shielded: a caller that goes away does not cancel the probe the others wait for.
+        return await asyncio.shield(self._upstream_probe)
 
     def first_text_hook(self) -> Callable[[], None] | None:
         """For `LiveReply(on_first_text=...)`, built as a reply starts: times its first visible text."""
@@ -243,6 +267,11 @@ class Assistant:
         """Adapters report the platform 429s a reply met (`LiveReply.rate_limited`)."""
         if self._metrics is not None:
             self._metrics.rate_limited(count)
+
+    def count_webhook_rejected(self) -> None:
+        """The Telegram webhook refused a request without the right secret token."""
+        if self._metrics is not None:
+            self._metrics.webhook_refused()
 
     async def imagine(
         self,

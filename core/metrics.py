@@ -47,6 +47,9 @@ class Metrics:
             "parley_platform_rate_limits", "429 answers from the chat platform.", registry=r
         )
         self.active_streams = Gauge("parley_active_streams", "Replies streaming right now.", registry=r)
+        self.webhook_rejected = Counter(
+            "parley_webhook_rejected", "Webhook requests refused for a missing or wrong secret token.", registry=r
+        )
         for outcome in ("completed", "failed", "cancelled"):
             self.replies.labels(outcome)  # present at 0 from the start, so rates work on the first scrape
         for kind in ("prompt", "completion", "cached", "reasoning"):
@@ -68,6 +71,9 @@ class Metrics:
         if count > 0:
             self.platform_rate_limits.inc(count)
 
+    def webhook_refused(self) -> None:
+        self.webhook_rejected.inc()
+
     def first_text_timer(self) -> Callable[[], None]:
         """A callback for `LiveReply(on_first_text=...)`: observes the time since this call, once."""
         started = time.monotonic()
@@ -87,7 +93,7 @@ class Metrics:
 
 @asynccontextmanager
 async def serve_metrics(
-    metrics: Metrics, health: HealthCheck, *, host: str = "0.0.0.0", port: int = 0
+    metrics: Metrics, health: HealthCheck, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[int]:
     """Serve `/healthz` and `/metrics` for the life of the block; yields the bound port (port 0: any free)."""
 

@@ -44,6 +44,7 @@ from core import (
     Settings,
     Turn,
     refusals_escaping,
+    secrets_redacted,
 )
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ class ParleyDiscord(discord.Client):
     async def start(self, token: str, *, reconnect: bool = True) -> None:
         """Log in and stay connected until closed or cancelled; a refused token or intent is a ConfigError."""
         try:
-            await super().start(token, reconnect=reconnect)
+            with secrets_redacted(token):  # interaction tokens are redacted by pattern (core/logs.py)
+                await super().start(token, reconnect=reconnect)
         except discord.LoginFailure:
             raise ConfigError("DISCORD_BOT_TOKEN", "was refused by Discord (401 Unauthorized)") from None
         except discord.PrivilegedIntentsRequired:

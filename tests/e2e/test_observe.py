@@ -68,12 +68,29 @@ def _sample(exposition: str, name: str, labels: str = "") -> float:
     return float(match.group(1))
 
 
+class Clock:
+    """Unix seconds that move only when a test moves them (the assistant's quota windows, its health cache)."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
-async def observed(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[tuple[Assistant, httpx.AsyncClient]]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def observed(
+    upstream: FakeUpstream, tmp_path: Path, clock: Clock
+) -> AsyncIterator[tuple[Assistant, httpx.AsyncClient]]:
     metrics = Metrics()
     settings = make_settings(upstream, tmp_path)
     async with (
-        open_assistant(settings, metrics=metrics) as assistant,
+        open_assistant(settings, metrics=metrics, clock=clock) as assistant,
         serve_metrics(metrics, assistant.health, host="127.0.0.1", port=0) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
     ):
@@ -91,7 +108,7 @@ async def _docker_health_check(client: httpx.AsyncClient) -> int:
 
 
 async def test_healthz_is_200_while_both_answer_and_503_naming_the_upstream_when_it_is_down(
-    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient]
+    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient], clock: Clock
 ) -> None:
     _, client = observed
     response = await client.get("/healthz")
@@ -101,6 +118,7 @@ async def test_healthz_is_200_while_both_answer_and_503_naming_the_upstream_when
     assert await _docker_health_check(client) == 0
 
     await upstream.__aexit__(None, None, None)  # the gateway goes away
+    clock.now += 15  # the upstream's state is kept 15 s (tests/e2e/test_operations_abuse.py)
     response = await client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -245,6 +263,20 @@ async def test_first_visible_text_is_the_answer_not_the_thinking_label(
     assert assistant.first_text_hook() is None  # without Metrics the adapters pass no hook
 
 
+def _listen_addresses(port: int) -> set[str]:
+    """Addresses with a socket listening on `port`, as the Linux kernel lists them in /proc/net/tcp{,6}."""
+    found: set[str] = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: TCP_LISTEN
+                raw = bytes.fromhex(address)  # 32-bit words in host (little-endian) order
+                raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(socket.inet_ntop(family, raw))
+    return found
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -271,6 +303,7 @@ async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: P
             await w.tg.wait_for(lambda: w.tg.calls_of("getUpdates"), 30)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
                 assert (await client.get("/healthz")).status_code == 200
+                assert _listen_addresses(port) == {"127.0.0.1"}  # METRICS_LISTEN unset: this host only
                 w.tg.user_sends(chat, user, "count me")
                 await w.said(chat, lambda t: t == "Echo: count me")
                 exposition = (await client.get("/metrics")).text

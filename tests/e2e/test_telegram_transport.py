@@ -146,7 +146,7 @@ async def test_parley_run_telegram_serves_and_stops_cleanly_on_sigterm(tmp_path:
     log = (out + err).decode()
     assert process.returncode == 0, log
     assert "Traceback" not in log and TOKEN.partition(":")[2] not in log and API_KEY not in log
-    assert "polling for updates" in log and "<TELEGRAM_BOT_TOKEN>" in log
+    assert "polling for updates" in log and "/bot<redacted>" in log
 
 
 async def test_webhook_problems_are_config_errors(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_compose_names_every_setting_of_env_example() -> None:
     assert len(listed) > 20  # the regex found the settings, so the comparison below means something
     assert sorted(set(listed) - set(environment)) == []
     # Passthroughs: the operator's value (shell or .env) or empty, which Parley reads as unset.
-    fixed = {"DATABASE_URL", "METRICS_PORT"}
+    fixed = {"DATABASE_URL", "METRICS_PORT", "METRICS_LISTEN"}
     wrong = [name for name in listed if name not in fixed and environment[name] != f"${{{name}:-}}"]
     assert wrong == []
     assert sorted(set(environment) - set(listed)) == []  # nothing Parley would not read
