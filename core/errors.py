@@ -59,7 +59,7 @@ class ChatAdminRequiredError(ParleyError):
     neither an admin of that chat nor in ADMINS. Unlike AccessDeniedError it is answered in groups too: the
     caller may talk to the bot there, only not change the conversation for everyone."""
 
-    default_message = "Only this group's admins can change the conversation everyone here shares."
+    default_message = "Only admins can change the conversation everyone here shares."
 
 
 class QuotaExceededError(ParleyError):
