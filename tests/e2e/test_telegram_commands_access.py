@@ -26,9 +26,7 @@ def configured(w: World, **values: Any) -> Any:
 
 def user_texts(w: World) -> list[list[str]]:
     """The user messages of every chat request sent upstream, in order."""
-    return [
-        [str(m["content"]) for m in r.body["messages"] if m["role"] == "user"] for r in w.up.chat_requests
-    ]
+    return [[str(m["content"]) for m in r.body["messages"] if m["role"] == "user"] for r in w.up.chat_requests]
 
 
 async def test_stranger_in_group_cannot_switch_model_reset_or_read_usage(tmp_path: Path) -> None:
