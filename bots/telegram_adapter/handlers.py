@@ -253,15 +253,21 @@ class TelegramBot:
     async def _unknown_command(self, message: Message, me: User) -> None:
         command = parse_command(message.text or "")
         if command is not None and (not is_group(message) or (command.bot and self._for_me(command.bot, me))):
-            await self._say(message, texts.plain(texts.UNKNOWN_COMMAND))
+            await self._say_to_allowed(message, texts.plain(texts.UNKNOWN_COMMAND))
 
     async def _unsupported(self, message: Message, me: User) -> None:
         if not is_group(message) or replies_to_bot(message, me):
-            await self._say(message, texts.plain(texts.UNSUPPORTED))
+            await self._say_to_allowed(message, texts.plain(texts.UNSUPPORTED))
 
     async def _edited(self, message: Message, me: User) -> None:
         if not is_group(message):
-            await self._say(message, texts.plain(texts.EDITED))
+            await self._say_to_allowed(message, texts.plain(texts.EDITED))
+
+    async def _say_to_allowed(self, message: Message, markdown: str) -> None:
+        """A note only for those who may use the bot: a stranger must not spend a group's message budget."""
+        key = conversation_of(message, group_history=self._settings.group_history)
+        await self._assistant.require_access(key, user_of(message))
+        await self._say(message, markdown)
 
     @staticmethod
     def _for_me(addressee: str, me: User) -> bool:

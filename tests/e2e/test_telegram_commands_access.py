@@ -122,3 +122,19 @@ async def test_a_strangers_photos_albums_and_quotes_are_never_downloaded(tmp_pat
             await w.said(ann_dm, lambda t: t == "Echo: and now?")
         assert w.texts(group) == [] and all(REFUSAL in t for t in w.texts(eve_dm))
         assert len(w.tg.downloads) == 1  # the allowed user's photo: downloads are counted
+
+
+async def test_a_stranger_cannot_make_the_bot_speak_in_a_group(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path) as w:
+        ann, eve = w.tg.user("Ann"), w.tg.user("Eve")
+        group, eve_dm = w.tg.group(), w.tg.private_chat(eve)
+        async with w.bot(configured(w, allowed_users=(f"telegram:{ann.id}",))):
+            w.tg.user_sends(group, ann, f"@{BOT_USERNAME} hi")
+            answer = await w.said(group, lambda t: t == "Echo: Ann: hi")
+            w.tg.user_sends(group, eve, f"/frobnicate@{BOT_USERNAME}")
+            w.tg.user_sends(group, eve, sticker="🙂", reply_to=answer)
+            w.tg.user_sends(eve_dm, eve, sticker="🙂")
+            await w.said(eve_dm, lambda t: REFUSAL in t)
+            await w.idle()
+        assert w.texts(group) == ["Echo: Ann: hi"]  # each would have cost the group's message budget
+        assert len(w.texts(eve_dm)) == 1
