@@ -96,7 +96,7 @@ class TerminalChat:
             case "/help":
                 self._print(HELP)
             case "/reset":
-                await self._assistant.reset(self._key)
+                await self._assistant.reset(self._key, self._user)
                 self._print("New conversation started.")
             case "/model":
                 await self._model(argument.strip())

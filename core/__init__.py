@@ -5,10 +5,11 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 
 from core.access import Access, AccessRefused, refusals_escaping
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
-from core.conversation import ConversationKey, Turn, UserRef
+from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.discussion import Discussion
 from core.errors import (
     AccessDeniedError,
+    ChatAdminRequiredError,
     ConfigError,
     FormattingRejectedError,
     ImageError,
@@ -60,6 +61,8 @@ __all__ = [
     "AccessRefused",
     "Assistant",
     "Budget",
+    "ChatAdminCheck",
+    "ChatAdminRequiredError",
     "Completed",
     "ConfigError",
     "ConversationKey",

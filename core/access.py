@@ -12,9 +12,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.conversation import ConversationKey, UserRef
+from core.conversation import ChatAdminCheck, ConversationKey, UserRef
 from core.counters import RequestCounter
-from core.errors import AccessDeniedError, InputError, QuotaExceededError
+from core.errors import AccessDeniedError, ChatAdminRequiredError, InputError, QuotaExceededError
 from core.events import Event
 from core.settings import Settings
 from core.store import Forgotten, Stats, Store, SubjectKind
@@ -92,10 +92,35 @@ class Gatekeeper:
         open_to_all = not self._users and not self._chats
         return Access(allowed=bool(by_user or by_chat or listed or open_to_all), admin=False)
 
+    async def require(self, conversation: ConversationKey, user: UserRef) -> Access:
+        """Raise AccessDeniedError unless `user` may use the bot in `conversation`; every command passes here."""
+        access = await self.access(conversation, user)
+        if not access.allowed:
+            raise AccessDeniedError(f"no access for {conversation.platform} user")
+        return access
+
+    async def require_steward(
+        self, conversation: ConversationKey, user: UserRef, chat_admin: ChatAdminCheck | None
+    ) -> None:
+        """Access, and for a conversation a whole group shares, ADMINS or an admin of that chat.
+
+        For commands that change the conversation for everyone in it (`/model name`, `/reset`). The platform
+        is asked (`chat_admin`) only after the cheaper checks, so a stranger costs it no request.
+        """
+        access = await self.require(conversation, user)
+        if access.admin or not conversation.is_shared:
+            return
+        if chat_admin is not None and await chat_admin():
+            return
+        raise ChatAdminRequiredError(f"{conversation.platform} user is no admin of the shared chat")
+
     async def admit(self, conversation: ConversationKey, user: UserRef) -> None:
         """Raise AccessDeniedError or QuotaExceededError, or count one request and return."""
-        if not (await self.access(conversation, user)).allowed:
-            raise AccessDeniedError(f"no access for {conversation.platform} user")
+        await self.require(conversation, user)
+        await self.limit(conversation, user)
+
+    async def limit(self, conversation: ConversationKey, user: UserRef) -> None:
+        """Raise QuotaExceededError, or count one request and return (access is the caller's to check)."""
         now = self._clock()
         platform = conversation.platform
         per_day = self._settings.user_tokens_per_day

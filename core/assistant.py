@@ -1,7 +1,9 @@
 """The one entry point adapters call: `Assistant.reply`, `imagine`, `reset`, `set_model`, `usage`, and the
 access and privacy commands (`access`, `grant`, `revoke`, `stats`, `forget`).
 
-It ties the upstream client, the store and image handling together; it knows no chat platform.
+It ties the upstream client, the store and image handling together; it knows no chat platform. Every method
+that reads or changes a conversation takes the caller and checks their access itself (only `forget`, which
+touches nothing but the caller's own data, is open to all), so no adapter can forget to.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from core.access import Access, Gatekeeper
 from core.context import HistoryItem, build_context
-from core.conversation import ConversationKey, Turn, UserRef
+from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
 from core.events import Completed, Event, ReasoningDelta, TextDelta, ToolCall, Usage
@@ -285,6 +287,7 @@ class Assistant:
 
         Returns the images and the model's text as caption. Raises ImageError when no usable image came back.
         """
+        await self._gate.require(conversation, user)  # first: a stranger learns nothing, not even usage hints
         model = self._settings.image_model
         if not model:
             raise ParleyError("IMAGE_MODEL not set", user_message="Image generation is not set up on this bot.")
@@ -293,7 +296,7 @@ class Assistant:
             raise InputError("empty prompt", user_message="Say what to draw, e.g. /imagine a lighthouse at dusk.")
         if len(prompt) > self._settings.max_input_chars:
             raise _too_long(self._settings.max_input_chars)
-        await self._gate.admit(conversation, user)
+        await self._gate.limit(conversation, user)
         content: str | list[dict[str, Any]] = prompt
         if references:
             content = [{"type": "text", "text": prompt}]
@@ -323,8 +326,15 @@ class Assistant:
             raise ImageError("no image in the answer", user_message="The model did not return an image.")
         return Completed(text=extracted.caption, images=extracted.images)
 
-    async def reset(self, conversation: ConversationKey) -> bool:
-        """Start a new conversation here; the old one stays stored but is no longer sent upstream."""
+    async def reset(
+        self, conversation: ConversationKey, user: UserRef, *, chat_admin: ChatAdminCheck | None = None
+    ) -> bool:
+        """Start a new conversation here; the old one stays stored but is no longer sent upstream.
+
+        In a conversation a whole group shares, only ADMINS and that chat's admins (`chat_admin`, asked only
+        then) may: else ChatAdminRequiredError. Strangers get AccessDeniedError, as for a message.
+        """
+        await self._gate.require_steward(conversation, user, chat_admin)
         async with self._locks(conversation):
             return await self._store.reset(conversation)
 
@@ -336,7 +346,13 @@ class Assistant:
         """
         return self._store.leadership(name, retry_seconds=retry_seconds)
 
+    async def require_access(self, conversation: ConversationKey, user: UserRef) -> None:
+        """AccessDeniedError unless `user` may use the bot here. For adapters, before work of their own that
+        a stranger must not cause (downloading the user's files, answering /help); core methods check anyway."""
+        await self._gate.require(conversation, user)
+
     async def current_model(self, conversation: ConversationKey, user: UserRef) -> str:
+        await self._gate.require(conversation, user)
         record = await self._store.active_conversation(
             conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
         )
@@ -356,8 +372,14 @@ class Assistant:
         self._models_cache = (now, found)
         return list(found)
 
-    async def set_model(self, conversation: ConversationKey, user: UserRef, model: str) -> str:
-        """Switch this conversation to `model` (checked against `models()` when that list is known)."""
+    async def set_model(
+        self, conversation: ConversationKey, user: UserRef, model: str, *, chat_admin: ChatAdminCheck | None = None
+    ) -> str:
+        """Switch this conversation to `model` (checked against `models()` when that list is known).
+
+        Who may: as for `reset`. Checked before the model list is read, so a stranger learns nothing of it.
+        """
+        await self._gate.require_steward(conversation, user, chat_admin)
         model = model.strip()
         choices = await self.models()
         if not model or (choices and model not in choices):
@@ -374,6 +396,7 @@ class Assistant:
         return model
 
     async def usage(self, conversation: ConversationKey, user: UserRef) -> UsageReport:
+        await self._gate.require(conversation, user)
         record = await self._store.active_conversation(
             conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from core.events import Image
@@ -14,12 +14,25 @@ class ConversationKey:
 
     `scope` separates conversations that share a chat: "" for one conversation per chat (and for DMs),
     a user id when a group keeps one conversation per user (`GROUP_HISTORY=user`).
+    `is_group` (a chat of several people: a Telegram group, a Discord server channel or thread) is a fact
+    about the chat, not part of the key: it decides who may change a conversation everyone there shares.
     """
 
     platform: str
     chat_id: str
     thread_id: str = ""
     scope: str = ""
+    is_group: bool = field(default=False, compare=False)
+
+    @property
+    def is_shared(self) -> bool:
+        """Several people talk in this one conversation (a group with `GROUP_HISTORY=chat`)."""
+        return self.is_group and not self.scope
+
+
+# Whether the caller administers the chat, asked of the platform only when a command needs to know
+# (an adapter's answer: Telegram chat administrators, Discord Manage Messages in the channel).
+ChatAdminCheck = Callable[[], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@
     ├── ConfigError                 .setting: the env name that is missing or invalid
     ├── InputError                  the user's input is refused (too long, unsupported)
     ├── AccessDeniedError           the user may not use the bot here (ALLOWED_USERS/CHATS, grants, admin-only)
+    ├── ChatAdminRequiredError      a member, not an admin, tried to change a conversation the whole group shares
     ├── QuotaExceededError          USER_REQUESTS_PER_MINUTE or USER_TOKENS_PER_DAY reached, .retry_after seconds
     ├── UpstreamError               .retryable, .status
     │   ├── UpstreamAuthError       401/403: the key is wrong or lacks access
@@ -51,6 +52,14 @@ class AccessDeniedError(ParleyError):
     """Adapters answer it in a direct chat and stay silent in a group."""
 
     default_message = "Sorry, this bot is private. Ask its operator for access."
+
+
+class ChatAdminRequiredError(ParleyError):
+    """`/model name` or `/reset` in a group whose history is shared (GROUP_HISTORY=chat) by someone who is
+    neither an admin of that chat nor in ADMINS. Unlike AccessDeniedError it is answered in groups too: the
+    caller may talk to the bot there, only not change the conversation for everyone."""
+
+    default_message = "Only admins can change the conversation everyone here shares."
 
 
 class QuotaExceededError(ParleyError):

@@ -20,6 +20,7 @@ from bots.discord_adapter.conversations import (
     Place,
     conversation_key,
     in_bot_thread,
+    is_image,
     mentions_bot,
     overheard_line,
     place_of,
@@ -230,10 +231,10 @@ class ParleyDiscord(discord.Client):
     async def _answer(self, message: discord.Message, place: Place, *, opens_thread: bool) -> None:
         """The top of a message handler: one streamed reply, or one short plain line on what went wrong."""
         try:
-            if self._settings.discord_auto_thread:  # no thread is opened for a stranger
+            # No thread is opened and no attachment fetched for a stranger.
+            if self._settings.discord_auto_thread or any(is_image(a) for a in message.attachments):
                 key = conversation_key(place, message.author.id, group_history=self._settings.group_history)
-                if not (await self._assistant.access(key, user_ref(message.author))).allowed:
-                    raise AccessDeniedError("no access")
+                await self._assistant.require_access(key, user_ref(message.author))
             channel, answer_place, reply_to = await self._where_to_answer(
                 message, place, opens_thread=opens_thread
             )

@@ -1,5 +1,5 @@
 """Slash commands: /imagine prompt [image], /reset, /model [name] (autocompleted), /usage, /forget, and for
-admins /stats, /grant and /revoke.
+admins /stats, /grant and /revoke (hidden from members without Administrator; the core checks ADMINS anyway).
 
 Every command is acknowledged at once (Discord allows 3 s), then answered; failures are told to the user
 alone (ephemeral), and only `user_message`s or a generic line ever reach them.
@@ -26,7 +26,16 @@ from bots.discord_adapter.conversations import (
 from bots.discord_adapter.surface import MAX_CONTENT_CHARS, MAX_FILES_PER_MESSAGE, upload_file
 from bots.discord_adapter.tasks import InFlight
 from bots.discord_adapter.uploads import fit_image
-from core import Assistant, ConversationKey, Forgotten, ParleyError, Stats, UsageReport, UserRef
+from core import (
+    Assistant,
+    ChatAdminCheck,
+    ConversationKey,
+    Forgotten,
+    ParleyError,
+    Stats,
+    UsageReport,
+    UserRef,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,8 @@ class SlashCommands:
         await interaction.response.defer(thinking=True)
         async with self._answering(interaction, ephemeral=False):
             key, user = self._where(interaction)
+            if image is not None:  # a stranger's attachment is never fetched
+                await self._assistant.require_access(key, user)
             references = [await read_image(image, max_bytes=self._image_max_bytes)] if image else []
             result = await self._assistant.imagine(prompt, conversation=key, user=user, references=references)
             limit = interaction.filesize_limit
@@ -68,8 +79,8 @@ class SlashCommands:
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self._answering(interaction, ephemeral=True):
-            key, _ = self._where(interaction)
-            await self._assistant.reset(key)
+            key, user = self._where(interaction)
+            await self._assistant.reset(key, user, chat_admin=_chat_admin(interaction))
             await self._tell(
                 interaction, "New conversation started: earlier messages are no longer sent to the model."
             )
@@ -79,7 +90,7 @@ class SlashCommands:
         async with self._answering(interaction, ephemeral=True):
             key, user = self._where(interaction)
             if name:
-                chosen = await self._assistant.set_model(key, user, name)
+                chosen = await self._assistant.set_model(key, user, name, chat_admin=_chat_admin(interaction))
                 await self._tell(interaction, f"Model set to `{chosen}` for this conversation.")
                 return
             current = await self._assistant.current_model(key, user)
@@ -91,6 +102,9 @@ class SlashCommands:
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         try:
+            key, user = self._where(interaction)
+            if not (await self._assistant.access(key, user)).allowed:
+                return []  # strangers see no choices: the gateway's model list is not theirs to read
             models = await self._assistant.models()
         except Exception:  # an autocomplete failure must not become an error popup; no choices instead
             log.warning("listing models for autocomplete failed", exc_info=True)
@@ -226,16 +240,21 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
     async def forget(interaction: discord.Interaction) -> None:
         await commands.forget(interaction)
 
+    # default_member_permissions: a server shows these only to its administrators (who may open them to
+    # other roles); a hint for members' menus, not a check: ADMINS is checked by the core on every call.
     @tree.command(name="stats", description="Users, conversations, tokens and failures today (admins)")
+    @app_commands.default_permissions(administrator=True)
     async def stats(interaction: discord.Interaction) -> None:
         await commands.stats(interaction)
 
     @tree.command(name="grant", description="Give a user or channel access (admins)")
+    @app_commands.default_permissions(administrator=True)
     @app_commands.describe(kind="user or chat (a channel)", subject_id="The user's or channel's id")
     async def grant(interaction: discord.Interaction, kind: Literal["user", "chat"], subject_id: str) -> None:
         await commands.set_access(interaction, kind, subject_id, grant=True)
 
     @tree.command(name="revoke", description="Take access from a user or channel (admins)")
+    @app_commands.default_permissions(administrator=True)
     @app_commands.describe(kind="user or chat (a channel)", subject_id="The user's or channel's id")
     async def revoke(interaction: discord.Interaction, kind: Literal["user", "chat"], subject_id: str) -> None:
         await commands.set_access(interaction, kind, subject_id, grant=False)
@@ -245,6 +264,17 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
         # Reaches here only for failures outside the commands' own handling (unknown command, bad option).
         log.error("slash command /%s failed: %s", _name(interaction), type(error).__name__, exc_info=error)
         await report_failure(interaction, GENERIC_FAILURE, deferred_ephemeral=False)
+
+
+def _chat_admin(interaction: discord.Interaction) -> ChatAdminCheck:
+    """Whether the caller may manage this channel's messages: Discord resolves `member.permissions` in the
+    interaction for the channel, overwrites included (API docs, Interaction Object). Outside servers: no."""
+
+    async def check() -> bool:
+        permissions = interaction.permissions
+        return interaction.guild_id is not None and (permissions.administrator or permissions.manage_messages)
+
+    return check
 
 
 def _clip(text: str) -> str:

@@ -50,8 +50,10 @@ def conversation_key(place: Place, user_id: int, *, group_history: GroupHistory)
         return ConversationKey(platform=PLATFORM, chat_id=str(place.channel_id))
     scope = str(user_id) if group_history == "user" else ""
     if place.parent_id is not None:
-        return ConversationKey(PLATFORM, str(place.parent_id), thread_id=str(place.channel_id), scope=scope)
-    return ConversationKey(PLATFORM, str(place.channel_id), scope=scope)
+        return ConversationKey(
+            PLATFORM, str(place.parent_id), thread_id=str(place.channel_id), scope=scope, is_group=True
+        )
+    return ConversationKey(PLATFORM, str(place.channel_id), scope=scope, is_group=True)
 
 
 def user_ref(user: discord.User | discord.Member) -> UserRef:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -27,6 +28,7 @@ from bots.telegram_adapter.inbound import (
     download_images,
     has_image,
     is_addressed,
+    is_chat_admin,
     is_group,
     overheard_line,
     parse_command,
@@ -60,6 +62,8 @@ log = logging.getLogger(__name__)
 Work = Callable[[Message, User], Awaitable[None]]
 ACTION_REFRESH_SECONDS = 4.5  # sendChatAction: "The status is set for 5 seconds or less"
 _NO_DRAFT_CHATS_MAX = 100_000  # bound on remembered chats that refused drafts
+# Open to strangers: /forget deletes only the caller's own data; the admin commands answer "admins only".
+UNGATED_COMMANDS = frozenset({"forget", "stats", "grant", "revoke"})
 
 
 async def _completed(text: str, images: Sequence[Image] = ()) -> AsyncIterator[Event]:
@@ -171,9 +175,10 @@ class TelegramBot:
             return
         key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
-        images = await download_images(
-            [*album, *([quote] if quote else [])], max_bytes=self._settings.image_max_bytes
-        )
+        sources = [*album, *([quote] if quote else [])]
+        if any(has_image(item) for item in sources):  # a stranger's files are never fetched
+            await self._assistant.require_access(key, user_of(first))
+        images = await download_images(sources, max_bytes=self._settings.image_max_bytes)
         context: tuple[str, ...] = self._discussion.take(discussion_of(first)) if is_group(first) else ()
         if quote is not None and (caption_of([quote]) or has_image(quote)):
             context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
@@ -194,20 +199,24 @@ class TelegramBot:
             return
         key = conversation_of(message, group_history=self._settings.group_history)
         user = user_of(message)
+        if command.name not in UNGATED_COMMANDS:  # the same check as a message: silence in groups
+            await self._assistant.require_access(key, user)
         image_model = bool(self._settings.image_model)
+        admin = functools.partial(is_chat_admin, message)  # asked by the core, only in shared groups
         match command.name:
             case "start":
-                first_name = message.from_user.first_name if message.from_user else ""
+                sender = message.from_user if message.sender_chat is None else None
+                first_name = sender.first_name if sender else user.name
                 await self._say(
                     message, texts.start(first_name, username=me.username or "", image_model=image_model)
                 )
             case "help":
                 await self._say(message, texts.help_text(username=me.username or "", image_model=image_model))
             case "reset":
-                await self._assistant.reset(key)
+                await self._assistant.reset(key, user, chat_admin=admin)
                 await self._say(message, texts.reset_done())
             case "model" if command.argument:
-                chosen = await self._assistant.set_model(key, user, command.argument)
+                chosen = await self._assistant.set_model(key, user, command.argument, chat_admin=admin)
                 await self._say(message, texts.model_set(chosen))
             case "model":
                 current = await self._assistant.current_model(key, user)
@@ -234,6 +243,8 @@ class TelegramBot:
         if not prompt.strip():  # the core answers with the usage hint; nothing to download or show
             await self._assistant.imagine(prompt, conversation=key, user=user)
             return
+        if any(has_image(source) for source in sources):  # a stranger's files are never fetched
+            await self._assistant.require_access(key, user)
         references = await download_images(sources, max_bytes=self._settings.image_max_bytes)
         async with self._action(message, ChatAction.UPLOAD_PHOTO):
             result = await self._assistant.imagine(prompt, conversation=key, user=user, references=references)
@@ -242,15 +253,21 @@ class TelegramBot:
     async def _unknown_command(self, message: Message, me: User) -> None:
         command = parse_command(message.text or "")
         if command is not None and (not is_group(message) or (command.bot and self._for_me(command.bot, me))):
-            await self._say(message, texts.plain(texts.UNKNOWN_COMMAND))
+            await self._say_to_allowed(message, texts.plain(texts.UNKNOWN_COMMAND))
 
     async def _unsupported(self, message: Message, me: User) -> None:
         if not is_group(message) or replies_to_bot(message, me):
-            await self._say(message, texts.plain(texts.UNSUPPORTED))
+            await self._say_to_allowed(message, texts.plain(texts.UNSUPPORTED))
 
     async def _edited(self, message: Message, me: User) -> None:
         if not is_group(message):
-            await self._say(message, texts.plain(texts.EDITED))
+            await self._say_to_allowed(message, texts.plain(texts.EDITED))
+
+    async def _say_to_allowed(self, message: Message, markdown: str) -> None:
+        """A note only for those who may use the bot: a stranger must not spend a group's message budget."""
+        key = conversation_of(message, group_history=self._settings.group_history)
+        await self._assistant.require_access(key, user_of(message))
+        await self._say(message, markdown)
 
     @staticmethod
     def _for_me(addressee: str, me: User) -> bool:

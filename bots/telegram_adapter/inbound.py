@@ -1,21 +1,26 @@
 """What a Telegram message means to the core: who, which conversation, addressed to the bot or not, images.
 
-Reads PTB objects, builds `core` values; sends nothing except getFile downloads of users' photos.
+Reads PTB objects, builds `core` values; sends nothing except getFile downloads of users' photos and
+getChatAdministrators when a command needs to know whether its sender administers the group.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from telegram import Message, MessageEntity, User
-from telegram.constants import ChatType
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
 from core import ConversationKey, Image, ImageError, UserRef, validate_image
 
+log = logging.getLogger(__name__)
+
 PLATFORM = "telegram"
+ADMIN_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})  # "creator", "administrator"
 _COMMAND = re.compile(r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>\w+))?(?:\s+(?P<argument>.*))?", re.DOTALL)
 
 
@@ -48,18 +53,49 @@ def text_of(message: Message) -> str:
 
 
 def user_of(message: Message) -> UserRef:
+    """Who sent `message`: the sender chat when there is one, else the user.
+
+    Bot API Message.sender_chat: "Sender of the message when sent on behalf of a chat. For example, the
+    supergroup itself for messages sent by its anonymous administrators or a linked channel for messages
+    automatically forwarded to the channel's discussion group. [...] the field from contains a fake sender
+    user in non-channel chats": the same placeholder for everyone (Channel_Bot 136817688, GroupAnonymousBot
+    1087968824), so taking `from` would give all of them one history, one quota, one ban and one /forget.
+    """
+    if message.sender_chat is not None:
+        return UserRef(str(message.sender_chat.id), message.sender_chat.effective_name or "")
     if message.from_user is not None:
         return UserRef(str(message.from_user.id), message.from_user.full_name)
-    if message.sender_chat is not None:  # anonymous admins and channels speak as a chat
-        return UserRef(str(message.sender_chat.id), message.sender_chat.title or "")
     return UserRef(str(message.chat.id), "")
 
 
 def conversation_of(message: Message, *, group_history: str) -> ConversationKey:
     """DMs: one conversation per chat. Groups: per chat or per user (GROUP_HISTORY); forum topics apart."""
     topic = topic_of(message)
-    scope = user_of(message).id if is_group(message) and group_history == "user" else ""
-    return ConversationKey(PLATFORM, str(message.chat.id), str(topic) if topic else "", scope)
+    group = is_group(message)
+    scope = user_of(message).id if group and group_history == "user" else ""
+    return ConversationKey(PLATFORM, str(message.chat.id), str(topic) if topic else "", scope, is_group=group)
+
+
+async def is_chat_admin(message: Message) -> bool:
+    """Whether the sender administers the group `message` is in (for /model and /reset in shared groups).
+
+    A message sent as the group itself comes from an anonymous admin ("the supergroup itself for messages
+    sent by its anonymous administrators", Bot API Message.sender_chat): only administrators can post that
+    way. A channel speaking in a group (its linked channel included) is no admin of it. Everyone else is
+    looked up with getChatAdministrators, which works without the bot being an admin (getChatMember is
+    "only guaranteed to work for other users if the bot is an administrator").
+    """
+    sender_chat = message.sender_chat
+    if sender_chat is not None:
+        return sender_chat.id == message.chat.id
+    if message.from_user is None:
+        return False
+    try:
+        admins = await message.get_bot().get_chat_administrators(message.chat.id)
+    except TelegramError as exc:  # refuse rather than guess; the log says why
+        log.warning("telegram: getChatAdministrators failed in chat %s: %s", message.chat.id, type(exc).__name__)
+        return False
+    return any(admin.user.id == message.from_user.id and admin.status in ADMIN_STATUSES for admin in admins)
 
 
 def discussion_of(message: Message) -> tuple[int, int]:

@@ -148,7 +148,7 @@ async def test_one_conversation_in_order_others_in_parallel(upstream: FakeUpstre
 async def test_reset_starts_fresh_and_keeps_the_old_one(upstream: FakeUpstream, tmp_path: Path) -> None:
     async with open_assistant(make_settings(upstream, tmp_path)) as assistant:
         await answer(assistant, turn("remember 42"))
-        assert await assistant.reset(KEY) is True
+        assert await assistant.reset(KEY, ANN) is True
         await answer(assistant, turn("what number?"))
         report = await assistant.usage(KEY, ANN)
     assert [r for r, _ in contents(upstream)] == ["system", "user"]

@@ -197,7 +197,8 @@ async def test_reset_starts_a_new_conversation(
 async def test_model_autocompletes_switches_and_refuses_unknown_names(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
+    # The channel's conversation is shared (GROUP_HISTORY=chat): switching it is for admins.
+    async with running_bot(dc, discord_settings(dc, upstream, tmp_path, admins=f"discord:{world.alice.id}")):
         asked = dc.autocomplete(
             "model", {"name": "oth"}, focused="name", channel=world.channel, user=world.alice
         )

@@ -317,4 +317,6 @@ class ChannelRoutes:
         attachment = self._state.attachments.get(int(request.match_info["attachment_id"]))
         if attachment is None or attachment.filename != request.match_info["filename"]:
             raise web.HTTPNotFound()
+        self._state.attachment_downloads.append(attachment.id)
+        self._state.waiters.notify()
         return web.Response(body=attachment.data, content_type=attachment.content_type)

@@ -302,6 +302,11 @@ class FakeDiscord:
         return [c for c in self._state.calls if c.route == route]
 
     @property
+    def attachment_downloads(self) -> list[int]:
+        """The attachment ids the bot fetched from the fake CDN, in order (users' files included)."""
+        return list(self._state.attachment_downloads)
+
+    @property
     def count_429(self) -> int:
         return sum(1 for c in self._state.calls if c.status == 429)
 

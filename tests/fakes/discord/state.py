@@ -88,6 +88,7 @@ class DiscordState:
         self.channel_messages: dict[int, list[StoredMessage]] = {}
         self.dm_by_user: dict[int, FakeChannel] = {}
         self.attachments: dict[int, StoredAttachment] = {}  # served at /attachments/... like the CDN
+        self.attachment_downloads: list[int] = []  # attachment id of every CDN GET served
         self.interactions: dict[int, FakeInteraction] = {}
         self.interactions_by_token: dict[str, FakeInteraction] = {}
         self.commands: dict[int | None, list[JSON]] = {}

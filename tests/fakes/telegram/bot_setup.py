@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .objects import bad_request
+from .objects import AdminStatus, FakeUser, bad_request
 from .params import Params
 from .state import World
 
@@ -32,6 +32,7 @@ class SetupApi:
             ("getWebhookInfo", self.get_webhook_info),
             ("answerCallbackQuery", lambda p: True),
             ("getChat", self.get_chat),
+            ("getChatAdministrators", self.get_chat_administrators),
         ]
 
     def get_me(self, p: Params) -> dict[str, Any]:
@@ -114,3 +115,28 @@ class SetupApi:
             False,
         )
         return {**chat.to_api(), "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
+
+    def get_chat_administrators(self, p: Params) -> list[dict[str, Any]]:
+        """Bot API: "a list of administrators in a chat, which aren't bots"; works for any member bot."""
+        chat = self.world.chat(p.require("chat_id"))
+        if not chat.is_group:
+            raise bad_request("there are no administrators in the private chat")
+        found = self.world.admins.get(chat.id, {}).values()
+        return [_chat_member(user, status) for user, status in found if not user.is_bot]
+
+
+def _chat_member(user: FakeUser, status: AdminStatus) -> dict[str, Any]:
+    """ChatMemberOwner / ChatMemberAdministrator with every field the Bot API marks as always present."""
+    member: dict[str, Any] = {"status": status, "user": user.to_api(), "is_anonymous": False}
+    if status == "creator":
+        return member
+    granted = dict.fromkeys(_ADMIN_RIGHTS, True)
+    withheld = dict.fromkeys(("can_be_edited", "can_promote_members", *_STORY_RIGHTS), False)
+    return member | granted | withheld
+
+
+_ADMIN_RIGHTS = (
+    "can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+    "can_change_info", "can_invite_users", "can_pin_messages",
+)  # fmt: skip
+_STORY_RIGHTS = ("can_post_stories", "can_edit_stories", "can_delete_stories")

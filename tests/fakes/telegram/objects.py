@@ -10,7 +10,14 @@ from typing import Any, Literal
 
 from .formatting import Entity
 
-ChatType = Literal["private", "group", "supergroup"]
+ChatType = Literal["private", "group", "supergroup", "channel"]
+AdminStatus = Literal["creator", "administrator"]
+
+# Who `from` names when a message is sent on behalf of a chat (Bot API Message.sender_chat: "For backward
+# compatibility, if the message was sent on behalf of a chat, the field from contains a fake sender user in
+# non-channel chats"). The same two users for every channel and every anonymous admin, everywhere.
+CHANNEL_BOT_ID = 136817688  # @Channel_Bot: a channel speaking in a group
+GROUP_ANONYMOUS_BOT_ID = 1087968824  # @GroupAnonymousBot: an anonymous admin speaking as the group
 
 
 class ApiError(Exception):
@@ -63,7 +70,7 @@ class FakeChat:
 
     @property
     def is_group(self) -> bool:
-        return self.type != "private"
+        return self.type in ("group", "supergroup")
 
     def to_api(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "type": self.type}

@@ -67,6 +67,7 @@ class FakeTelegram(UserSide):
         self.deliver_webhooks = deliver_webhooks
         self.webhook_retry_seconds = webhook_retry_seconds
         self.calls: list[Call] = []
+        self.downloads: list[str] = []  # file_path of every file the bot fetched from /file/bot<token>/
         self.count_429 = 0
         self.internal_errors: list[BaseException] = []  # bugs of the fake itself (answered with 500)
         self._failures: dict[str, list[ApiError]] = {}
@@ -159,6 +160,7 @@ class FakeTelegram(UserSide):
             raise web.HTTPNotFound()
         for stored in self.world.files.values():
             if stored.file_path == request.match_info["path"]:
+                self.downloads.append(stored.file_path)
                 return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
         raise web.HTTPNotFound()
 

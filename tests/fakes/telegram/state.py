@@ -14,6 +14,9 @@ from typing import Any
 from .formatting import Entity
 from .media import sniff_image
 from .objects import (
+    CHANNEL_BOT_ID,
+    GROUP_ANONYMOUS_BOT_ID,
+    AdminStatus,
     ApiError,
     ChatAction,
     Draft,
@@ -39,6 +42,9 @@ class World:
         self.drafts: list[Draft] = []
         self.actions: list[ChatAction] = []
         self.commands: dict[str, list[dict[str, str]]] = {}  # scope+language key -> BotCommand list
+        self.admins: dict[int, dict[int, tuple[FakeUser, AdminStatus]]] = {}  # chat id -> user id -> admin
+        self.channel_bot = FakeUser(CHANNEL_BOT_ID, "Channel", "Channel_Bot", is_bot=True)
+        self.anonymous_bot = FakeUser(GROUP_ANONYMOUS_BOT_ID, "Group", "GroupAnonymousBot", is_bot=True)
         self.updates: list[dict[str, Any]] = []  # queued and not yet confirmed
         self.allowed_updates: list[str] | None = None
         self.webhook = WebhookConfig()
@@ -81,6 +87,15 @@ class World:
     def supergroup(self, title: str, *, is_forum: bool = False, username: str | None = None) -> FakeChat:
         chat_id = -(1_000_000_000_000 + next(self._group_ids))  # the -100… form of supergroup ids
         return self._register(FakeChat(chat_id, "supergroup", title=title, username=username, is_forum=is_forum))
+
+    def channel(self, title: str) -> FakeChat:
+        chat_id = -(1_000_000_000_000 + next(self._group_ids))  # channels share the -100… form
+        return self._register(FakeChat(chat_id, "channel", title=title))
+
+    def promote(self, chat: FakeChat, user: FakeUser, status: AdminStatus) -> None:
+        if not chat.is_group:
+            raise ValueError("only groups have administrators here")
+        self.admins.setdefault(chat.id, {})[user.id] = (user, status)
 
     def _register(self, chat: FakeChat) -> FakeChat:
         self.chats[chat.id] = chat

@@ -11,7 +11,7 @@ from typing import Any
 
 from .formatting import detect_entities, entities_from_api
 from .media import sniff_image
-from .objects import FakeChat, FakeUser, MessageKind, StoredFile, StoredMessage
+from .objects import AdminStatus, FakeChat, FakeUser, MessageKind, StoredFile, StoredMessage
 from .state import World
 
 ChatRef = FakeChat | int
@@ -44,6 +44,14 @@ class UserSide:
         self, title: str = "Test supergroup", *, is_forum: bool = False, username: str | None = None
     ) -> FakeChat:
         return self.world.supergroup(title, is_forum=is_forum, username=username)
+
+    def channel(self, title: str = "Test channel") -> FakeChat:
+        """A channel: it can speak in groups (`chat_sends`); the bot is not in it."""
+        return self.world.channel(title)
+
+    def promote(self, chat: FakeChat, user: FakeUser, *, status: AdminStatus = "administrator") -> None:
+        """Make `user` an administrator ("creator": the owner) of the group `chat` (getChatAdministrators)."""
+        self.world.promote(chat, user, status)
 
     def create_topic(self, chat: FakeChat, name: str, *, creator: FakeUser) -> int:
         """A forum topic (its service message is stored, no update queued); returns the thread id."""
@@ -78,12 +86,14 @@ class UserSide:
         forward_origin: FakeUser | Mapping[str, Any] | None = None,
         sticker: str | None = None,
         voice: bytes | None = None,
+        sender_chat: FakeChat | None = None,
     ) -> dict[str, Any]:
         """A user's message as Telegram would deliver it; queued for getUpdates (or pushed to the webhook).
 
         `entities=None` detects mentions, /commands, URLs and hashtags as Telegram does; pass [] for none.
         `photo`/`document` take file_ids from `add_file`; `edited=True` edits `message_id` (default: the
-        user's last message in the chat) and queues an edited_message. Returns the Message dict.
+        user's last message in the chat) and queues an edited_message. `sender_chat` sends on behalf of a
+        chat (see `chat_sends`). Returns the Message dict.
         """
         chat = self._chat(chat)
         if isinstance(reply_to, StoredMessage):
@@ -109,6 +119,8 @@ class UserSide:
                 if isinstance(forward_origin, FakeUser)
                 else dict(forward_origin)
             )
+        if sender_chat is not None:
+            extra["sender_chat"] = sender_chat.to_api()
         if edited:
             payload = self.world.message_api(self._edit_user_message(chat, user, message_id, body, found))
             self.world.queue_update("edited_message", payload)
@@ -129,6 +141,21 @@ class UserSide:
         payload = self.world.message_api(message)
         self.world.queue_update("message", payload)
         return payload
+
+    def chat_sends(
+        self, chat: ChatRef, sender_chat: FakeChat, text: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A message sent on behalf of a chat, as Telegram delivers it: `sender_chat` set, and `from` the
+        placeholder every such sender shares: GroupAnonymousBot when an anonymous admin speaks as the group
+        itself, Channel_Bot when a channel speaks. Other `fields` as for `user_sends`."""
+        target = self._chat(chat)
+        if sender_chat.id == target.id:
+            placeholder = self.world.anonymous_bot
+        elif sender_chat.type == "channel":
+            placeholder = self.world.channel_bot
+        else:
+            raise ValueError("a chat speaks in a group as the group itself (anonymous admin) or as a channel")
+        return self.user_sends(target, placeholder, text, sender_chat=sender_chat, **fields)
 
     def _content(
         self, photo: str | None, document: str | None, sticker: str | None, voice: bytes | None, *, has_text: bool
