@@ -116,9 +116,13 @@ def length_in(text: str, unit: str) -> int:
 
 def _free_in(calls: deque[float], limit: int, window: float, at: float) -> float:
     """0 if one more call fits in the sliding window now, else the seconds until one does."""
-    while calls and calls[0] <= at - window + 1e-6:  # float drift of virtual time
+    inside = [t for t in calls if t > at - window + 1e-6]  # 1e-6: float drift of virtual time
+    return 0.0 if len(inside) < limit else inside[-limit] + window - at
+
+
+def _forget_before(calls: deque[float], at: float) -> None:
+    while calls and calls[0] <= at:
         calls.popleft()
-    return 0.0 if len(calls) < limit else calls[0] + window - at
 
 
 # --- the fake platform -----------------------------------------------------------------------------------
@@ -165,8 +169,11 @@ class FakePlatform:
             retry_after = math.ceil(wait / self.speed) * self.speed if rules.integer_retry_after else wait
             chat.held_until = at + retry_after  # calling before retry_after is refused again
             raise SurfaceRateLimitError(retry_after)
+        _forget_before(self._recent, at - self.speed)
         self._recent.append(at)
         if kind != "delete":
+            longest = max(rules.chat_window_seconds, rules.group_window_seconds) * self.speed
+            _forget_before(chat.writes, at - longest)
             chat.writes.append(at)
 
     def count(self, kind: str) -> int:

@@ -260,6 +260,17 @@ def test_a_draft_is_refreshed_before_it_expires() -> None:
     assert gaps and max(gaps) < 30
 
 
+def test_a_long_group_reply_keeps_telegrams_twenty_messages_a_minute() -> None:
+    # 90 s of streaming (virtual time): long enough that editing at the private-chat pace would send
+    # more than 20 messages and edits in a minute, which the fake's group rule answers with 429.
+    surface = FakeSurface(TELEGRAM_GROUP, is_group=True)
+    tokens = words(900, seed="g")
+    result = reply(surface, stream(tokens, interval=0.1))  # reply() demands zero 429s
+    assert result.is_complete
+    assert squash("".join(surface.visible_texts())) == squash("".join(tokens))
+    assert len(surface.calls("edit")) >= 20  # it kept streaming, at the group's pace
+
+
 def test_under_overload_replies_get_fewer_edits_but_every_first_and_final_text() -> None:
     platform = FakePlatform(rules=replace(TELEGRAM_RULES, global_per_second=5))  # an overloaded bot
     budget = Budget(5)
