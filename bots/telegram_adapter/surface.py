@@ -36,16 +36,24 @@ def as_seconds(value: int | float | dtm.timedelta) -> float:
 
 
 @contextmanager
-def mapped_errors() -> Iterator[None]:
-    """429 -> SurfaceRateLimitError, refused markup -> FormattingRejectedError; the rest propagates."""
+def mapped_errors(sent: Rendered | None = None) -> Iterator[None]:
+    """429 -> SurfaceRateLimitError, refused markup -> FormattingRejectedError; the rest propagates.
+
+    Any 400 on a text that carried entities counts as refused markup, not only "can't parse entities":
+    Telegram also answers "entity URL '…' is invalid: URL host is empty" for a relative link, and new
+    descriptions appear. The engine then sends that message as plain text; if plain text is refused
+    too, the BadRequest propagates. "Message is not modified" is never a formatting problem.
+    """
     try:
         yield
     except RetryAfter as exc:
         raise SurfaceRateLimitError(as_seconds(exc.retry_after)) from exc
     except BadRequest as exc:
         # PTB strips "Bad Request: " and capitalises the rest: compare in lower case.
-        if "can't parse entities" in exc.message.lower():
-            raise FormattingRejectedError("telegram refused the entities") from exc
+        message = exc.message.lower()
+        has_entities = sent is not None and _entities(sent) is not None
+        if "can't parse entities" in message or (has_entities and not _is_not_modified(exc)):
+            raise FormattingRejectedError("telegram refused the formatted text") from exc
         raise
 
 
@@ -116,7 +124,7 @@ class TelegramSurface:
             await self.edit(handle, text)
             self._stand_in = self._stand_in_text = None
             return handle
-        with mapped_errors():
+        with mapped_errors(text):
             message = await self._bot.send_message(
                 self._chat_id,
                 text.text,
@@ -128,7 +136,7 @@ class TelegramSurface:
 
     async def edit(self, handle: Handle, text: Rendered) -> None:
         try:
-            with mapped_errors():
+            with mapped_errors(text):
                 await self._bot.edit_message_text(
                     text.text, chat_id=self._chat_id, message_id=int(handle.id), entities=_entities(text)
                 )
@@ -157,7 +165,7 @@ class TelegramSurface:
         entities = _entities(caption) if caption is not None else None
         names = [f"image-{n}.{image.extension}" for n, image in enumerate(images, 1)]
         thread, reply = self._thread_id, self._reply_parameters()
-        with mapped_errors():
+        with mapped_errors(caption):
             if len(images) > 1:
                 # Raw bytes, not InputFile: PTB then uploads each item as its own attach:// part.
                 kind = InputMediaPhoto if as_photos else InputMediaDocument
@@ -188,7 +196,7 @@ class TelegramSurface:
     async def draft(self, text: Rendered) -> None:
         if not self._drafts_refused:
             try:
-                with mapped_errors():
+                with mapped_errors(text):
                     await self._bot.send_message_draft(
                         self._chat_id,
                         self._draft_id,

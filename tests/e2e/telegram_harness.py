@@ -29,13 +29,15 @@ __all__ = ["API_KEY", "BOT_USERNAME", "TOKEN", "World", "bot_texts", "fast_limit
 
 
 def fast_limits() -> RateLimits:
-    """Bot FAQ limits scaled by SPEED: ~1 message/s per chat (burst 3), 20 per minute per group."""
-    return RateLimits(
-        chat_per_second=1 / SPEED,
-        chat_burst=3,
-        group_per_window=20,
-        group_window_seconds=60 * SPEED,
-    )
+    """The fake's own Bot FAQ limits scaled by SPEED: ~1 message/s per chat (burst 3), 20 per minute per group."""
+    return RateLimits.scaled(SPEED)
+
+
+def _default(name: str) -> float:
+    """The product's default for a pacing setting: the adapter is tested at its shipped pace, scaled."""
+    value = Settings.model_fields[name].default
+    assert isinstance(value, float)
+    return value
 
 
 @dataclass
@@ -78,7 +80,12 @@ class World:
         return bot_texts(self.tg, chat, thread_id=thread_id)
 
     async def said(
-        self, chat: FakeChat, test: Callable[[str], bool], *, thread_id: int | None = None
+        self,
+        chat: FakeChat,
+        test: Callable[[str], bool],
+        *,
+        thread_id: int | None = None,
+        timeout_seconds: float = WAIT_SECONDS,
     ) -> StoredMessage:
         """Wait for a visible bot message in `chat` whose text passes `test`."""
 
@@ -86,7 +93,7 @@ class World:
             shown = [m for m in self.tg.messages(chat, thread_id=thread_id) if not m.deleted]
             return next((m for m in reversed(shown) if test(m.text)), None)
 
-        message = await self.tg.wait_for(found, WAIT_SECONDS)
+        message = await self.tg.wait_for(found, timeout_seconds)
         assert message is not None
         return message
 
@@ -111,17 +118,18 @@ def bot_texts(tg: FakeTelegram, chat: FakeChat, *, thread_id: int | None = None)
 
 
 @contextlib.asynccontextmanager
-async def telegram_world(tmp_path: Path, **overrides: Any) -> AsyncIterator[World]:
-    """The fakes and settings; on exit, the fake must have answered no 429 and met no bug of its own."""
+async def telegram_world(tmp_path: Path, *, expect_429s: int = 0, **overrides: Any) -> AsyncIterator[World]:
+    """The fakes and settings; on exit, the fake must have answered `expect_429s` 429s (those a test
+    injected) and met no bug of its own."""
     async with FakeUpstream(api_key=API_KEY) as up, FakeTelegram(token=TOKEN, limits=fast_limits()) as tg:
         values: dict[str, Any] = {
             "telegram_bot_token": TOKEN,
             "telegram_api_base_url": tg.base_url,
-            "telegram_edit_interval_seconds": 1.0 * SPEED,
-            "telegram_group_edit_interval_seconds": 3.0 * SPEED,
+            "telegram_edit_interval_seconds": _default("telegram_edit_interval_seconds") * SPEED,
+            "telegram_group_edit_interval_seconds": _default("telegram_group_edit_interval_seconds") * SPEED,
             "stream_idle_timeout": 0.5,
         }
         settings = make_settings(up, tmp_path, **(values | overrides))
         yield World(tg, up, settings)
-        assert tg.count_429 == 0, [f"{c.method}: {c.description}" for c in tg.calls if c.status == 429]
+        assert tg.count_429 == expect_429s, [f"{c.method}: {c.description}" for c in tg.calls if c.status == 429]
         assert tg.internal_errors == []

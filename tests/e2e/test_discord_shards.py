@@ -14,10 +14,10 @@ from tests.e2e.discord_harness import (
     API_KEY,
     FAST_PROFILE,
     STARTUP_SECONDS,
+    bot_says,
     build_world,
     discord_settings,
     fast_limits,
-    final_reply,
 )
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
@@ -40,8 +40,16 @@ async def upstream() -> AsyncIterator[FakeUpstream]:
         yield fake
 
 
-async def test_the_identify_names_this_process_shard(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path) -> None:
+async def test_a_process_running_shard_1_hears_only_its_guilds_and_no_dms(
+    dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # Discord routes a guild's events to shard (guild_id >> 22) % shard_count and DMs to shard 0 only
+    # (Gateway, "Sharding"). This test once expected a shard-1-only process to answer a DM: with the
+    # fake routing as Discord does, the DM goes to whichever process runs shard 0.
     world = build_world(dc)
+    mine = dc.add_guild("Odd", members=[world.alice], guild_id=1001 << 22)  # (id >> 22) % 2 == 1
+    theirs = dc.add_guild("Even", members=[world.alice], guild_id=1002 << 22)
+    mine_channel, theirs_channel = dc.add_channel(mine, "odd"), dc.add_channel(theirs, "even")
     settings = discord_settings(dc, upstream, tmp_path, discord_shard_ids="1", discord_shard_count=2)
     async with open_assistant(settings) as assistant:
         bot = build_client(assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05)
@@ -50,9 +58,16 @@ async def test_the_identify_names_this_process_shard(dc: FakeDiscord, upstream: 
             try:
                 await asyncio.wait_for(bot.wait_until_ready(), STARTUP_SECONDS)
                 assert [identify.shard for identify in dc.identifies] == [[1, 2]]
+                assert bot.get_guild(mine.id) is not None and bot.get_guild(theirs.id) is None
                 dm = dc.dm_channel(world.alice)
                 dc.user_sends(dm, world.alice, "hello shard")
-                await final_reply(dc, dm, "Echo: hello shard")
+                dc.user_sends(theirs_channel, world.alice, "not yours", mentions_bot=True)
+                dc.user_sends(mine_channel, world.alice, "yours", mentions_bot=True)
+                await bot_says(dc, mine_channel, lambda text: text.endswith("yours"))
+                alice = str(world.alice.id)
+                created = [d for d in dc.delivered if d.event == "MESSAGE_CREATE" and d.data["author"]["id"] == alice]
+                assert [(d.shard, d.data["channel_id"]) for d in created] == [((1, 2), str(mine_channel.id))]
+                assert dc.bot_messages(dm) == [] and dc.bot_messages(theirs_channel) == []
             finally:
                 await bot.close()
                 await asyncio.gather(running, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -178,6 +179,34 @@ async def test_group_gets_429_past_its_per_window_budget(
         await bot.send_message(group.id, "m3")
     assert caught.value.retry_after in (dtm.timedelta(seconds=29), dtm.timedelta(seconds=30))
     assert tg.count_429 == 1
+
+
+async def test_a_chat_answered_429_stays_held_until_retry_after_has_passed(
+    tg: FakeTelegram, bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    tg.limits = RateLimits(chat_per_second=100, chat_burst=100)
+    chat = tg.private_chat(tg.user())
+    tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 5", retry_after=5)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(chat.id, "refused")
+    with pytest.raises(RetryAfter) as caught:  # the budget would allow it, the flood wait does not
+        await bot.send_message(chat.id, "too early")
+    assert caught.value.retry_after in (dtm.timedelta(seconds=4), dtm.timedelta(seconds=5))
+    await bot.send_message(tg.private_chat(tg.user("Bob")).id, "another chat is not held")
+    assert tg.count_429 == 2
+
+
+@pytest.mark.parametrize("url", ["README.md", "#intro", "/docs/a.md", "docs/a.md#top"])
+async def test_text_link_to_a_relative_url_is_refused(tg: FakeTelegram, bot: Bot, url: str) -> None:
+    chat = tg.private_chat(tg.user())
+    link = MessageEntity("text_link", 0, 6, url=url)
+    # PTB capitalize()s the description, which lowercases the rest of it.
+    with pytest.raises(BadRequest, match=f"(?i)entity url '{re.escape(url)}' is invalid: url host is empty"):
+        await bot.send_message(chat.id, "README here", entities=[link])
+    absolute = MessageEntity("text_link", 0, 6, url="https://x.org/r")
+    sent = await bot.send_message(chat.id, "README here", entities=[absolute])
+    assert sent.entities[0].url == "https://x.org/r"
 
 
 async def test_uploaded_photo_is_kept_and_downloadable(tg: FakeTelegram, bot: Bot) -> None:

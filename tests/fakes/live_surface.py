@@ -1,15 +1,18 @@
 """A fake chat platform behind our `Surface` port, and virtual time, for testing core.live without waiting.
 
-`FakePlatform` plays one bot's platform: it enforces the published pacing (calls per chat, calls per
-second overall), message and caption limits, "message is not modified", and records every call.
-`run_virtual` runs a coroutine on an event loop whose clock jumps to the next timer when nothing is ready,
-so `asyncio.sleep` (and everything built on it) takes no real time.
+`FakePlatform` plays one bot's platform: it enforces that platform's published rules (pace per chat and
+per group, calls per second overall, message and caption lengths in the platform's own unit), holds a
+chat after a 429 until `retry_after`, and records every call. The rules are this module's own constants,
+cited below; none comes from the `Profile` under test (a fake that took its pace from the code it checks
+would pass any pace). `run_virtual` runs a coroutine on an event loop whose clock jumps to the next timer
+when nothing is ready, so `asyncio.sleep` (and everything built on it) takes no real time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import selectors
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -19,7 +22,6 @@ from typing import Any, TypeVar
 from core.errors import FormattingRejectedError, ParleyError, SurfaceError, SurfaceRateLimitError
 from core.events import Completed, Event, Image, ReasoningDelta, TextDelta
 from core.live.markdown import visible_text
-from core.live.split import count_units
 from core.live.surface import Handle, Profile, Rendered
 
 T = TypeVar("T")
@@ -67,6 +69,62 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
+# --- the platforms' rules ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRules:
+    """One platform's published limits. Windows are sliding; `unit` is how the platform counts length."""
+
+    name: str
+    max_text_units: int
+    max_caption_units: int
+    unit: str  # "utf16" or "codepoint"
+    chat_calls: int  # at most this many message writes per chat...
+    chat_window_seconds: float  # ...in any window this long
+    group_calls: int  # Telegram groups: a second, slower window (0: none)
+    group_window_seconds: float
+    global_per_second: int
+    integer_retry_after: bool  # Telegram's retry_after is whole seconds
+
+
+# Telegram Bot API: sendMessage "1-4096 characters after entities parsing", captions "0-1024 characters"
+# (core.telegram.org/bots/api), counted in UTF-16 code units (core.telegram.org/api/entities). Bots FAQ
+# (core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this): "avoid sending more than one
+# message per second in a particular chat" (short bursts pass: 3 in any 3 s here), "not ... more than 20
+# messages per minute to the same group", "not more than about 30 messages per second". Edits count.
+TELEGRAM_RULES = PlatformRules(
+    name="telegram", max_text_units=4096, max_caption_units=1024, unit="utf16",
+    chat_calls=3, chat_window_seconds=3.0, group_calls=20, group_window_seconds=60.0,
+    global_per_second=30, integer_retry_after=True,
+)
+# Discord: "Message content up to 2000 characters" (Create Message), counted in code points
+# (discord-api-docs#1315). Message create and edit in a channel share one bucket of 5 per 5 s (the
+# X-RateLimit-* headers Discord sends for POST/PATCH /channels/{id}/messages; discord-api-docs#20).
+# "All bots can make up to 50 requests per second to our API" (Rate Limits, global rate limit).
+DISCORD_RULES = PlatformRules(
+    name="discord", max_text_units=2000, max_caption_units=2000, unit="codepoint",
+    chat_calls=5, chat_window_seconds=5.0, group_calls=0, group_window_seconds=0.0,
+    global_per_second=50, integer_retry_after=False,
+)
+
+
+def length_in(text: str, unit: str) -> int:
+    """Length as the platform counts it; the fake's own count, independent of core.live.split."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2 if unit == "utf16" else len(text)
+
+
+def _free_in(calls: deque[float], limit: int, window: float, at: float) -> float:
+    """0 if one more call fits in the sliding window now, else the seconds until one does."""
+    inside = [t for t in calls if t > at - window + 1e-6]  # 1e-6: float drift of virtual time
+    return 0.0 if len(inside) < limit else inside[-limit] + window - at
+
+
+def _forget_before(calls: deque[float], at: float) -> None:
+    while calls and calls[0] <= at:
+        calls.popleft()
+
+
 # --- the fake platform -----------------------------------------------------------------------------------
 
 
@@ -81,9 +139,13 @@ class Call:
 
 @dataclass
 class FakePlatform:
-    """One bot's view of a chat platform: limits enforced, every call recorded."""
+    """One bot's view of a chat platform: limits enforced, every call recorded.
 
-    requests_per_second: float = 30.0
+    `speed` scales the platform's time for tests in real time: 0.02 makes Telegram's second last 20 ms.
+    """
+
+    rules: PlatformRules | None = None  # None: the platform the first chat's profile is for
+    speed: float = 1.0
     calls: list[Call] = field(default_factory=list)
     rate_limits: int = 0
     not_modified: int = 0
@@ -94,16 +156,25 @@ class FakePlatform:
 
     def admit(self, chat: FakeSurface, kind: str) -> None:
         """Raise a 429 the way the platform would if the bot goes over its published pacing."""
+        rules = chat.rules
         at = now()
-        while self._recent and self._recent[0] <= at - 1.0 + 1e-6:  # float drift of virtual time
-            self._recent.popleft()
-        last = chat.last_call_at
-        too_fast_for_chat = last is not None and at - last < chat.profile.edit_interval_seconds - 1e-6
-        if len(self._recent) >= self.requests_per_second or too_fast_for_chat:
+        waits = [chat.held_until - at, _free_in(self._recent, rules.global_per_second, self.speed, at)]
+        if kind != "delete":  # Discord deletes have their own bucket; Telegram's FAQ speaks of messages
+            waits.append(_free_in(chat.writes, rules.chat_calls, rules.chat_window_seconds * self.speed, at))
+            if chat.is_group and rules.group_calls:
+                waits.append(_free_in(chat.writes, rules.group_calls, rules.group_window_seconds * self.speed, at))
+        wait = max(waits)
+        if wait > 1e-6:
             self.rate_limits += 1
-            raise SurfaceRateLimitError(1.0)
+            retry_after = math.ceil(wait / self.speed) * self.speed if rules.integer_retry_after else wait
+            chat.held_until = at + retry_after  # calling before retry_after is refused again
+            raise SurfaceRateLimitError(retry_after)
+        _forget_before(self._recent, at - self.speed)
         self._recent.append(at)
-        chat.last_call_at = at
+        if kind != "delete":
+            longest = max(rules.chat_window_seconds, rules.group_window_seconds) * self.speed
+            _forget_before(chat.writes, at - longest)
+            chat.writes.append(at)
 
     def count(self, kind: str) -> int:
         return sum(1 for call in self.calls if call.kind == kind)
@@ -114,13 +185,18 @@ class FakeSurface:
 
     def __init__(
         self, profile: Profile, *, platform: FakePlatform | None = None, chat_key: str = "chat-1",
-        rejects_entities: bool = False,
+        rejects_entities: bool = False, is_group: bool = False,
     ) -> None:
         self._profile = profile
         self._chat_key = chat_key
         self.platform = platform or FakePlatform()
+        if self.platform.rules is None:  # which platform, not which limits: those are the fake's own
+            self.platform.rules = TELEGRAM_RULES if profile.markup == "telegram" else DISCORD_RULES
+        self.rules = self.platform.rules
+        self.is_group = is_group
         self.rejects_entities = rejects_entities
-        self.last_call_at: float | None = None
+        self.held_until = -math.inf
+        self.writes: deque[float] = deque()  # this chat's recent message writes
         self.messages: dict[str, Rendered] = {}  # id -> what the chat shows, in sending order
         self.images: dict[str, tuple[tuple[Image, ...], Rendered | None]] = {}
         self.draft_text: Rendered | None = None
@@ -147,18 +223,23 @@ class FakeSurface:
             raise faults.popleft()
         self.platform.admit(self, kind)
         if rendered is not None:
-            self._check(rendered, self._profile.max_message_units)
+            self._check(rendered, self.rules.max_text_units)
 
     def _check(self, rendered: Rendered, limit: int) -> None:
         if not rendered.text.strip():
             raise SurfaceError("message text is empty")
-        if count_units(rendered.text, self._profile.length_unit) > limit:
+        if length_in(rendered.text, self.rules.unit) > limit:
             self.platform.too_long += 1
             raise SurfaceError("message is too long")
         if self.rejects_entities and rendered.entities:
             self.platform.rejected_formatting += 1
             raise FormattingRejectedError("can't parse entities")
-        size = count_units(rendered.text, "utf16")
+        if any(e.type == "text_link" and "://" not in e.url for e in rendered.entities):
+            # Telegram: "entity URL '…' is invalid: URL host is empty" (relative links, fragments); the
+            # adapter maps that 400 on formatted text to FormattingRejectedError.
+            self.platform.rejected_formatting += 1
+            raise FormattingRejectedError("entity URL is invalid: URL host is empty")
+        size = length_in(rendered.text, "utf16")
         assert all(e.offset >= 0 and e.length > 0 and e.offset + e.length <= size for e in rendered.entities)
 
     async def send(self, text: Rendered) -> Handle:
@@ -183,7 +264,7 @@ class FakeSurface:
     async def send_images(self, images: Sequence[Image], caption: Rendered | None) -> Sequence[Handle]:
         self._enter("images")
         if caption is not None:
-            self._check(caption, self._profile.caption_max_units)
+            self._check(caption, self.rules.max_caption_units)
         message_id = str(next(self.platform._ids))
         self.images[message_id] = (tuple(images), caption)
         self.draft_text = None

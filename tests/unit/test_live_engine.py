@@ -21,7 +21,7 @@ from core.events import Event, Image, TextDelta
 from core.live import DISCORD, TELEGRAM_GROUP, TELEGRAM_PRIVATE, Budget, LiveReply, Profile, ReplyResult
 from core.live.markdown import render_final
 from core.live.split import count_units
-from tests.fakes.live_surface import FakePlatform, FakeSurface, run_virtual, stream
+from tests.fakes.live_surface import TELEGRAM_RULES, FakePlatform, FakeSurface, run_virtual, stream
 
 PNG = Image(b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png", "a cat")
 
@@ -50,7 +50,7 @@ def squash(text: str) -> str:
 
 @pytest.mark.parametrize("profile", [TELEGRAM_PRIVATE, TELEGRAM_GROUP, DISCORD])
 def test_a_thousand_tokens_at_100_per_second_edit_at_most_once_per_interval(profile: Profile) -> None:
-    surface = FakeSurface(profile)
+    surface = FakeSurface(profile, is_group=profile is TELEGRAM_GROUP)
     tokens = words(1000, seed="w")[:1000]
     tokens = [t[:4] + " " for t in tokens]  # 5 characters a token: 5,000 characters, 3 Discord messages
     result = reply(surface, stream(tokens, interval=0.01))
@@ -260,8 +260,19 @@ def test_a_draft_is_refreshed_before_it_expires() -> None:
     assert gaps and max(gaps) < 30
 
 
+def test_a_long_group_reply_keeps_telegrams_twenty_messages_a_minute() -> None:
+    # 90 s of streaming (virtual time): long enough that editing at the private-chat pace would send
+    # more than 20 messages and edits in a minute, which the fake's group rule answers with 429.
+    surface = FakeSurface(TELEGRAM_GROUP, is_group=True)
+    tokens = words(900, seed="g")
+    result = reply(surface, stream(tokens, interval=0.1))  # reply() demands zero 429s
+    assert result.is_complete
+    assert squash("".join(surface.visible_texts())) == squash("".join(tokens))
+    assert len(surface.calls("edit")) >= 20  # it kept streaming, at the group's pace
+
+
 def test_under_overload_replies_get_fewer_edits_but_every_first_and_final_text() -> None:
-    platform = FakePlatform(requests_per_second=5)
+    platform = FakePlatform(rules=replace(TELEGRAM_RULES, global_per_second=5))  # an overloaded bot
     budget = Budget(5)
     surfaces = [FakeSurface(TELEGRAM_PRIVATE, platform=platform, chat_key=f"chat-{i}") for i in range(30)]
     texts = [[f"r{n}w{i} " for i in range(400)] for n in range(30)]

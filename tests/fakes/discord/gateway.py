@@ -21,6 +21,10 @@ from .models import APP_FLAG_MESSAGE_CONTENT, JSON, PRIVILEGED_INTENTS, Intent
 from .state import DiscordState
 
 DEFAULT_HEARTBEAT_INTERVAL_MS = 41_250  # what Discord sends in HELLO
+# Gateway "Sending Heartbeats": a client sends op 1 every heartbeat_interval; one that stops is closed
+# (the fake allows half an interval of grace for jitter and scheduling) and must reconnect.
+HEARTBEAT_GRACE = 1.5
+GUILD_EVENTS_BY_ID = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})  # guild id in "id"
 CLOSE_WAIT_SECONDS = 2.0
 
 DataFor = Callable[[int], JSON | None]  # session intents -> payload for that session, or None to skip it
@@ -48,6 +52,8 @@ class Close(IntEnum):
     NOT_AUTHENTICATED = 4003
     AUTHENTICATION_FAILED = 4004
     ALREADY_AUTHENTICATED = 4005
+    SESSION_TIMED_OUT = 4009
+    INVALID_SHARD = 4010
     INVALID_API_VERSION = 4012
     INVALID_INTENTS = 4013
     DISALLOWED_INTENTS = 4014
@@ -77,6 +83,13 @@ class Resume:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    shard: tuple[int, int]  # (shard_id, shard_count) of the session that got it
+    event: str
+    data: JSON
+
+
+@dataclass(frozen=True, slots=True)
 class _CloseRequest:
     code: int
     reason: str
@@ -89,6 +102,7 @@ class _Link:
         self.ws = ws
         self.info = info
         self.session: _Session | None = None
+        self.beat = asyncio.Event()  # set by each heartbeat the client sends
         self._queue: asyncio.Queue[str | _CloseRequest] = asyncio.Queue()
         self._compressor = zlib.compressobj() if info.compression == "zlib-stream" else None
 
@@ -116,10 +130,21 @@ class _Link:
                 await self.ws.send_bytes(data)
 
 
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """Gateway "Sharding": shard_id = (guild_id >> 22) % num_shards; "DMs will only be sent to shard 0"."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
+
+def _guild_id(event: str, data: JSON) -> int | None:
+    raw = data.get("id") if event in GUILD_EVENTS_BY_ID else data.get("guild_id")
+    return int(raw) if raw is not None else None
+
+
 @dataclass(eq=False)
 class _Session:
     id: str
     intents: int
+    shard: tuple[int, int] = (0, 1)  # [shard_id, shard_count] from IDENTIFY
     seq: int = 0
     log: list[tuple[int, str]] = field(default_factory=list)
     link: _Link | None = None
@@ -130,6 +155,16 @@ class _Session:
         self.log.append((self.seq, text))
         if self.link is not None:
             self.link.send_text(text)
+
+
+def _valid_shard(shard: Any) -> bool:
+    """IDENTIFY's shard is [shard_id, num_shards] with 0 <= shard_id < num_shards."""
+    return (
+        isinstance(shard, list)
+        and len(shard) == 2
+        and all(isinstance(n, int) for n in shard)
+        and 0 <= shard[0] < shard[1]
+    )
 
 
 def _frame(op: Op, data: Any) -> JSON:
@@ -154,6 +189,8 @@ class Gateway:
         self.presence_updates: list[JSON] = []
         self.received_frames: list[str] = []  # everything the client sent, raw
         self.heartbeats = 0
+        self.heartbeat_timeouts = 0  # links closed for not heartbeating
+        self.delivered: list[Delivery] = []  # every DISPATCH sent after READY's burst, with its shard
         self._sessions: dict[str, _Session] = {}
         self._links: set[_Link] = set()
 
@@ -183,10 +220,15 @@ class Gateway:
         self.dispatch_each(event, lambda intents: data if intent is None or intents & intent else None)
 
     def dispatch_each(self, event: str, data_for: DataFor) -> None:
+        """Each session gets its payload, if its shard carries the event's guild (DMs: shard 0 only)."""
         for session in self._sessions.values():
             data = data_for(session.intents)
-            if data is not None:
+            if data is None:
+                continue
+            shard_id, shard_count = session.shard
+            if shard_of(_guild_id(event, data), shard_count) == shard_id:
                 session.emit(event, data)
+                self.delivered.append(Delivery(session.shard, event, data))
         self._state.waiters.notify()
 
     @property
@@ -227,6 +269,7 @@ class Gateway:
         link = _Link(ws, info)
         self._links.add(link)
         writer = asyncio.create_task(link.run_writer())
+        watchdog = asyncio.create_task(self._watch_heartbeats(link))
         try:
             if query.get("v") != "10":
                 link.close(Close.INVALID_API_VERSION, "Invalid API version.")
@@ -247,7 +290,8 @@ class Gateway:
                 link.session.link = None
             self._links.discard(link)
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            watchdog.cancel()
+            await asyncio.gather(writer, watchdog, return_exceptions=True)
             self._state.waiters.notify()
         return ws
 
@@ -265,6 +309,7 @@ class Gateway:
             return
         if op is Op.HEARTBEAT:
             self.heartbeats += 1
+            link.beat.set()
             link.send(_frame(Op.HEARTBEAT_ACK, None))
         elif op is Op.IDENTIFY:
             self._identify(link, data)
@@ -277,6 +322,19 @@ class Gateway:
         elif op is not Op.REQUEST_GUILD_MEMBERS:
             link.close(Close.UNKNOWN_OPCODE, "Unknown opcode.")
         self._state.waiters.notify()
+
+    async def _watch_heartbeats(self, link: _Link) -> None:
+        """Close the link with 4009 when no heartbeat arrives within HEARTBEAT_GRACE intervals."""
+        limit = self.heartbeat_interval_ms / 1000 * HEARTBEAT_GRACE
+        while not link.ws.closed:
+            try:
+                async with asyncio.timeout(limit):
+                    await link.beat.wait()
+            except TimeoutError:
+                self.heartbeat_timeouts += 1
+                link.close(Close.SESSION_TIMED_OUT, "Session timed out.")
+                return
+            link.beat.clear()
 
     def _identify(self, link: _Link, data: JSON) -> None:
         if link.session is not None:
@@ -294,7 +352,13 @@ class Gateway:
             return
         # A fresh IDENTIFY ends the sessions nobody can resume any more.
         self._sessions = {k: s for k, s in self._sessions.items() if s.link is not None}
-        session = _Session(id=secrets.token_hex(16), intents=intents, link=link)
+        shard = data.get("shard")
+        if shard is not None and not _valid_shard(shard):
+            link.close(Close.INVALID_SHARD, "Invalid shard.")
+            return
+        session = _Session(
+            id=secrets.token_hex(16), intents=intents, link=link, shard=(shard[0], shard[1]) if shard else (0, 1)
+        )
         self._sessions[session.id] = session
         link.session = session
         self.identifies.append(Identify(session.id, intents, data.get("properties", {}), data.get("shard")))
@@ -302,7 +366,7 @@ class Gateway:
         ready: JSON = {
             "v": 10,
             "user": state.bot.to_json() | {"verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": str(g), "unavailable": True} for g in state.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in state.guilds if self._carries(session, g)],
             "session_id": session.id,
             "resume_gateway_url": self.resume_url,
             "session_type": "normal",
@@ -319,8 +383,13 @@ class Gateway:
             ready["shard"] = data["shard"]
         session.emit("READY", ready)
         if intents & Intent.GUILDS:
-            for guild in state.guilds.values():
-                session.emit("GUILD_CREATE", state.guild_create_json(guild))
+            for guild_id, guild in state.guilds.items():
+                if self._carries(session, guild_id):
+                    session.emit("GUILD_CREATE", state.guild_create_json(guild))
+
+    @staticmethod
+    def _carries(session: _Session, guild_id: int) -> bool:
+        return shard_of(guild_id, session.shard[1]) == session.shard[0]
 
     def _resume(self, link: _Link, data: JSON) -> None:
         session = self._sessions.get(str(data.get("session_id")))

@@ -20,10 +20,12 @@ class BucketRule:
 
 
 # Per-route limits as real Discord reports them in X-RateLimit-* headers (they are not documented
-# constants): 5 messages / 5 s per channel, edits likewise, webhooks 5 / 2 s per token.
+# constants): message writes in a channel, creates and edits together, 5 / 5 s (one bucket hash for
+# POST and PATCH /channels/{id}/messages; discord-api-docs#20); webhooks 5 / 2 s per token.
+MESSAGE_WRITES = BucketRule("messages.write", 5, 5.0)
 DEFAULT_RULES: dict[str, BucketRule] = {
-    "POST /channels/{channel_id}/messages": BucketRule("messages.create", 5, 5.0),
-    "PATCH /channels/{channel_id}/messages/{message_id}": BucketRule("messages.edit", 5, 5.0),
+    "POST /channels/{channel_id}/messages": MESSAGE_WRITES,
+    "PATCH /channels/{channel_id}/messages/{message_id}": MESSAGE_WRITES,
     "DELETE /channels/{channel_id}/messages/{message_id}": BucketRule("messages.delete", 5, 1.0),
     "POST /channels/{channel_id}/typing": BucketRule("typing", 5, 5.0),
     "POST /webhooks/{application_id}/{token}": BucketRule("webhook", 5, 2.0),
@@ -31,22 +33,32 @@ DEFAULT_RULES: dict[str, BucketRule] = {
     "PATCH /webhooks/{application_id}/{token}/messages/{message_id}": BucketRule("webhook", 5, 2.0),
 }
 DEFAULT_ROUTE_RULE = BucketRule("route", 50, 1.0)
-GLOBAL_PER_SECOND = 50  # "All bots can make up to 50 requests per second to our API"
+GLOBAL_PER_SECOND = 50  # Rate Limits: "All bots can make up to 50 requests per second to our API"
 
 
 @dataclass(slots=True)
 class RateLimitPolicy:
-    """Mutable at run time: tests tighten limits or switch them off (`enabled = False`)."""
+    """Mutable at run time: tests tighten limits or switch them off (`enabled = False`).
+
+    `announce_buckets=False` sends no X-RateLimit-* headers on successful answers, so discord.py cannot
+    wait before a bucket runs out and the bot's own pace is what keeps it clear of 429s. Discord may do
+    the same: "Your app should not rely on the headers" and must handle a 429's `retry_after` (Rate Limits).
+    """
 
     enabled: bool = True
     global_per_second: int = GLOBAL_PER_SECOND
     rules: dict[str, BucketRule] = field(default_factory=lambda: dict(DEFAULT_RULES))
     default_rule: BucketRule = DEFAULT_ROUTE_RULE
+    announce_buckets: bool = True
 
     def set_rule(self, route: str, limit: int, per_seconds: float) -> None:
         """Override one route's bucket, e.g. set_rule("POST /channels/{channel_id}/messages", 5, 1.0)."""
         name = self.rules[route].name if route in self.rules else route
         self.rules[route] = BucketRule(name, limit, per_seconds)
+
+    def scale(self, speed: float) -> None:
+        """Every window `speed` times as long (0.1: Discord's 5 s bucket lasts 0.5 s); shared buckets stay shared."""
+        self.rules = {r: BucketRule(b.name, b.limit, b.per_seconds * speed) for r, b in self.rules.items()}
 
     def rule_for(self, route: str) -> BucketRule:
         return self.rules.get(route, self.default_rule)
@@ -84,6 +96,12 @@ class RateLimiter:
         self._wall = wall_clock
         self._windows: dict[tuple[str, str], _Window] = {}
         self._global = _Window(started=-math.inf)
+        self._injected: dict[str, list[float]] = {}  # route -> retry_after of 429s to answer next
+
+    def inject_429(self, route: str, retry_after: float) -> None:
+        """The next request on `route` gets a 429 with no X-RateLimit headers and no warning before it
+        (as Discord's shared and sub-limits do); its bucket is then held for `retry_after`."""
+        self._injected.setdefault(route, []).append(retry_after)
 
     def _window(self, key: tuple[str, str], per_seconds: float, now: float) -> _Window:
         window = self._windows.get(key)
@@ -107,6 +125,11 @@ class RateLimiter:
                 )
             self._global.used += 1
         rule = self.policy.rule_for(route)
+        if self._injected.get(route):
+            retry = self._injected[route].pop(0)
+            # Exhaust the bucket until now + retry: a request before then is refused again.
+            self._windows[(rule.name, major)] = _Window(started=now + retry - rule.per_seconds, used=rule.limit)
+            return Verdict(allowed=False, headers=_retry_headers(retry), retry_after=retry)
         window = self._window((rule.name, major), rule.per_seconds, now)
         reset_after = _round_up(window.started + rule.per_seconds - now)
         headers = {
@@ -122,7 +145,7 @@ class RateLimiter:
             return Verdict(allowed=False, headers=headers, retry_after=reset_after)
         window.used += 1
         headers["X-RateLimit-Remaining"] = str(rule.limit - window.used)
-        return Verdict(allowed=True, headers=headers)
+        return Verdict(allowed=True, headers=headers if self.policy.announce_buckets else {})
 
 
 def _retry_headers(retry_after: float) -> dict[str, str]:

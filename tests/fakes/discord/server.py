@@ -11,7 +11,7 @@ from typing import Literal, Self, TypeVar
 
 from aiohttp import web
 
-from .gateway import DEFAULT_HEARTBEAT_INTERVAL_MS, Connection, Gateway, Identify, Resume
+from .gateway import DEFAULT_HEARTBEAT_INTERVAL_MS, Connection, Delivery, Gateway, Identify, Resume
 from .interactions import ACK_WINDOW_SECONDS, InteractionRoutes, OptionValue
 from .messages import Messages
 from .models import (
@@ -64,6 +64,7 @@ class FakeDiscord:
     ) -> None:
         self._state = DiscordState(bot_name=bot_name, token=token, upload_limit_bytes=upload_limit_bytes)
         self.rate_limits = rate_limits or RateLimitPolicy()
+        self.limiter = RateLimiter(self.rate_limits)
         self._gateway = Gateway(
             self._state,
             heartbeat_interval_ms=heartbeat_interval_ms,
@@ -78,7 +79,7 @@ class FakeDiscord:
 
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-        api = Api(app, self._state, RateLimiter(self.rate_limits))
+        api = Api(app, self._state, self.limiter)
         self._channel_routes.register(api, app)
         self._interaction_routes.register(api)
         api.add_fallback()
@@ -146,9 +147,13 @@ class FakeDiscord:
     def add_user(self, username: str, *, global_name: str | None = None, bot: bool = False) -> FakeUser:
         return self._state.add_user(username, global_name=global_name, bot=bot)
 
-    def add_guild(self, name: str = "Parley Test", *, members: Iterable[FakeUser] = ()) -> FakeGuild:
-        """A guild the bot is in; dispatched as GUILD_CREATE if the bot is already connected."""
-        guild = self._state.add_guild(name)
+    def add_guild(
+        self, name: str = "Parley Test", *, members: Iterable[FakeUser] = (), guild_id: int | None = None
+    ) -> FakeGuild:
+        """A guild the bot is in; dispatched as GUILD_CREATE if the bot is already connected.
+
+        `guild_id` picks its snowflake, e.g. to place it on a shard: (guild_id >> 22) % shard_count."""
+        guild = self._state.add_guild(name, guild_id=guild_id)
         for user in members:
             guild.members[user.id] = FakeMember(user)
         self._gateway.dispatch("GUILD_CREATE", self._state.guild_create_json(guild), intent=Intent.GUILDS)
@@ -301,6 +306,11 @@ class FakeDiscord:
         """Calls to one route template, e.g. calls_to("PATCH /channels/{channel_id}/messages/{message_id}")."""
         return [c for c in self._state.calls if c.route == route]
 
+    def inject_429(self, route: str, retry_after: float) -> None:
+        """The next request on `route` (a template, as in `calls_to`) is refused with a 429 that no
+        X-RateLimit header announced; the bucket stays closed for `retry_after` seconds."""
+        self.limiter.inject_429(route, retry_after)
+
     @property
     def attachment_downloads(self) -> list[int]:
         """The attachment ids the bot fetched from the fake CDN, in order (users' files included)."""
@@ -338,6 +348,16 @@ class FakeDiscord:
     @property
     def resumes(self) -> list[Resume]:
         return list(self._gateway.resumes)
+
+    @property
+    def delivered(self) -> list[Delivery]:
+        """Gateway events as sent, each with the shard that got it (shard routing is the fake's)."""
+        return list(self._gateway.delivered)
+
+    @property
+    def heartbeat_timeouts(self) -> int:
+        """Gateway links closed with 4009 because the client stopped heartbeating."""
+        return self._gateway.heartbeat_timeouts
 
     @property
     def heartbeats(self) -> int:

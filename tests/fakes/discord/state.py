@@ -131,9 +131,9 @@ class DiscordState:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str) -> FakeGuild:
+    def add_guild(self, name: str, *, guild_id: int | None = None) -> FakeGuild:
         owner = self.add_user(f"{name.lower().replace(' ', '-')}-owner")
-        guild = FakeGuild(self.ids.next(), name, owner_id=owner.id)
+        guild = FakeGuild(self.ids.next() if guild_id is None else guild_id, name, owner_id=owner.id)
         guild.roles[guild.id] = FakeRole(
             guild.id, guild.id, "@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS
         )

@@ -14,6 +14,10 @@ class EntityParseError(ValueError):
     """Formatting Telegram would refuse; str(exc) is the part after "can't parse entities: "."""
 
 
+class EntityUrlError(ValueError):
+    """A text_link URL Telegram refuses; str(exc) is the whole description after "Bad Request: "."""
+
+
 def utf16_len(text: str) -> int:
     """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
     return len(text.encode("utf-16-le")) // 2

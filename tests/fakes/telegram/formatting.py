@@ -6,17 +6,19 @@ Pure functions, no I/O. Offsets and lengths are UTF-16 code units, as in the Bot
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .entities import Entity, EntityParseError, Formatted, sorted_entities, utf16_len
+from .entities import Entity, EntityParseError, EntityUrlError, Formatted, sorted_entities, utf16_len
 from .html_style import parse_html
 from .markdown_style import parse_markdown, parse_markdown_v2
 
 __all__ = [
     "Entity",
     "EntityParseError",
+    "EntityUrlError",
     "Formatted",
     "detect_entities",
     "entities_from_api",
@@ -71,6 +73,8 @@ def entities_from_api(text: str, raw: Sequence[Any]) -> tuple[Entity, ...]:
             raise EntityParseError(f"entity ends at {offset + length}, beyond the text end ({size})")
         if kind == "text_link" and not item.get("url"):
             raise EntityParseError("text_link entity needs a url")
+        if kind == "text_link":
+            check_link_url(str(item["url"]))
         if kind == "custom_emoji" and not item.get("custom_emoji_id"):
             raise EntityParseError("custom_emoji entity needs a custom_emoji_id")
         if kind == "text_mention" and not isinstance(item.get("user"), Mapping):
@@ -87,6 +91,15 @@ def entities_from_api(text: str, raw: Sequence[Any]) -> tuple[Entity, ...]:
             )
         )
     return sorted_entities(out)
+
+
+def check_link_url(url: str) -> None:
+    """Telegram refuses a text_link whose URL has no host: relative paths ("README.md") and fragments
+    ("#intro") answer 400 "entity URL '…' is invalid: URL host is empty" (observed on api.telegram.org;
+    model answers hold such links all the time). Absolute URLs with a host, and tg:// links, pass."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise EntityUrlError(f"entity URL '{url}' is invalid: URL host is empty")
 
 
 def trim(parsed: Formatted) -> Formatted:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .bot_setup import SetupApi
-from .formatting import EntityParseError, Formatted, format_text, utf16_len
+from .formatting import EntityParseError, EntityUrlError, Formatted, format_text, utf16_len
 from .limits import RateLimiter
 from .media import sniff_image
 from .objects import (
@@ -28,6 +28,9 @@ from .objects import (
 from .params import Params
 from .state import World, api_error_for_retry
 
+# sendMessage: "Text of the message to be sent, 1-4096 characters after entities parsing"; sendPhoto:
+# "Photo caption ... 0-1024 characters after entities parsing" (core.telegram.org/bots/api). Telegram counts
+# these characters in UTF-16 code units, as entity offsets (core.telegram.org/api/entities).
 MAX_TEXT_UTF16 = 4096
 MAX_CAPTION_UTF16 = 1024
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -94,6 +97,8 @@ class BotApi:
     def _format(self, p: Params, key: str, entities_key: str, *, caption: bool, allow_empty: bool) -> Formatted:
         try:
             formatted = format_text(p.opt_text(key) or "", p.opt_text("parse_mode"), p.get(entities_key))
+        except EntityUrlError as exc:
+            raise bad_request(str(exc)) from None
         except EntityParseError as exc:
             raise bad_request(f"can't parse entities: {exc}") from None
         except ValueError:

@@ -131,6 +131,7 @@ class FakeTelegram(UserSide):
             if not hmac.compare_digest(request.match_info["token"].encode(), self._token.encode()):
                 raise ApiError(401, "Unauthorized")
             if self._failures.get(name):
+                self._hold_on_injected(self._failures[name][0], call.params)
                 raise self._failures[name].pop(0)
             if name == "getUpdates":
                 result: Any = await self._get_updates(Params(call.params), request)
@@ -255,6 +256,13 @@ class FakeTelegram(UserSide):
     ) -> None:
         """The next call of `method` (canonical name, e.g. "editMessageText") gets this error instead."""
         self._failures.setdefault(method, []).append(ApiError(code, description, retry_after=retry_after))
+
+    def _hold_on_injected(self, error: ApiError, params: Mapping[str, Any]) -> None:
+        """An injected 429 holds its chat like a real one: calls before retry_after are refused too."""
+        if error.retry_after is None:
+            return
+        with contextlib.suppress(ApiError):
+            self.limiter.hold(self.world.chat(params.get("chat_id")).id, error.retry_after)
 
     @property
     def webhook(self) -> WebhookConfig:
