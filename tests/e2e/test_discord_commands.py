@@ -10,7 +10,8 @@ import base64
 import io
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import discord
@@ -217,15 +218,43 @@ async def test_model_autocompletes_switches_and_refuses_unknown_names(
     assert upstream.chat_requests[-1].body["model"] == "fake/other"
 
 
+class _LineSeen(logging.Handler):
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text = text
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+@contextmanager
+def log_line(logger_name: str, text: str) -> Iterator[asyncio.Event]:
+    """An event set when `logger_name` logs a line (INFO or above) containing `text`."""
+    logger = logging.getLogger(logger_name)
+    handler, level = _LineSeen(text), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level or logging.INFO, logging.INFO))
+    try:
+        yield handler.seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 async def test_usage_reports_tokens_privately(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
-        dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} count me", mentions_bot=True)
-        await bot_says(dc, world.channel, lambda text: "count me" in text)
-        await asyncio.sleep(0.05)  # the usage is stored just after the final text is shown
-        interaction = dc.invoke_slash("usage", channel=world.channel, user=world.alice)
-        report = await answered(dc, interaction)
+    with log_line("core.assistant", "reply done") as stored:
+        async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
+            dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} count me", mentions_bot=True)
+            await bot_says(dc, world.channel, lambda text: "count me" in text)
+            # The final text may show before the answer and its usage are stored; the assistant logs that.
+            async with asyncio.timeout(5):
+                await stored.wait()
+            interaction = dc.invoke_slash("usage", channel=world.channel, user=world.alice)
+            report = await answered(dc, interaction)
     assert interaction.deferred and report.ephemeral
     assert report.content.startswith("Model: `fake/echo`\nThis conversation: ")
     assert "in 1 requests" in report.content and " 0 tokens" not in report.content
