@@ -10,8 +10,7 @@ import base64
 import io
 import logging
 import random
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import discord
@@ -30,6 +29,8 @@ from tests.e2e.discord_harness import (
     fast_limits,
     running_bot,
 )
+from tests.e2e.log_lines import REPLY_STORED, log_line
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.discord import FakeDiscord, FakeInteraction, StoredMessage, Upload
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
@@ -218,40 +219,15 @@ async def test_model_autocompletes_switches_and_refuses_unknown_names(
     assert upstream.chat_requests[-1].body["model"] == "fake/other"
 
 
-class _LineSeen(logging.Handler):
-    def __init__(self, text: str) -> None:
-        super().__init__(logging.INFO)
-        self.text = text
-        self.seen = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.text in record.getMessage():
-            self.seen.set()
-
-
-@contextmanager
-def log_line(logger_name: str, text: str) -> Iterator[asyncio.Event]:
-    """An event set when `logger_name` logs a line (INFO or above) containing `text`."""
-    logger = logging.getLogger(logger_name)
-    handler, level = _LineSeen(text), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(min(level or logging.INFO, logging.INFO))
-    try:
-        yield handler.seen
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
 async def test_usage_reports_tokens_privately(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    with log_line("core.assistant", "reply done") as stored:
-        async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
+    with log_line(*REPLY_STORED) as stored:
+        clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # "today" must not end between reply and /usage
+        async with running_bot(dc, discord_settings(dc, upstream, tmp_path), clock=clock):
             dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} count me", mentions_bot=True)
             await bot_says(dc, world.channel, lambda text: "count me" in text)
-            # The final text may show before the answer and its usage are stored; the assistant logs that.
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(5):  # the text shows before the answer and its usage are stored
                 await stored.wait()
             interaction = dc.invoke_slash("usage", channel=world.channel, user=world.alice)
             report = await answered(dc, interaction)
