@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.access import Access, Gatekeeper
+from core.access import Access, Gatekeeper, midnight_utc
 from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
@@ -68,6 +68,7 @@ class Assistant:
         self._settings = settings
         self._upstream = upstream
         self._store = store
+        self._clock = clock
         self._gate = Gatekeeper(settings=settings, store=store, counter=counter, clock=clock)
         self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
         self._models_cache: tuple[float, list[str]] | None = None
@@ -400,7 +401,7 @@ class Assistant:
         record = await self._store.active_conversation(
             conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
         )
-        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        midnight = midnight_utc(datetime.fromtimestamp(self._clock(), UTC))
         return UsageReport(
             model=record.model,
             conversation=await self._store.conversation_usage(record.id),
@@ -479,14 +480,15 @@ async def open_assistant(
 ) -> AsyncIterator[Assistant]:
     """Own the database and the upstream client for the life of the block; upgrade the schema first.
 
-    `clock` (Unix seconds) decides the per-minute and per-day windows of the user limits; tests pass their own.
+    `clock` (Unix seconds) decides the per-minute and per-day windows of the user limits and stamps what is
+    stored; tests pass their own.
     """
     if migrate:
         await upgrade(settings.database_url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
         open_redis_counter(redis_url) as counter,
-        open_store(settings.database_url) as store,
+        open_store(settings.database_url, clock=clock) as store,
         UpstreamClient(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key.get_secret_value(),
@@ -494,6 +496,7 @@ async def open_assistant(
             idle_timeout_seconds=settings.stream_idle_timeout,
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,
+            clock=clock,
         ) as upstream,
     ):
         yield Assistant(

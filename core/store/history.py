@@ -6,10 +6,11 @@ Imports core.conversation, core.events and core.errors from the rest of core.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import BindParameter, bindparam, insert, select, update
@@ -24,7 +25,7 @@ from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
 from core.store.locks import KeyedLock
-from core.store.tables import ACTIVE_ONLY, Conversation, Message, User, utc_now
+from core.store.tables import ACTIVE_ONLY, Conversation, Message, User
 from core.store.usage import (
     UsageKind,
     UsageTotals,
@@ -114,7 +115,7 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def _message_params(conversation_id: int, message: NewMessage) -> dict[str, Any]:
+def _message_params(conversation_id: int, message: NewMessage, now: datetime) -> dict[str, Any]:
     usage = message.usage or Usage()
     return {
         "p_conversation_id": conversation_id,
@@ -134,7 +135,7 @@ def _message_params(conversation_id: int, message: NewMessage) -> dict[str, Any]
         "p_cached_tokens": usage.cached_tokens,
         "p_reasoning_tokens": usage.reasoning_tokens,
         "p_platform_message_ids": list(message.platform_message_ids),
-        "p_created_at": utc_now(),
+        "p_created_at": now,
     }
 
 
@@ -143,12 +144,20 @@ class Store:
 
     Safe to share between tasks and processes: concurrent `active_conversation` calls for one key agree
     on a single conversation (a partial unique index decides, not a read-then-write).
+    `clock` (Unix seconds) stamps the messages, conversations and usage it writes, so that the windows
+    read from those times (tokens today, failures today) follow the same clock as `Gatekeeper`'s.
     """
 
-    def __init__(self, database: Database, locks: AdvisoryLocks | None = None) -> None:
+    def __init__(
+        self, database: Database, locks: AdvisoryLocks | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._db = database
+        self._clock = clock
         self._advisory = locks or AdvisoryLocks(None)
         self._keyed = KeyedLock()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
 
     @asynccontextmanager
     async def conversation_lock(self, key: ConversationKey) -> AsyncIterator[None]:
@@ -193,9 +202,11 @@ class Store:
             if row is None:
                 # A racing creator may win between the SELECT and here: the index turns our insert into a
                 # no-op and the SELECT below reads the winner's row (after its commit, on both dialects).
+                now = self._now()
                 stmt = dialect_insert(self._db.dialect, Conversation).values(
                     platform=key.platform, chat_id=key.chat_id, thread_id=key.thread_id, scope=key.scope,
                     user_id=user_id, model=model, system_prompt=system_prompt, active=True,
+                    created_at=now, updated_at=now,
                 )
                 await connection.execute(
                     stmt.on_conflict_do_nothing(
@@ -236,7 +247,7 @@ class Store:
                     Conversation.scope == key.scope,
                     Conversation.active,
                 )
-                .values(active=False, updated_at=utc_now())
+                .values(active=False, updated_at=self._now())
             )
             return result.rowcount > 0
 
@@ -245,7 +256,7 @@ class Store:
             await connection.execute(
                 update(Conversation)
                 .where(Conversation.id == conversation_id)
-                .values(model=model, updated_at=utc_now())
+                .values(model=model, updated_at=self._now())
             )
 
     async def add_message(self, conversation_id: int, message: NewMessage) -> int:
@@ -272,7 +283,7 @@ class Store:
                 if charged is not None:  # None only for a conversation made outside `active_conversation`
                     await insert_usage(
                         connection, user_id=charged, conversation_id=conversation_id, kind=kind,
-                        model=message.model or owner.model, usage=message.usage,
+                        model=message.model or owner.model, usage=message.usage, created_at=self._now(),
                     )
             return message_id
 
@@ -280,7 +291,8 @@ class Store:
         self, connection: AsyncConnection, conversation_id: int, message: NewMessage
     ) -> tuple[int, int | None]:
         """Insert the message; return its id and its user's id."""
-        row = (await connection.execute(_INSERT_MESSAGE, _message_params(conversation_id, message))).one()
+        params = _message_params(conversation_id, message, self._now())
+        row = (await connection.execute(_INSERT_MESSAGE, params)).one()
         message_id, user_id = int(row.id), row.user_id
         if message.user is not None and user_id is None:  # a user never seen on this platform: create it
             platform = (
@@ -319,7 +331,8 @@ class Store:
         async with self._transaction() as connection:
             user_id = await ensure_user(connection, self._db.dialect, platform, user)
             await insert_usage(
-                connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage
+                connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage,
+                created_at=self._now(),
             )
 
     async def conversation_usage(self, conversation_id: int) -> UsageTotals:
@@ -358,7 +371,7 @@ class Store:
 
 
 @asynccontextmanager
-async def open_store(database_url: str) -> AsyncIterator[Store]:
+async def open_store(database_url: str, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Store]:
     """A `Store` on a migrated database (see `core.store.migrate.upgrade`); the engine is disposed on exit."""
     async with open_database(database_url) as database, open_advisory_locks(database_url) as locks:
-        yield Store(database, locks)
+        yield Store(database, locks, clock=clock)

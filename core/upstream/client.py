@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -73,7 +74,9 @@ class UpstreamClient:
         extra_body: Mapping[str, Any] | None = None,
         backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 20.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock  # Unix seconds: the reference for a Retry-After HTTP-date
         self._base_url = base_url.rstrip("/")
         self._secret = Secret(api_key)
         self._idle_timeout_seconds = idle_timeout_seconds
@@ -241,7 +244,8 @@ class UpstreamClient:
             raw = await _read_bounded(response, ERROR_BODY_MAX_BYTES, self._idle_timeout_seconds)
         finally:
             await response.aclose()
-        retry_after = retry_after_seconds(response.headers) if response.status_code == 429 else None
+        is_429 = response.status_code == 429
+        retry_after = retry_after_seconds(response.headers, now=self._clock()) if is_429 else None
         raise error_for(response.status_code, parse_error_body(raw), self._secret, retry_after=retry_after)
 
     async def _fetch_object(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Also `Secret`, which keeps the API key out of reprs and scrubs it from upstream 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -109,8 +109,10 @@ def unavailable(detail: str, *, status: int | None = None, retryable: bool) -> U
     return error
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds from `Retry-After` (delta-seconds or an HTTP-date) or OpenAI's `retry-after-ms`."""
+def retry_after_seconds(headers: httpx.Headers, *, now: float) -> float | None:
+    """Seconds from `Retry-After` (delta-seconds or an HTTP-date, counted from `now` in Unix seconds) or
+    OpenAI's `retry-after-ms`.
+    """
     milliseconds = headers.get("retry-after-ms")
     if milliseconds:
         try:
@@ -129,5 +131,5 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        seconds = when.timestamp() - now
     return max(0.0, seconds) if math.isfinite(seconds) else None

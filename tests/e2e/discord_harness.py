@@ -7,6 +7,7 @@ Pacing is scaled, not switched off: the fake's per-route buckets and the adapter
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -77,9 +78,13 @@ def discord_settings(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path, **
 
 
 @asynccontextmanager
-async def running_bot(dc: FakeDiscord, settings: Settings) -> AsyncIterator[ParleyDiscord]:
-    """The real assistant and ParleyDiscord, connected and ready; everything closed on exit."""
-    async with open_assistant(settings) as assistant:
+async def running_bot(
+    dc: FakeDiscord, settings: Settings, *, clock: Callable[[], float] = time.time
+) -> AsyncIterator[ParleyDiscord]:
+    """The real assistant and ParleyDiscord, connected and ready; everything closed on exit. `clock` is the
+    assistant's wall clock (Unix seconds): a test of "this minute" or "today" sets it.
+    """
+    async with open_assistant(settings, clock=clock) as assistant:
         bot = ParleyDiscord(
             assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,15 @@ class World:
     settings: Settings
 
     @contextlib.asynccontextmanager
-    async def bot(self, settings: Settings | None = None) -> AsyncIterator[None]:
-        """`run_telegram` as `parley run` runs it, until the block ends (then cancelled, as by SIGTERM)."""
+    async def bot(
+        self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time
+    ) -> AsyncIterator[None]:
+        """`run_telegram` as `parley run` runs it, until the block ends (then cancelled, as by SIGTERM).
+
+        `clock` is the assistant's wall clock (Unix seconds): a test of "this minute" or "today" sets it.
+        """
         settings = settings or self.settings
-        async with open_assistant(settings) as assistant:
+        async with open_assistant(settings, clock=clock) as assistant:
             task = asyncio.create_task(run_telegram(assistant, settings))
             calls_before = len(self.tg.calls)
 

@@ -5,6 +5,7 @@ Refusals must come before anything reaches the upstream: every test counts the f
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from core import (
     open_assistant,
 )
 from tests.e2e.conftest import make_settings
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.upstream import FakeUpstream
+from tests.store.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +48,20 @@ async def ask(assistant: Assistant, text: str, key: ConversationKey = DM, user: 
 
 def settings(upstream: FakeUpstream, tmp_path: Path, **overrides: Any) -> Any:
     return make_settings(upstream, tmp_path, **({"admins": "telegram:1"} | overrides))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Where the limits count: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'limits.db'}"
+        return
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+def tokens(total: int) -> dict[str, int]:
+    return {"prompt_tokens": total - 1, "completion_tokens": 1, "total_tokens": total}
 
 
 async def test_allow_lists_refuse_others_before_the_upstream(upstream: FakeUpstream, tmp_path: Path) -> None:
@@ -135,4 +152,51 @@ async def test_forget_then_the_next_message_starts_afresh(upstream: FakeUpstream
         await ask(assistant, "what was my secret?")
     assert (forgotten.messages, forgotten.conversations) == (2, 1)
     last = upstream.chat_requests[-1].body["messages"]
-    assert all("42" not in str(message["content"]) for message in last)
+    assert [(m["role"], m["content"]) for m in last if m["role"] != "system"] == [("user", "what was my secret?")]
+
+
+async def test_daily_tokens_reset_between_235959_and_000000_utc(
+    upstream: FakeUpstream, tmp_path: Path, database_url: str
+) -> None:
+    clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 58))
+    upstream.add_reply("the last answer of the year", usage=tokens(110))
+    upstream.add_reply("the first answer of the year", usage=tokens(7))
+    config = settings(
+        upstream, tmp_path, database_url=database_url, user_tokens_per_day=100, user_requests_per_minute=0
+    )
+    async with open_assistant(config, clock=clock) as assistant:
+        assert await ask(assistant, "use them up") == "the last answer of the year"
+        clock.advance(1)  # 23:59:59
+        with pytest.raises(QuotaExceededError) as caught:
+            await ask(assistant, "one more, please")
+        old_day = await assistant.usage(DM, ANN)
+        clock.advance(1)  # 2027-01-01 00:00:00
+        assert await ask(assistant, "happy new year") == "the first answer of the year"
+        new_day = await assistant.usage(DM, ANN)
+    assert caught.value.retry_after == 1
+    assert (old_day.today.requests, old_day.today.total_tokens) == (1, 110)
+    assert (new_day.today.requests, new_day.today.total_tokens) == (1, 7)
+    assert new_day.conversation.total_tokens == 117
+    assert [r.last_user_text for r in upstream.chat_requests] == ["use them up", "happy new year"]
+
+
+async def test_requests_per_minute_reset_between_second_59_and_the_next_minute(
+    upstream: FakeUpstream, tmp_path: Path, database_url: str
+) -> None:
+    clock = FakeWallClock(utc(2026, 11, 23, 12, 34, 58))
+    config = settings(upstream, tmp_path, database_url=database_url, user_requests_per_minute=2)
+    async with open_assistant(config, clock=clock) as assistant:
+        assert await ask(assistant, "one") == "Echo: one"
+        clock.advance(1)  # 12:34:59
+        assert await ask(assistant, "two") == "Echo: two"
+        with pytest.raises(QuotaExceededError) as caught:
+            await ask(assistant, "three")
+        clock.advance(1)  # 12:35:00, a new minute
+        assert await ask(assistant, "four") == "Echo: four"
+        assert await ask(assistant, "five") == "Echo: five"
+        with pytest.raises(QuotaExceededError) as again:
+            await ask(assistant, "six")
+    assert caught.value.retry_after == 1
+    assert caught.value.user_message == "You have sent too many messages; try again in 1 seconds."
+    assert again.value.retry_after == 60
+    assert [r.last_user_text for r in upstream.chat_requests] == ["one", "two", "four", "five"]

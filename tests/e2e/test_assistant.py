@@ -27,6 +27,7 @@ from core import (
 )
 from core.assistant import Assistant, user_hash
 from tests.e2e.conftest import API_KEY, make_settings
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
 
@@ -59,7 +60,9 @@ def contents(upstream: FakeUpstream, index: int = -1) -> list[tuple[str, object]
 async def test_multi_turn_memory_and_final_text(upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.add_reply("Hello Ann! 👋 How can I help?", chunk_chars=3)
     upstream.add_reply("You said hi.")
-    async with open_assistant(make_settings(upstream, tmp_path, system_prompt="Be brief.")) as assistant:
+    settings = make_settings(upstream, tmp_path, system_prompt="Be brief.")
+    clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # stands still: both answers are "today"
+    async with open_assistant(settings, clock=clock) as assistant:
         streamed, done = await answer(assistant, turn("hi"))
         assert streamed == done.text == "Hello Ann! 👋 How can I help?"
         await answer(assistant, turn("what did I say?"))
@@ -146,7 +149,8 @@ async def test_one_conversation_in_order_others_in_parallel(upstream: FakeUpstre
 
 
 async def test_reset_starts_fresh_and_keeps_the_old_one(upstream: FakeUpstream, tmp_path: Path) -> None:
-    async with open_assistant(make_settings(upstream, tmp_path)) as assistant:
+    clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # stands still: both answers are "today"
+    async with open_assistant(make_settings(upstream, tmp_path), clock=clock) as assistant:
         await answer(assistant, turn("remember 42"))
         assert await assistant.reset(KEY, ANN) is True
         await answer(assistant, turn("what number?"))

@@ -29,6 +29,8 @@ from tests.e2e.discord_harness import (
     fast_limits,
     running_bot,
 )
+from tests.e2e.log_lines import REPLY_STORED, log_line
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.discord import FakeDiscord, FakeInteraction, StoredMessage, Upload
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
@@ -221,12 +223,15 @@ async def test_model_autocompletes_switches_and_refuses_unknown_names(
 async def test_usage_reports_tokens_privately(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
-        dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} count me", mentions_bot=True)
-        await bot_says(dc, world.channel, lambda text: "count me" in text)
-        await asyncio.sleep(0.05)  # the usage is stored just after the final text is shown
-        interaction = dc.invoke_slash("usage", channel=world.channel, user=world.alice)
-        report = await answered(dc, interaction)
+    with log_line(*REPLY_STORED) as stored:
+        clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # "today" must not end between reply and /usage
+        async with running_bot(dc, discord_settings(dc, upstream, tmp_path), clock=clock):
+            dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} count me", mentions_bot=True)
+            await bot_says(dc, world.channel, lambda text: "count me" in text)
+            async with asyncio.timeout(5):  # the text shows before the answer and its usage are stored
+                await stored.wait()
+            interaction = dc.invoke_slash("usage", channel=world.channel, user=world.alice)
+            report = await answered(dc, interaction)
     assert interaction.deferred and report.ephemeral
     assert report.content.startswith("Model: `fake/echo`\nThis conversation: ")
     assert "in 1 requests" in report.content and " 0 tokens" not in report.content

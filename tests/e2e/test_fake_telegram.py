@@ -246,8 +246,9 @@ async def test_long_poll_holds_until_an_update_is_queued(tg: FakeTelegram, bot: 
     started = time.monotonic()
     assert await bot.get_updates(timeout=1) == ()
     assert time.monotonic() - started >= 0.9
+    polls = tg.polls_received
     poll = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.1)
+    await tg.wait_for(lambda: tg.polls_received > polls)  # held by the fake now
     tg.user_sends(chat, user, "hello")
     started = time.monotonic()
     [update] = await poll
@@ -255,8 +256,9 @@ async def test_long_poll_holds_until_an_update_is_queued(tg: FakeTelegram, bot: 
     [again] = await bot.get_updates()  # not confirmed yet: delivered again
     assert again.update_id == update.update_id
     assert await bot.get_updates(offset=update.update_id + 1) == ()
+    polls = tg.polls_received
     held = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.1)
+    await tg.wait_for(lambda: tg.polls_received > polls)
     async with Bot(TOKEN, base_url=tg.base_url) as second_instance:
         assert await second_instance.get_updates() == ()  # ends the held poll, as on Telegram
     with pytest.raises(Conflict, match="terminated by other getUpdates request"):

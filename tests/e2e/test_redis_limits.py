@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from core import Assistant, Completed, ConversationKey, QuotaExceededError, StoreError, Turn, UserRef, open_assistant
 from tests.e2e.conftest import make_settings
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -71,6 +72,26 @@ async def test_two_assistants_share_one_redis_counter(
     assert 0 < await redis_client.ttl(key) <= 120
     assert caught.value.user_message == "You have sent too many messages; try again in 45 seconds."
     assert len(upstream.requests) == 2
+
+
+async def test_the_redis_counter_starts_afresh_at_the_minute(
+    upstream: FakeUpstream, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    ann = UserRef(uuid.uuid4().hex, "Ann")
+    clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # the last second of a minute, a day and a year
+    settings = make_settings(upstream, tmp_path, redis_url=REDIS_URL, user_requests_per_minute=1)
+    async with open_assistant(settings, clock=clock) as assistant:
+        assert await ask(assistant, ann, "one") == "Echo: one"
+        with pytest.raises(QuotaExceededError) as caught:
+            await ask(assistant, ann, "two")
+        clock.advance(1)  # 2027-01-01 00:00:00
+        assert await ask(assistant, ann, "three") == "Echo: three"
+    minute = int(utc(2027, 1, 1).timestamp() // 60)
+    keys = [f"parley:rate:telegram:{ann.id}:{window}" for window in (minute - 1, minute)]
+    counts = [int(await redis_client.get(key) or 0) for key in keys]
+    assert counts == [2, 1]
+    assert caught.value.retry_after == 1
+    assert [r.last_user_text for r in upstream.chat_requests] == ["one", "three"]
 
 
 async def test_unreachable_redis_refuses_without_calling_upstream(upstream: FakeUpstream, tmp_path: Path) -> None:

@@ -71,27 +71,50 @@ async def round_robin(ports: list[int]) -> AsyncIterator[str]:
 
 
 class Process:
-    """One `parley run telegram`, its log in a file."""
+    """One `parley run telegram`; its output is read as it comes, and copied into a log file."""
 
     def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
         self.process = process
         self.log = log
+        self._output = bytearray()
+        self._changed = asyncio.Event()  # set, then replaced, whenever output arrives or ends
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.log.open("wb") as out:
+            while chunk := await self.process.stdout.read(64 * 1024):
+                out.write(chunk)
+                out.flush()
+                self._output += chunk
+                self._changed.set()
+                self._changed = asyncio.Event()
+        self._changed.set()
 
     def text(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self._output.decode(errors="replace")
+
+    async def logged(self, text: str) -> None:
+        """Wait until the process's output shows `text`."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                changed = self._changed
+                if text in self.text():
+                    return
+                assert not self.reader.done(), f"the process ended without logging {text!r}"
+                await changed.wait()
 
 
 @asynccontextmanager
 async def parley(tmp_path: Path, name: str, env: dict[str, str]) -> AsyncIterator[Process]:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    log = tmp_path / f"{name}.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path,
-            env={**keep, "PTB_TIMEDELTA": "true", **env}, stdout=out, stderr=out,
-        )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path,
+        env={**keep, "PTB_TIMEDELTA": "true", **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    running = Process(process, tmp_path / f"{name}.log")
     try:
-        yield Process(process, log)
+        yield running
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
@@ -100,6 +123,7 @@ async def parley(tmp_path: Path, name: str, env: dict[str, str]) -> AsyncIterato
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        await asyncio.wait_for(running.reader, 10)  # the rest of the output, up to the pipe's end
 
 
 @asynccontextmanager
@@ -125,13 +149,6 @@ def base_env(tg: FakeTelegram, up: FakeUpstream, database_url: str) -> dict[str,
 
 async def wait_until(tg: FakeTelegram, test: Callable[[], object]) -> None:
     await tg.wait_for(test, WAIT_SECONDS)
-
-
-async def logged(process: Process, text: str) -> None:
-    """Wait until the process's log shows `text`."""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while text not in process.text():  # noqa: ASYNC110 (a file written by another process: poll it)
-            await asyncio.sleep(0.05)
 
 
 def asked_upstream(up: FakeUpstream, text: str) -> Callable[[], bool]:
@@ -194,7 +211,7 @@ async def test_one_poller_at_a_time_and_a_follower_takes_over(tmp_path: Path) ->
         first = await stack.enter_async_context(parley(tmp_path, "first", env))
         await wait_until(tg, lambda: tg.calls_of("getUpdates"))
         second = await stack.enter_async_context(parley(tmp_path, "second", env))
-        await logged(second, "waiting to be the one process")
+        await second.logged("waiting to be the one process")
         ann = tg.user("Ann")
         chat = tg.private_chat(ann)
         tg.user_sends(chat, ann, "one")
@@ -203,7 +220,7 @@ async def test_one_poller_at_a_time_and_a_follower_takes_over(tmp_path: Path) ->
 
         first.process.kill()  # the leader dies: its database session ends, and with it the lock
         await first.process.wait()
-        await logged(second, "is polling for updates")
+        await second.logged("is polling for updates")
         tg.user_sends(chat, ann, "two")
         await wait_until(tg, lambda: any(t.startswith("Echo: two") for t in bot_texts(tg, chat)))
         conflicts = [c for c in tg.calls_of("getUpdates") if c.status == 409]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.log_lines import REPLY_STORED, log_line
 from tests.e2e.telegram_harness import BOT_USERNAME, telegram_world
+from tests.fakes.clock import FakeWallClock, utc
 
 pytestmark = pytest.mark.e2e
 
@@ -74,11 +77,15 @@ async def test_usage_reports_tokens_of_the_conversation_and_today(tmp_path: Path
         )
         user = w.tg.user("Ann")
         chat = w.tg.private_chat(user)
-        async with w.bot():
-            w.tg.user_sends(chat, user, "spend some tokens")
-            await w.said(chat, lambda t: t == "A reply worth some tokens.")
-            w.tg.user_sends(chat, user, "/usage")
-            report = await w.said(chat, lambda t: t.startswith("Model:"))
+        clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # "today" must not end between reply and /usage
+        with log_line(*REPLY_STORED) as stored:
+            async with w.bot(clock=clock):
+                w.tg.user_sends(chat, user, "spend some tokens")
+                await w.said(chat, lambda t: t == "A reply worth some tokens.")
+                async with asyncio.timeout(5):  # the text shows before the answer and its usage are stored
+                    await stored.wait()
+                w.tg.user_sends(chat, user, "/usage")
+                report = await w.said(chat, lambda t: t.startswith("Model:"))
         assert "1,230 tokens (1,200 in, of them 1,000 cached; 30 out)" in report.text
         assert "1,230 tokens in 1 requests (1,000 cached)" in report.text
 

@@ -6,8 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from core.errors import (
 from core.events import Event, Finished, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.upstream import UpstreamClient
 from core.upstream.faults import TOO_LONG_MESSAGE
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.upstream import FAULT_TEXT, FakeUpstream, ToolCallScript
 
 pytestmark = pytest.mark.e2e
@@ -281,12 +280,12 @@ async def test_retry_after_seconds_is_honoured(up: FakeUpstream, make_client: Ma
 async def test_retry_after_date_beyond_the_cap_is_raised_at_once(
     up: FakeUpstream, make_client: MakeClient
 ) -> None:
-    when = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
-    up.add_error(429, headers={"Retry-After": when})
+    now = utc(2026, 12, 31, 23, 30, 0)
+    up.add_error(429, headers={"Retry-After": "Fri, 01 Jan 2027 00:30:00 GMT"})  # an hour after `now`
     with pytest.raises(UpstreamRateLimitError) as caught:
-        await collect(make_client(backoff_max_seconds=5.0))
-    assert caught.value.retry_after is not None and 3590 < caught.value.retry_after <= 3600
-    assert "3600 seconds" in caught.value.user_message or "3599 seconds" in caught.value.user_message
+        await collect(make_client(backoff_max_seconds=5.0, clock=FakeWallClock(now)))
+    assert caught.value.retry_after == 3600
+    assert "3600 seconds" in caught.value.user_message
     assert len(up.chat_requests) == 1
 
 

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from core.store import Store, open_store, upgrade
+from tests.fakes.clock import FakeWallClock, utc
 
 PG_ADMIN_URL = os.environ.get("PARLEY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
@@ -72,6 +73,12 @@ async def postgres_database_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with open_store(database_url) as opened:
+def clock() -> FakeWallClock:
+    """The store's wall clock: noon UTC on a fixed day until a test moves it."""
+    return FakeWallClock(utc(2026, 11, 23, 12, 0, 0))
+
+
+@pytest.fixture
+async def store(database_url: str, clock: FakeWallClock) -> AsyncIterator[Store]:
+    async with open_store(database_url, clock=clock) as opened:
         yield opened

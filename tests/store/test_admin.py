@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -12,6 +12,7 @@ from core.conversation import ConversationKey, UserRef
 from core.events import Usage
 from core.store import NewMessage, Store
 from core.store.tables import Base, User
+from tests.fakes.clock import FakeWallClock, utc
 
 ANN = UserRef("7", "Ann")
 BOB = UserRef("8", "Bob")
@@ -28,17 +29,26 @@ async def _say(store: Store, key: ConversationKey, user: UserRef, text: str, *, 
     return conversation
 
 
-async def _every_row(database_url: str) -> dict[str, list[str]]:
-    """Every row of every table of the schema, as text: what a reader of the database could find."""
+async def _every_row(database_url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table of the schema, column by column: what a reader of the database could find."""
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as connection:
             return {
-                table.name: [repr(tuple(row)) for row in (await connection.execute(select(table))).all()]
+                table.name: [
+                    dict(row._mapping)
+                    for row in (await connection.execute(select(table).order_by(*table.primary_key))).all()
+                ]
                 for table in Base.metadata.sorted_tables
             }
     finally:
         await engine.dispose()
+
+
+def _texts(rows: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Every text and JSON value stored (numbers and times are compared as values, never searched as text)."""
+    return [str(value) for table in rows.values() for row in table for value in row.values()
+            if isinstance(value, str | list | dict)]  # fmt: skip
 
 
 async def _user_row_id(database_url: str, user: UserRef) -> int:
@@ -60,20 +70,22 @@ async def test_forget_leaves_nothing_of_the_user(store: Store, database_url: str
     await _say(store, GROUP, BOB, "bob-keeps-this", tokens=4)
     await store.count_request(platform="telegram", user_id=ANN.id, window=1)
     await store.count_request(platform="telegram", user_id=BOB.id, window=1)
-    ann_id = await _user_row_id(database_url, ANN)
+    ann_id, bob_id = await _user_row_id(database_url, ANN), await _user_row_id(database_url, BOB)
 
     forgotten = await store.forget(platform="telegram", user_id=ANN.id)
 
     assert (forgotten.messages, forgotten.conversations, forgotten.usage_records) == (8, 3, 3)
     rows = await _every_row(database_url)
-    everything = "\n".join(line for table in rows.values() for line in table)
-    assert "ann-secret" not in everything and "Ann" not in everything
-    assert rows["users"] == [row for row in rows["users"] if "Bob" in row] and len(rows["users"]) == 1
-    assert all(f"'{ANN.id}'" not in row for row in rows["rate_windows"]) and len(rows["rate_windows"]) == 1
+    assert not any("ann-secret" in text or "Ann" in text for text in _texts(rows))
+    assert [(row["id"], row["platform_user_id"], row["name"]) for row in rows["users"]] == [(bob_id, BOB.id, "Bob")]
+    assert [(row["user_id"], row["window"], row["count"]) for row in rows["rate_windows"]] == [(BOB.id, 1, 1)]
     # The shared group conversation stays for Bob, no longer linked to Ann; nothing refers to her old id.
-    assert len(rows["conversations"]) == 1 and rows["conversations"][0].startswith(f"({group}, ")
-    assert all(f", {ann_id}, " not in row for table in ("conversations", "usage_records") for row in rows[table])
-    assert len(rows["messages"]) == 2 and len(rows["usage_records"]) == 1
+    assert [(row["id"], row["user_id"]) for row in rows["conversations"]] == [(group, None)]
+    assert [(row["user_id"], row["total_tokens"]) for row in rows["usage_records"]] == [(bob_id, 4)]
+    assert [(row["user_id"], row["text"]) for row in rows["messages"]] == [
+        (bob_id, "bob-keeps-this"), (bob_id, "re: bob-keeps-this")
+    ]
+    assert ann_id not in {row["user_id"] for table in rows.values() for row in table if "user_id" in row}
     # Forgetting twice, or someone never seen, is harmless.
     again = await store.forget(platform="telegram", user_id=ANN.id)
     assert (again.messages, again.conversations, again.usage_records) == (0, 0, 0)
@@ -97,20 +109,37 @@ async def test_request_counters_are_atomic_and_old_windows_dropped(store: Store,
     assert sorted(counts) == list(range(1, 13))
     assert await store.count_request(platform="telegram", user_id="8", window=100) == 1
     assert await store.count_request(platform="telegram", user_id="7", window=103) == 1
-    windows = [row for row in (await _every_row(database_url))["rate_windows"] if "'7'" in row]
-    assert len(windows) == 1  # window 100 went when 103 began
+    windows = [row["window"] for row in (await _every_row(database_url))["rate_windows"] if row["user_id"] == "7"]
+    assert windows == [103]  # window 100 went when 103 began
 
 
-async def test_stats_count_users_conversations_tokens_and_failures_today(store: Store) -> None:
+async def test_stats_count_users_conversations_tokens_and_failures_today(store: Store, clock: FakeWallClock) -> None:
+    clock.at = utc(2026, 11, 23, 12, 0, 0)
     await _say(store, DM, ANN, "hello", tokens=10)
     conversation = await _say(store, GROUP, BOB, "hi", tokens=4)
     await store.add_reply(conversation, NewMessage(role="assistant", text="cut", user=BOB, incomplete=True))
 
-    stats = await store.stats(since=datetime.now(UTC) - timedelta(hours=1))
+    stats = await store.stats(since=utc(2026, 11, 23, 11, 0, 0))
 
     assert (stats.users, stats.conversations, stats.tokens_today, stats.errors_today) == (2, 2, 14, 1)
-    later = await store.stats(since=datetime.now(UTC) + timedelta(hours=1))
+    later = await store.stats(since=utc(2026, 11, 23, 13, 0, 0))
     assert (later.users, later.tokens_today, later.errors_today) == (2, 0, 0)
+
+
+async def test_stats_of_a_day_start_at_its_first_second_utc(store: Store, clock: FakeWallClock) -> None:
+    clock.at = utc(2026, 12, 31, 23, 59, 59)
+    conversation = await _say(store, DM, ANN, "last of the year", tokens=10)
+    await store.add_reply(conversation, NewMessage(role="assistant", text="cut", user=ANN, incomplete=True))
+    clock.advance(1)  # 2027-01-01 00:00:00
+    await _say(store, DM, ANN, "first of the year", tokens=3)
+    await store.add_reply(conversation, NewMessage(role="assistant", text="cut", user=ANN, incomplete=True))
+    await store.add_reply(conversation, NewMessage(role="assistant", text="cut", user=ANN, incomplete=True))
+
+    new_year = await store.stats(since=utc(2027, 1, 1))
+    old_year = await store.stats(since=utc(2026, 12, 31))
+
+    assert (new_year.tokens_today, new_year.errors_today) == (3, 2)
+    assert (old_year.tokens_today, old_year.errors_today) == (13, 3)
 
 
 async def test_users_table_is_keyed_by_platform(store: Store, database_url: str) -> None:

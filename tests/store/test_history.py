@@ -15,6 +15,7 @@ from core.conversation import ConversationKey, UserRef
 from core.events import ToolCall, Usage
 from core.store import NewMessage, Store, StoreError, UsageTotals, open_store
 from core.store.tables import Conversation, Message, UsageRecord
+from tests.fakes.clock import FakeWallClock, utc
 
 KEY = ConversationKey("telegram", "-100123")
 ANN = UserRef("42", "Ann")
@@ -35,15 +36,17 @@ async def _scalar(database_url: str, query: Any) -> Any:
         await engine.dispose()
 
 
-async def test_active_conversation_is_created_once_then_reused(store: Store) -> None:
+async def test_active_conversation_is_created_once_then_reused(store: Store, clock: FakeWallClock) -> None:
     first = await store.active_conversation(KEY, ANN, model="m1", system_prompt="be brief")
+    created = clock.at
+    clock.advance(60)
     again = await store.active_conversation(KEY, BOB, model="other", system_prompt="other")
 
     assert again.id == first.id
     assert (again.model, again.system_prompt) == ("m1", "be brief")  # kept from creation
     assert first.key == KEY
     assert first.created_at.tzinfo is not None and first.created_at.utcoffset() == timedelta(0)
-    assert abs(datetime.now(UTC) - first.created_at) < timedelta(minutes=1)
+    assert first.created_at == again.created_at == created  # the store's clock, not the real one
 
 
 async def test_thread_and_scope_make_separate_conversations(store: Store) -> None:
@@ -134,11 +137,12 @@ async def test_set_model_changes_the_conversation_model(store: Store) -> None:
     assert (await store.active_conversation(KEY, ANN, model="m1", system_prompt="")).model == "m9"
 
 
-async def test_usage_totals_per_conversation_and_per_user_since(store: Store) -> None:
+async def test_usage_totals_per_conversation_and_per_user_since(store: Store, clock: FakeWallClock) -> None:
     conversation = await _conversation(store)
     other = await _conversation(store, ConversationKey("telegram", "elsewhere"))
     await store.add_reply(conversation, NewMessage("assistant", "a", user=ANN, usage=Usage(10, 5, 15, 3, 2)))
-    before_second = datetime.now(UTC)
+    clock.advance(1)
+    before_second = clock.at
     await store.add_reply(conversation, NewMessage("assistant", "b", user=ANN, usage=Usage(20, 6, 26, 4, 1)))
     await store.record_usage(
         ANN, "telegram", conversation_id=conversation, kind="image", model="img", usage=Usage(1, 1, 2, 0, 0)
@@ -157,10 +161,26 @@ async def test_usage_totals_per_conversation_and_per_user_since(store: Store) ->
     naive = before_second.replace(tzinfo=None)  # naive means UTC
     assert await store.user_usage_since("telegram", "42", naive) == UsageTotals(2, 21, 7, 28, 4, 1)
     assert await store.user_usage_since("telegram", "43", before_second) == UsageTotals(1, 100, 100, 200, 0, 0)
-    assert await store.user_usage_since("telegram", "42", datetime.now(UTC) + timedelta(seconds=5)) == (
+    assert await store.user_usage_since("telegram", "42", clock.at + timedelta(seconds=5)) == (
         UsageTotals(0, 0, 0, 0, 0, 0)
     )
     assert await store.conversation_usage(999_999) == UsageTotals(0, 0, 0, 0, 0, 0)
+
+
+async def test_usage_since_midnight_utc_changes_day_between_235959_and_000000(
+    store: Store, clock: FakeWallClock, database_url: str
+) -> None:
+    conversation = await _conversation(store)
+    clock.at = utc(2026, 12, 31, 23, 59, 59)
+    await store.add_reply(conversation, NewMessage("assistant", "late", user=ANN, usage=Usage(1, 1, 2)))
+    clock.advance(1)  # 2027-01-01 00:00:00 UTC
+    await store.add_reply(conversation, NewMessage("assistant", "early", user=ANN, usage=Usage(3, 4, 7)))
+    await store.record_usage(ANN, "telegram", conversation_id=None, kind="image", model="img", usage=Usage(0, 0, 5))
+
+    assert await store.user_usage_since("telegram", ANN.id, utc(2027, 1, 1)) == UsageTotals(2, 3, 4, 12, 0, 0)
+    assert await store.user_usage_since("telegram", ANN.id, utc(2026, 12, 31)) == UsageTotals(3, 4, 5, 14, 0, 0)
+    stored = await _scalar(database_url, select(func.min(UsageRecord.created_at)))
+    assert stored == utc(2026, 12, 31, 23, 59, 59)
 
 
 async def test_reply_usage_falls_back_to_the_conversation_starter_and_model(

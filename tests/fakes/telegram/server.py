@@ -272,6 +272,11 @@ class FakeTelegram(UserSide):
     def pending_updates(self) -> list[dict[str, Any]]:
         return list(self.world.pending_updates())
 
+    @property
+    def polls_received(self) -> int:
+        """getUpdates requests received so far: a test waits for a long poll to be held (`wait_for`)."""
+        return self._poll_generation
+
     # ------------------------------------------------------------------ reading what the bot did
 
     def messages(self, chat: ChatRef, *, thread_id: int | None = None) -> list[StoredMessage]:
