@@ -5,7 +5,7 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 
 from core.access import Access, AccessRefused, refusals_escaping
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
-from core.conversation import ConversationKey, Turn, UserRef
+from core.conversation import ConversationKey, Quote, Turn, UserRef
 from core.discussion import Discussion
 from core.errors import (
     AccessDeniedError,
@@ -26,7 +26,7 @@ from core.errors import (
     UpstreamUnavailableError,
 )
 from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
-from core.images import sniff_mime, validate_image
+from core.images import sniff_mime, validate_image, validate_user_image
 from core.live import (
     DISCORD,
     DISCORD_REQUESTS_PER_SECOND,
@@ -80,6 +80,7 @@ __all__ = [
     "ParleyError",
     "Profile",
     "QuotaExceededError",
+    "Quote",
     "ReasoningDelta",
     "Rendered",
     "ReplyResult",
@@ -110,4 +111,5 @@ __all__ = [
     "telegram_profile",
     "upgrade_database",
     "validate_image",
+    "validate_user_image",
 ]

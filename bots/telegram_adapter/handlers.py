@@ -49,6 +49,7 @@ from core import (
     Image,
     LiveReply,
     ParleyError,
+    Quote,
     Settings,
     Turn,
     refusals_escaping,
@@ -171,9 +172,9 @@ class TelegramBot:
             return
         key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
-        images = await download_images(
-            [*album, *([quote] if quote else [])], max_bytes=self._settings.image_max_bytes
-        )
+        images = await download_images(album, max_bytes=self._settings.image_max_bytes)
+        # A quoted photo joins the turn but stays its author's: their /forget removes it from this turn too.
+        quoted_images = await download_images([quote], max_bytes=self._settings.image_max_bytes) if quote else []
         context: tuple[str, ...] = self._discussion.take(discussion_of(first)) if is_group(first) else ()
         if quote is not None and (caption_of([quote]) or has_image(quote)):
             context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
@@ -185,6 +186,7 @@ class TelegramBot:
             platform_message_id=str(first.message_id),
             context=context,
             name_prefix=is_group(first) and self._settings.group_history == "chat",
+            quote=Quote(user_of(quote), quoted_images) if quote is not None and quoted_images else None,
         )
         await self._show(first, refusals_escaping(self._assistant.reply(turn)), timed=True)
 

@@ -13,7 +13,7 @@ from telegram import Message, MessageEntity, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 
-from core import ConversationKey, Image, ImageError, UserRef, validate_image
+from core import ConversationKey, Image, ImageError, UserRef, validate_user_image
 
 PLATFORM = "telegram"
 _COMMAND = re.compile(r"/(?P<name>[A-Za-z0-9_]{1,32})(?:@(?P<bot>\w+))?(?:\s+(?P<argument>.*))?", re.DOTALL)
@@ -138,7 +138,7 @@ async def download_images(messages: Iterable[Message], *, max_bytes: int) -> lis
                 f"download failed: {type(exc).__name__}",
                 user_message="The image could not be downloaded from Telegram.",
             ) from None
-        images.append(validate_image(data, max_bytes=max_bytes))
+        images.append(validate_user_image(data, max_bytes=max_bytes))
     return images
 
 

@@ -6,25 +6,25 @@ Imports core.conversation, core.events and core.errors from the rest of core.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy import BindParameter, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.conversation import ConversationKey, UserRef
 from core.errors import StoreError
-from core.events import ToolCall, Usage
+from core.events import Image, ToolCall, Usage
 from core.store import admin
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
 from core.store.locks import KeyedLock
-from core.store.tables import ACTIVE_ONLY, Conversation, Message, User, utc_now
+from core.store.tables import ACTIVE_ONLY, Conversation, Message, MessageImage, User, utc_now
 from core.store.usage import (
     UsageKind,
     UsageTotals,
@@ -44,13 +44,21 @@ class ConversationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class NewImage:
+    """An image of a user turn and the platform user id of whoever posted it (a quoted photo's author)."""
+
+    image: Image
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to store. `user` is the author of a user message, the requester of an assistant one."""
 
     role: Literal["user", "assistant"]
     text: str
     user: UserRef | None = None
-    parts: Sequence[Mapping[str, Any]] | None = None
+    images: Sequence[NewImage] = ()
     reasoning: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     model: str | None = None
@@ -61,12 +69,16 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """A message read back for the context. `user_name` is "" when no user is linked."""
+    """A message read back for the context. `user_name` is "" when no user is linked.
+
+    `images` are the bytes still stored (recent turns only); `image_count` how many the turn had.
+    """
 
     id: int
     role: str
     text: str
-    parts: list[dict[str, Any]] | None
+    images: tuple[Image, ...]
+    image_count: int
     reasoning: str | None
     model: str | None
     incomplete: bool
@@ -82,7 +94,7 @@ def _param(name: str) -> BindParameter[Any]:
 
 _RECENT = (
     select(
-        Message.id, Message.role, Message.text, Message.parts, Message.reasoning, Message.model,
+        Message.id, Message.role, Message.text, Message.image_count, Message.reasoning, Message.model,
         Message.incomplete, User.name, Message.created_at,
     )
     .outerjoin(User, User.id == Message.user_id)
@@ -98,7 +110,7 @@ _AUTHOR = (
     .scalar_subquery()
 )
 _MESSAGE_FIELDS = (
-    "conversation_id", "role", "text", "parts", "reasoning", "tool_calls", "model", "incomplete",
+    "conversation_id", "role", "text", "image_count", "reasoning", "tool_calls", "model", "incomplete",
     "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
     "platform_message_ids", "created_at",
 )
@@ -106,6 +118,33 @@ _INSERT_MESSAGE = (
     insert(Message)
     .values({**{name: _param(name) for name in _MESSAGE_FIELDS}, "user_id": _AUTHOR})
     .returning(Message.id, Message.user_id)
+)
+# The id of the oldest user turn whose images are kept: the `p_offset`+1-th newest user message.
+_WINDOW_START = (
+    select(Message.id)
+    .where(Message.conversation_id == bindparam("p_conversation_id"), Message.role == "user")
+    .order_by(Message.id.desc())
+    .offset(bindparam("p_offset"))
+    .limit(1)
+    .scalar_subquery()
+)
+# Images that fell out of the window; the index on (conversation_id, message_id) finds exactly them, and
+# since every older one went the same way, a turn deletes at most about one turn's images.
+_PRUNE = delete(MessageImage).where(
+    MessageImage.conversation_id == bindparam("p_conversation_id"), MessageImage.message_id < _WINDOW_START
+)
+# The user message a reply answers, if it and its author are still there. FOR KEY SHARE OF users (PostgreSQL;
+# nothing on SQLite) makes a concurrent /forget, which locks the user row FOR UPDATE first, wait for this
+# transaction, or this one wait for it and then find nothing.
+_ANSWERED = (
+    select(Message.id)
+    .join(User, User.id == Message.user_id)
+    .where(
+        Message.id == bindparam("p_answering"),
+        Message.conversation_id == bindparam("p_conversation_id"),
+        User.platform_user_id == bindparam("p_author"),
+    )
+    .with_for_update(read=True, key_share=True, of=User)
 )
 
 
@@ -121,7 +160,7 @@ def _message_params(conversation_id: int, message: NewMessage) -> dict[str, Any]
         "p_author": None if message.user is None else message.user.id,
         "p_role": message.role,
         "p_text": _storable(message.text),
-        "p_parts": None if message.parts is None else [dict(part) for part in message.parts],
+        "p_image_count": len(message.images),
         "p_reasoning": None if message.reasoning is None else _storable(message.reasoning),
         "p_tool_calls": [
             {"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls
@@ -149,6 +188,9 @@ class Store:
         self._db = database
         self._advisory = locks or AdvisoryLocks(None)
         self._keyed = KeyedLock()
+        # Per platform user id: a reply's final store and /forget never interleave in this process (SQLite
+        # has no row locks; on PostgreSQL the row locks of _ANSWERED and admin.forget also hold across processes).
+        self._users = KeyedLock()
 
     @asynccontextmanager
     async def conversation_lock(self, key: ConversationKey) -> AsyncIterator[None]:
@@ -225,20 +267,25 @@ class Store:
             await connection.execute(select(1))
 
     async def reset(self, key: ConversationKey) -> bool:
-        """Deactivate the active conversation (it stays stored); True if there was one."""
+        """Deactivate the active conversation (it stays stored, without image bytes); True if there was one."""
         async with self._transaction() as connection:
-            result = await connection.execute(
-                update(Conversation)
-                .where(
-                    Conversation.platform == key.platform,
-                    Conversation.chat_id == key.chat_id,
-                    Conversation.thread_id == key.thread_id,
-                    Conversation.scope == key.scope,
-                    Conversation.active,
+            ended = (
+                await connection.execute(
+                    update(Conversation)
+                    .where(
+                        Conversation.platform == key.platform,
+                        Conversation.chat_id == key.chat_id,
+                        Conversation.thread_id == key.thread_id,
+                        Conversation.scope == key.scope,
+                        Conversation.active,
+                    )
+                    .values(active=False, updated_at=utc_now())
+                    .returning(Conversation.id)
                 )
-                .values(active=False, updated_at=utc_now())
-            )
-            return result.rowcount > 0
+            ).scalars().all()
+            if ended:  # never sent upstream again: its images are placeholders from now on
+                await connection.execute(delete(MessageImage).where(MessageImage.conversation_id.in_(ended)))
+            return bool(ended)
 
     async def set_model(self, conversation_id: int, model: str) -> None:
         async with self._transaction() as connection:
@@ -248,19 +295,57 @@ class Store:
                 .values(model=model, updated_at=utc_now())
             )
 
-    async def add_message(self, conversation_id: int, message: NewMessage) -> int:
-        """Store a message (with its usage columns, if any) and return its id."""
+    async def add_message(self, conversation_id: int, message: NewMessage, *, image_turns: int | None = None) -> int:
+        """Store a message (with its usage columns and images, if any) and return its id.
+
+        With `image_turns`, a user message also drops, in the same transaction, the image bytes of the
+        conversation's turns older than the last `image_turns` user turns (this one counts; at least one).
+        """
         async with self._transaction() as connection:
             message_id, _ = await self._insert_message(connection, conversation_id, message)
+            if message.images:
+                await connection.execute(
+                    insert(MessageImage),
+                    [
+                        {
+                            "message_id": message_id, "conversation_id": conversation_id, "author": new.author,
+                            "mime": new.image.mime, "data": new.image.data,
+                        }
+                        for new in message.images
+                    ],
+                )
+            if image_turns is not None and message.role == "user":
+                await connection.execute(
+                    _PRUNE, {"p_conversation_id": conversation_id, "p_offset": max(1, image_turns) - 1}
+                )
             return message_id
 
-    async def add_reply(self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat") -> int:
+    async def add_reply(
+        self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat", answering: int | None = None
+    ) -> int | None:
         """Store an assistant message and, if it has usage, a usage record: both or neither.
 
         The usage is charged to `message.user`, else to whoever started the conversation; its model is
-        `message.model`, else the conversation's.
+        `message.model`, else the conversation's. With `answering` (the id of the user message replied to)
+        nothing is stored, and None returned, when that message or its author is gone: `/forget` ran while
+        the reply was streaming, and must not be undone by it.
         """
+        if answering is None or message.user is None:
+            return await self._store_reply(conversation_id, message, kind=kind, answering=None)
+        async with self._users(message.user.id):
+            return await self._store_reply(conversation_id, message, kind=kind, answering=answering)
+
+    async def _store_reply(
+        self, conversation_id: int, message: NewMessage, *, kind: UsageKind, answering: int | None
+    ) -> int | None:
         async with self._transaction() as connection:
+            if answering is not None and message.user is not None:
+                found = await connection.execute(
+                    _ANSWERED,
+                    {"p_answering": answering, "p_conversation_id": conversation_id, "p_author": message.user.id},
+                )
+                if found.first() is None:
+                    return None
             message_id, user_id = await self._insert_message(connection, conversation_id, message)
             if message.usage is not None:
                 owner = (
@@ -290,17 +375,32 @@ class Store:
             await connection.execute(update(Message).where(Message.id == message_id).values(user_id=user_id))
         return message_id, user_id
 
-    async def recent_messages(self, conversation_id: int, *, limit: int) -> list[StoredMessage]:
-        """The newest `limit` messages of the conversation, oldest first."""
+    async def recent_messages(self, conversation_id: int, *, limit: int, image_turns: int = 1) -> list[StoredMessage]:
+        """The newest `limit` messages of the conversation, oldest first.
+
+        Image bytes are read only for the last `image_turns` user turns (at least one), the ones that go
+        upstream with their images; older turns come with their `image_count` alone.
+        """
         if limit <= 0:
             return []
         async with self._transaction(single_read=True) as connection:
             result = await connection.execute(_RECENT, {"p_conversation_id": conversation_id, "p_limit": limit})
             rows = result.all()
+            window = [row for row in rows if row.role == "user"][: max(1, image_turns)]  # rows: newest first
+            wanted = [row.id for row in window if row.image_count]
+            images: dict[int, list[Image]] = {}
+            if wanted:
+                found = await connection.execute(
+                    select(MessageImage.message_id, MessageImage.mime, MessageImage.data)
+                    .where(MessageImage.conversation_id == conversation_id, MessageImage.message_id.in_(wanted))
+                    .order_by(MessageImage.id)
+                )
+                for image in found:
+                    images.setdefault(image.message_id, []).append(Image(data=image.data, mime=image.mime))
         return [
             StoredMessage(
-                row.id, row.role, row.text, row.parts, row.reasoning, row.model, row.incomplete,
-                row.name or "", row.created_at,
+                row.id, row.role, row.text, tuple(images.get(row.id, ())), row.image_count, row.reasoning,
+                row.model, row.incomplete, row.name or "", row.created_at,
             )
             for row in reversed(rows)
         ]
@@ -353,7 +453,7 @@ class Store:
 
     async def forget(self, *, platform: str, user_id: str) -> Forgotten:
         """Delete everything of one platform user (see `core.store.admin.forget`), in one transaction."""
-        async with self._transaction() as connection:
+        async with self._users(user_id), self._transaction() as connection:
             return await admin.forget(connection, platform=platform, user_id=user_id)
 
 
