@@ -63,17 +63,17 @@ def upgrade() -> None:
         sa.Column("mime", sa.String(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["conversation_id"], ["conversations.id"],
-            name=op.f("fk_message_images_conversation_id_conversations"), ondelete="CASCADE",
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_message_images_conversation_id_conversations"),
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(
             ["message_id"], ["messages.id"], name=op.f("fk_message_images_message_id_messages"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_message_images")),
     )
-    op.create_index(
-        "ix_message_images_conversation_id_message_id", "message_images", ["conversation_id", "message_id"]
-    )
+    op.create_index("ix_message_images_conversation_id_message_id", "message_images", ["conversation_id", "message_id"])
     _move_images(op.get_bind())
     # Not a table rebuild on SQLite (3.35+ drops columns in place): a rebuild would DROP `messages`, and with
     # foreign keys on that deletes the message_images rows just written (ON DELETE CASCADE).
@@ -106,8 +106,11 @@ def _move_images(bind: Connection) -> None:
             if decoded is not None:
                 bind.execute(
                     sa.insert(_images).values(
-                        message_id=row.id, conversation_id=row.conversation_id, author=row.author or "",
-                        mime=decoded[0], data=decoded[1],
+                        message_id=row.id,
+                        conversation_id=row.conversation_id,
+                        author=row.author or "",
+                        mime=decoded[0],
+                        data=decoded[1],
                     )
                 )
 
@@ -118,7 +121,10 @@ def _with_parts(bind: Connection) -> Iterator[Any]:
     while True:
         rows = bind.execute(
             sa.select(
-                _messages.c.id, _messages.c.conversation_id, _messages.c.parts, _conversations.c.active,
+                _messages.c.id,
+                _messages.c.conversation_id,
+                _messages.c.parts,
+                _conversations.c.active,
                 _users.c.platform_user_id.label("author"),
             )
             .join(_conversations, _conversations.c.id == _messages.c.conversation_id)
