@@ -6,7 +6,8 @@ Only core/assistant.py imports this package; adapters never do. No SQLAlchemy er
 from core.errors import StoreError
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import Lease
-from core.store.history import ConversationRecord, NewImage, NewMessage, Store, StoredMessage, open_store
+from core.store.history import ConversationRecord, NewMessage, Store, StoredMessage, open_store
+from core.store.images import NewImage
 from core.store.locks import KeyedLock
 from core.store.migrate import upgrade
 from core.store.usage import UsageKind, UsageTotals

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import BindParameter, bindparam, delete, insert, select, update
+from sqlalchemy import BindParameter, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,8 +23,9 @@ from core.store import admin
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
+from core.store.images import NewImage, add_images, drop_images, load_images, prune_images
 from core.store.locks import KeyedLock
-from core.store.tables import ACTIVE_ONLY, Conversation, Message, MessageImage, User, utc_now
+from core.store.tables import ACTIVE_ONLY, Conversation, Message, User, utc_now
 from core.store.usage import (
     UsageKind,
     UsageTotals,
@@ -41,14 +42,6 @@ class ConversationRecord:
     model: str
     system_prompt: str
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NewImage:
-    """An image of a user turn and the platform user id of whoever posted it (a quoted photo's author)."""
-
-    image: Image
-    author: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +111,6 @@ _INSERT_MESSAGE = (
     insert(Message)
     .values({**{name: _param(name) for name in _MESSAGE_FIELDS}, "user_id": _AUTHOR})
     .returning(Message.id, Message.user_id)
-)
-# The id of the oldest user turn whose images are kept: the `p_offset`+1-th newest user message.
-_WINDOW_START = (
-    select(Message.id)
-    .where(Message.conversation_id == bindparam("p_conversation_id"), Message.role == "user")
-    .order_by(Message.id.desc())
-    .offset(bindparam("p_offset"))
-    .limit(1)
-    .scalar_subquery()
-)
-# Images that fell out of the window; the index on (conversation_id, message_id) finds exactly them, and
-# since every older one went the same way, a turn deletes at most about one turn's images.
-_PRUNE = delete(MessageImage).where(
-    MessageImage.conversation_id == bindparam("p_conversation_id"), MessageImage.message_id < _WINDOW_START
 )
 # The user message a reply answers, if it and its author are still there. FOR KEY SHARE OF users (PostgreSQL;
 # nothing on SQLite) makes a concurrent /forget, which locks the user row FOR UPDATE first, wait for this
@@ -283,8 +262,7 @@ class Store:
                     .returning(Conversation.id)
                 )
             ).scalars().all()
-            if ended:  # never sent upstream again: its images are placeholders from now on
-                await connection.execute(delete(MessageImage).where(MessageImage.conversation_id.in_(ended)))
+            await drop_images(connection, ended)  # never sent upstream again: placeholders from now on
             return bool(ended)
 
     async def set_model(self, conversation_id: int, model: str) -> None:
@@ -303,21 +281,9 @@ class Store:
         """
         async with self._transaction() as connection:
             message_id, _ = await self._insert_message(connection, conversation_id, message)
-            if message.images:
-                await connection.execute(
-                    insert(MessageImage),
-                    [
-                        {
-                            "message_id": message_id, "conversation_id": conversation_id, "author": new.author,
-                            "mime": new.image.mime, "data": new.image.data,
-                        }
-                        for new in message.images
-                    ],
-                )
+            await add_images(connection, conversation_id, message_id, message.images)
             if image_turns is not None and message.role == "user":
-                await connection.execute(
-                    _PRUNE, {"p_conversation_id": conversation_id, "p_offset": max(1, image_turns) - 1}
-                )
+                await prune_images(connection, conversation_id, image_turns)
             return message_id
 
     async def add_reply(
@@ -388,15 +354,7 @@ class Store:
             rows = result.all()
             window = [row for row in rows if row.role == "user"][: max(1, image_turns)]  # rows: newest first
             wanted = [row.id for row in window if row.image_count]
-            images: dict[int, list[Image]] = {}
-            if wanted:
-                found = await connection.execute(
-                    select(MessageImage.message_id, MessageImage.mime, MessageImage.data)
-                    .where(MessageImage.conversation_id == conversation_id, MessageImage.message_id.in_(wanted))
-                    .order_by(MessageImage.id)
-                )
-                for image in found:
-                    images.setdefault(image.message_id, []).append(Image(data=image.data, mime=image.mime))
+            images = await load_images(connection, conversation_id, wanted)
         return [
             StoredMessage(
                 row.id, row.role, row.text, tuple(images.get(row.id, ())), row.image_count, row.reasoning,
