@@ -5,6 +5,7 @@ cannot read).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,13 +13,13 @@ import pytest
 
 from tests.e2e.database import every_value, holds, mentions, rows
 from tests.e2e.discord_harness import API_KEY, World, bot_says, build_world, discord_settings, fast_limits, running_bot
+from tests.e2e.paused_reply import add_paused_reply
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-SLOW_ANSWER = "A slow answer that keeps streaming while its asker changes their mind. " * 4
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\ufe0f \u3164"
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'
 BMP = b"BM" + bytes(52)
@@ -78,17 +79,18 @@ async def test_images_over_the_per_message_cap_are_refused_and_not_stored(
 async def test_forget_while_a_reply_streams_in_a_dm_leaves_nothing_and_no_error(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    upstream.add_reply(SLOW_ANSWER, tokens_per_second=50)
-    settings = discord_settings(dc, upstream, tmp_path)
+    go = asyncio.Event()
+    add_paused_reply(upstream, "A slow answer ", "that ends after the forget.", go)
+    settings = discord_settings(dc, upstream, tmp_path, stream_idle_timeout=30.0)
     dm = dc.dm_channel(world.alice)
     async with running_bot(dc, settings):
         dc.user_sends(dm, world.alice, "my secret is 4242")
-        streaming = await bot_says(dc, dm, lambda t: t.startswith("A slow"))
+        await bot_says(dc, dm, lambda t: t == "A slow answer")
         forget = dc.invoke_slash("forget", channel=dm, user=world.alice)
         await dc.wait_for(lambda: forget.followup_ids)
         assert dc.message(forget.followup_ids[-1]).content.startswith("Done:")
-        assert streaming.content != SLOW_ANSWER.strip()  # /forget was answered while the reply streamed
-        await bot_says(dc, dm, lambda t: t == SLOW_ANSWER.strip())
+        go.set()
+        await bot_says(dc, dm, lambda t: t == "A slow answer that ends after the forget.")
     stored = await every_value(settings.database_url)
     assert not mentions(stored, "4242") and not mentions(stored, "slow answer")
     assert await rows(settings.database_url, "users") == []

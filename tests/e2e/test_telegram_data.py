@@ -5,17 +5,19 @@ stored (invisible-only text, image types the bot cannot read).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.database import every_value, holds, mentions, rows
+from tests.e2e.paused_reply import add_paused_reply
 from tests.e2e.telegram_harness import BOT_USERNAME, World, telegram_world
 from tests.fakes.images import png_bytes
 
 pytestmark = pytest.mark.e2e
 
-SLOW_ANSWER = "A slow answer that keeps streaming while its asker changes their mind. " * 4  # 288 chars
+FULL_ANSWER = "A slow answer that ends after the forget."
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\ufe0f \u3164"
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'
 BMP = b"BM" + bytes(52)
@@ -74,17 +76,18 @@ async def test_an_album_over_the_per_message_cap_is_refused_and_not_stored(tmp_p
 
 
 async def test_forget_while_a_reply_streams_in_a_dm_leaves_nothing_and_no_error(tmp_path: Path) -> None:
-    async with telegram_world(tmp_path, telegram_stream_mode="edit") as w:
-        w.up.add_reply(SLOW_ANSWER, tokens_per_second=50)
+    go = asyncio.Event()
+    async with telegram_world(tmp_path, telegram_stream_mode="edit", stream_idle_timeout=30.0) as w:
+        add_paused_reply(w.up, "A slow answer ", "that ends after the forget.", go)
         ann = w.tg.user("Ann")
         chat = w.tg.private_chat(ann)
         async with w.bot():
             w.tg.user_sends(chat, ann, "my secret is 4242")
-            streaming = await w.said(chat, lambda t: t.startswith("A slow"))
+            await w.said(chat, lambda t: t == "A slow answer")
             w.tg.user_sends(chat, ann, "/forget")
             await w.said(chat, lambda t: t.startswith("Done:"))
-            assert streaming.text != SLOW_ANSWER.strip()  # /forget was answered while the reply streamed
-            await w.said(chat, lambda t: t == SLOW_ANSWER.strip())
+            go.set()
+            await w.said(chat, lambda t: t == FULL_ANSWER)
             await w.idle()
         stored = await every_value(w.settings.database_url)
         assert not mentions(stored, "4242") and not mentions(stored, "slow answer") and not mentions(stored, "Ann")
@@ -94,18 +97,20 @@ async def test_forget_while_a_reply_streams_in_a_dm_leaves_nothing_and_no_error(
 
 
 async def test_forget_while_a_reply_streams_in_a_group_is_not_undone(tmp_path: Path) -> None:
-    async with telegram_world(tmp_path) as w:
+    go = asyncio.Event()
+    async with telegram_world(tmp_path, stream_idle_timeout=30.0) as w:
         ann, bob = w.tg.user("Ann"), w.tg.user("Bob")
         group = w.tg.group()
         async with w.bot():
             w.tg.user_sends(group, bob, f"@{BOT_USERNAME} bob was here")
             await w.said(group, lambda t: t == "Echo: Bob: bob was here")
-            w.up.add_reply(SLOW_ANSWER, tokens_per_second=50)
+            add_paused_reply(w.up, "A slow answer ", "that ends after the forget.", go)
             w.tg.user_sends(group, ann, f"@{BOT_USERNAME} my secret is 4242")
-            await w.said(group, lambda t: t.startswith("A slow"))
+            await w.said(group, lambda t: t == "A slow answer")
             w.tg.user_sends(group, ann, "/forget")
             await w.said(group, lambda t: t.startswith("Done:"))
-            await w.said(group, lambda t: t == SLOW_ANSWER.strip())
+            go.set()
+            await w.said(group, lambda t: t == FULL_ANSWER)
             await w.idle()
         stored = await every_value(w.settings.database_url)
         assert not mentions(stored, "4242") and not mentions(stored, "slow answer")
