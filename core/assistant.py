@@ -287,18 +287,19 @@ class Assistant:
         if references:
             content = [{"type": "text", "text": prompt}]
             content += [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in references]
+        # Before the upstream call: a /forget during the call then leaves the usage below unrecorded.
+        record = await self._store.active_conversation(
+            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
+        )
         completion = await self._upstream.complete(
             model=model,
             messages=[{"role": "user", "content": content}],
             user=user_hash(conversation.platform, user.id),
         )
-        record = await self._store.active_conversation(
-            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
-        )
         if completion.usage is not None:
             await self._store.record_usage(
                 user, conversation.platform, conversation_id=record.id, kind="image", model=model,
-                usage=completion.usage,
+                usage=completion.usage, create_user=False,
             )
         extracted = await extract_images(
             completion.text,

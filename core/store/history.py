@@ -371,14 +371,31 @@ class Store:
 
     async def record_usage(
         self, user: UserRef, platform: str, *, conversation_id: int | None, kind: UsageKind, model: str,
-        usage: Usage,
-    ) -> None:
-        """Record usage outside a reply (an image, say); the user's row is created if needed."""
-        async with self._transaction() as connection:
-            user_id = await ensure_user(connection, self._db.dialect, platform, user)
+        usage: Usage, create_user: bool = True,
+    ) -> bool:
+        """Record usage outside a reply (an image, say); the user's row is created if needed.
+
+        With `create_user=False` nothing is recorded (False returned) when the user's row is gone: a
+        `/forget` ran since the work began. The row is held as in `add_reply` (PostgreSQL), so that a
+        concurrent `/forget` either deletes this record or finds it never written.
+        """
+        async with self._users(user.id), self._transaction() as connection:
+            if create_user:
+                user_id = await ensure_user(connection, self._db.dialect, platform, user)
+            else:
+                found = await connection.execute(
+                    select(User.id)
+                    .where(User.platform == platform, User.platform_user_id == user.id)
+                    .with_for_update(read=True, key_share=True)
+                )
+                kept: int | None = found.scalar_one_or_none()
+                if kept is None:
+                    return False
+                user_id = kept
             await insert_usage(
                 connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage
             )
+            return True
 
     async def conversation_usage(self, conversation_id: int) -> UsageTotals:
         async with self._transaction(single_read=True) as connection:

@@ -48,3 +48,26 @@ def add_paused_reply(upstream: FakeUpstream, first: str, rest: str, go: asyncio.
         return response
 
     upstream.add_handler(handler)
+
+
+def add_paused_image(upstream: FakeUpstream, image_url: str, go: asyncio.Event) -> None:
+    """Queue a non-streamed answer (what /imagine asks for) with one image, sent only once `go` is set."""
+
+    async def handler(request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        await go.wait()
+        message = {
+            "role": "assistant",
+            "content": "Drawn.",
+            "images": [{"type": "image_url", "image_url": {"url": image_url}}],
+        }
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        body = {
+            "id": "chatcmpl-paused",
+            "object": "chat.completion",
+            "model": "fake/painter",
+            "choices": [choice],
+            "usage": USAGE,
+        }
+        return web.json_response(body)
+
+    upstream.add_handler(handler)

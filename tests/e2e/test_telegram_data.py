@@ -6,12 +6,13 @@ stored (invisible-only text, image types the bot cannot read).
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.database import every_value, holds, mentions, rows
-from tests.e2e.paused_reply import add_paused_reply
+from tests.e2e.paused_reply import add_paused_image, add_paused_reply
 from tests.e2e.telegram_harness import BOT_USERNAME, World, telegram_world
 from tests.fakes.images import png_bytes
 
@@ -117,6 +118,26 @@ async def test_forget_while_a_reply_streams_in_a_group_is_not_undone(tmp_path: P
         assert [u.name for u in await rows(w.settings.database_url, "users")] == ["Bob"]
         usage = await rows(w.settings.database_url, "usage_records")
         assert len(usage) == 1 and mentions(stored, "bob was here")  # Bob's turn and its usage stay
+
+
+async def test_forget_while_an_image_is_drawn_leaves_no_usage_behind(tmp_path: Path) -> None:
+    go = asyncio.Event()
+    picture = png_bytes(8, 8, (5, 5, 5))
+    async with telegram_world(tmp_path) as w:
+        add_paused_image(w.up, "data:image/png;base64," + base64.b64encode(picture).decode(), go)
+        ann = w.tg.user("Ann")
+        chat = w.tg.private_chat(ann)
+        async with w.bot():
+            w.tg.user_sends(chat, ann, "/imagine a grey square")
+            await w.tg.wait_for(lambda: w.up.chat_requests)
+            w.tg.user_sends(chat, ann, "/forget")
+            await w.said(chat, lambda t: t.startswith("Done:"))
+            go.set()
+            await w.said(chat, lambda t: t == "Drawn.")
+        assert w.tg.calls_of("sendPhoto")[0].params["photo"].data == picture
+        assert await rows(w.settings.database_url, "users") == []
+        assert await rows(w.settings.database_url, "usage_records") == []
+        assert await rows(w.settings.database_url, "conversations") == []
 
 
 async def test_a_quoted_photo_goes_with_its_authors_forget(tmp_path: Path) -> None:
