@@ -27,6 +27,7 @@ from core.errors import (
 )
 from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.images import sniff_mime, validate_image, validate_user_image
+from core.inputs import check_turn_bytes
 from core.live import (
     DISCORD,
     DISCORD_REQUESTS_PER_SECOND,
@@ -102,6 +103,7 @@ __all__ = [
     "Usage",
     "UsageReport",
     "UserRef",
+    "check_turn_bytes",
     "configure_logging",
     "load_settings",
     "open_assistant",

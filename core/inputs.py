@@ -44,7 +44,13 @@ def check_turn(turn: Turn, *, max_chars: int, image_max_bytes: int, turn_max_byt
     images = [*turn.images, *(turn.quote.images if turn.quote else ())]
     if not images and is_blank(turn.text):
         raise InputError("empty turn", user_message="There is nothing to answer in that message.")
-    total = sum(len(image.data) for image in images)
+    check_turn_bytes(sum(len(image.data) for image in images), turn_max_bytes)
+    return [validate_user_image(image.data, max_bytes=image_max_bytes, alt=image.alt) for image in images]
+
+
+def check_turn_bytes(total: int, turn_max_bytes: int) -> None:
+    """Refuse `total` image bytes in one message over IMAGE_MAX_BYTES_PER_TURN; adapters call it with the
+    sizes a platform declares, before downloading anything."""
     if total > turn_max_bytes:
         raise ImageError(
             f"{total} image bytes in one turn, over {turn_max_bytes}",
@@ -53,7 +59,6 @@ def check_turn(turn: Turn, *, max_chars: int, image_max_bytes: int, turn_max_byt
                 "send fewer or smaller ones."
             ),
         )
-    return [validate_user_image(image.data, max_bytes=image_max_bytes, alt=image.alt) for image in images]
 
 
 def too_long(limit: int) -> InputError:

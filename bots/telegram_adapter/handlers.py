@@ -23,6 +23,7 @@ from bots.telegram_adapter.albums import ALBUM_GAP_SECONDS, Albums
 from bots.telegram_adapter.inbound import (
     caption_of,
     conversation_of,
+    declared_image_bytes,
     discussion_of,
     download_images,
     has_image,
@@ -52,6 +53,7 @@ from core import (
     Quote,
     Settings,
     Turn,
+    check_turn_bytes,
     refusals_escaping,
     telegram_profile,
 )
@@ -172,6 +174,9 @@ class TelegramBot:
             return
         key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
+        sources = [*album, *([quote] if quote else [])]
+        # Refused before downloading when the sizes Telegram declares are over the cap already (core checks again).
+        check_turn_bytes(declared_image_bytes(sources), self._settings.image_max_bytes_per_turn)
         images = await download_images(album, max_bytes=self._settings.image_max_bytes)
         # A quoted photo joins the turn but stays its author's: their /forget removes it from this turn too.
         quoted_images = await download_images([quote], max_bytes=self._settings.image_max_bytes) if quote else []

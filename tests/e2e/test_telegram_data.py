@@ -73,6 +73,7 @@ async def test_an_album_over_the_per_message_cap_is_refused_and_not_stored(tmp_p
             refusal = await w.said(chat, lambda t: "too large" in t)
             await w.idle()
         assert "5 kB per message" in refusal.text and w.up.chat_requests == []
+        assert w.tg.calls_of("getFile") == []  # refused on the sizes Telegram declares, nothing downloaded
         assert await rows(w.settings.database_url, "messages") == []
 
 
