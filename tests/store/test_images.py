@@ -165,3 +165,34 @@ async def _wait_for_a_lock_wait(url: str) -> None:
                 await asyncio.sleep(0.01)  # pg_stat_activity has no notification to wait on
     finally:
         await engine.dispose()
+
+
+async def test_a_reply_stored_while_another_process_forgets_waits_and_stores_nothing(
+    postgres_database_url: str,
+) -> None:
+    """PostgreSQL: /forget in another process holds the user row (FOR UPDATE); the reply's final write
+    waits for it, then finds its question gone and writes nothing, not even a new user row."""
+    url = postgres_database_url
+    engine = create_async_engine(url)
+    try:
+        async with open_store(url) as store, engine.connect() as forgetting:
+            conversation = await _conversation(store)
+            question = await store.add_message(conversation, NewMessage("user", "secret", user=ANN))
+            await forgetting.execute(
+                text("SELECT id FROM users WHERE platform_user_id = :id FOR UPDATE"), {"id": ANN.id}
+            )
+            storing = asyncio.create_task(
+                store.add_reply(
+                    conversation, NewMessage("assistant", "answer", user=ANN, usage=USAGE), answering=question
+                )
+            )
+            await _wait_for_a_lock_wait(url)
+            await forgetting.execute(text("DELETE FROM messages"))
+            await forgetting.execute(text("DELETE FROM conversations"))
+            await forgetting.execute(text("DELETE FROM users"))
+            await forgetting.commit()
+            assert await storing is None
+    finally:
+        await engine.dispose()
+    assert await _query(url, select(User.id)) == []
+    assert await _query(url, select(UsageRecord.id)) == []
