@@ -98,6 +98,28 @@ async def test_forget_while_a_reply_streams_in_a_dm_leaves_nothing_and_no_error(
     assert [m.content for m in dc.bot_messages(dm) if "wrong" in m.content.lower()] == []
 
 
+async def test_forget_while_a_reply_streams_in_a_server_channel_is_not_undone(
+    dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    go = asyncio.Event()
+    settings = discord_settings(dc, upstream, tmp_path, stream_idle_timeout=30.0)
+    async with running_bot(dc, settings):
+        dc.user_sends(world.channel, world.bob, f"{dc.bot.mention} bob was here", mentions_bot=True)
+        await bot_says(dc, world.channel, lambda t: t == "Echo: Bob: bob was here")
+        add_paused_reply(upstream, "A slow answer ", "that ends after the forget.", go)
+        dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} my secret is 4242", mentions_bot=True)
+        await bot_says(dc, world.channel, lambda t: t == "A slow answer")
+        forget = dc.invoke_slash("forget", channel=world.channel, user=world.alice)
+        await dc.wait_for(lambda: forget.followup_ids)
+        assert dc.message(forget.followup_ids[-1]).content.startswith("Done:")
+        go.set()
+        await bot_says(dc, world.channel, lambda t: t == "A slow answer that ends after the forget.")
+    stored = await every_value(settings.database_url)
+    assert not mentions(stored, "4242") and not mentions(stored, "slow answer")
+    assert [u.name for u in await rows(settings.database_url, "users")] == ["Bob"]
+    assert len(await rows(settings.database_url, "usage_records")) == 1 and mentions(stored, "bob was here")
+
+
 async def test_text_of_invisible_characters_counts_as_empty(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
