@@ -5,7 +5,7 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 
 from core.access import Access, AccessRefused, refusals_escaping
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
-from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
+from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef
 from core.discussion import Discussion
 from core.errors import (
     AccessDeniedError,
@@ -27,7 +27,8 @@ from core.errors import (
     UpstreamUnavailableError,
 )
 from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
-from core.images import sniff_mime, validate_image
+from core.images import sniff_mime, validate_image, validate_user_image
+from core.inputs import check_turn_bytes
 from core.live import (
     DISCORD,
     DISCORD_REQUESTS_PER_SECOND,
@@ -83,6 +84,7 @@ __all__ = [
     "ParleyError",
     "Profile",
     "QuotaExceededError",
+    "Quote",
     "ReasoningDelta",
     "Rendered",
     "ReplyResult",
@@ -104,6 +106,7 @@ __all__ = [
     "Usage",
     "UsageReport",
     "UserRef",
+    "check_turn_bytes",
     "configure_logging",
     "load_settings",
     "open_assistant",
@@ -114,4 +117,5 @@ __all__ = [
     "telegram_profile",
     "upgrade_database",
     "validate_image",
+    "validate_user_image",
 ]

@@ -23,12 +23,13 @@ from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, ReasoningDelta, TextDelta, ToolCall, Usage
-from core.images import extract_images, has_inline_image, to_data_url, validate_image
+from core.events import Completed, Event, Image, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.images import extract_images, has_inline_image, to_data_url
+from core.inputs import check_turn, is_blank, too_long
 from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
 from core.settings import DatabaseSettings, Settings
-from core.store import Forgotten, Lease, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
+from core.store import Forgotten, Lease, NewImage, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
 from core.upstream import UpstreamClient
 
 if TYPE_CHECKING:
@@ -87,7 +88,13 @@ class Assistant:
         """
         # Set in the consuming task's context: its log lines carry the ids until the next reply.
         request_id.set(new_request_id())
-        self._check_input(turn)
+        settings = self._settings
+        images = check_turn(
+            turn, max_chars=settings.max_input_chars, image_max_bytes=settings.image_max_bytes,
+            turn_max_bytes=settings.image_max_bytes_per_turn,
+        )
+        quote_author = turn.quote.author.id if turn.quote else turn.user.id
+        authors = [turn.user.id] * len(turn.images) + [quote_author] * (len(images) - len(turn.images))
         async with self._locks(turn.conversation):
             # Inside the lock: an await before it would let a later turn of the conversation overtake this one.
             await self._gate.admit(turn.conversation, turn.user)
@@ -100,21 +107,26 @@ class Assistant:
             log_conversation_id.set(str(conversation.id))
             if self._settings.log_content:  # LOG_CONTENT=true only: message text stays out of logs otherwise
                 log.debug("turn text=%r", turn.text)
-            parts = _user_parts(turn)
-            await self._store.add_message(
+            asked = await self._store.add_message(
                 conversation.id,
                 NewMessage(
                     role="user",
                     text=turn.text,
                     user=turn.user,
-                    parts=parts,
+                    images=[NewImage(image, author) for image, author in zip(images, authors, strict=True)],
                     platform_message_ids=(turn.platform_message_id,) if turn.platform_message_id else (),
                 ),
+                image_turns=settings.history_image_turns,
             )
-            history = await self._store.recent_messages(conversation.id, limit=HISTORY_LOAD_LIMIT)
+            history = await self._store.recent_messages(
+                conversation.id, limit=HISTORY_LOAD_LIMIT, image_turns=settings.history_image_turns
+            )
             messages = build_context(
                 system_prompt=conversation.system_prompt,
-                history=[HistoryItem(m.role, m.text, m.parts, m.user_name) for m in history],
+                history=[
+                    HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count)
+                    for m in history
+                ],
                 budget_tokens=self._settings.context_budget_tokens,
                 image_turns=self._settings.history_image_turns,
                 name_prefix=turn.name_prefix,
@@ -122,7 +134,7 @@ class Assistant:
             )
             stream = self._stream_and_store(
                 conversation.id, conversation.model, turn.user, user_hash(turn.conversation.platform, turn.user.id),
-                messages,
+                messages, asked,
             )
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
@@ -130,8 +142,10 @@ class Assistant:
                     yield event
 
     async def _stream_and_store(
-        self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]]
+        self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]],
+        asked: int,
     ) -> AsyncGenerator[Event, None]:
+        """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that."""
         text: list[str] = []
         reasoning: list[str] = []
         tool_calls: list[ToolCall] = []
@@ -166,7 +180,7 @@ class Assistant:
                 extracted = await extract_images(
                     full_text, max_bytes=self._settings.image_max_bytes, download=self._download
                 )
-            await self._store.add_reply(
+            kept = await self._store.add_reply(
                 conversation_id,
                 NewMessage(
                     role="assistant",
@@ -177,8 +191,11 @@ class Assistant:
                     model=model,
                     usage=usage,
                 ),
+                answering=asked,
             )
             stored = True
+            if kept is None:
+                log.info("reply not stored: /forget removed its question meanwhile conversation=%s", conversation_id)
             log.info(
                 "reply done conversation=%s model=%s chars=%d seconds=%.2f",
                 conversation_id, model, len(full_text), time.monotonic() - started,
@@ -222,6 +239,7 @@ class Assistant:
                         incomplete=True,
                         usage=usage,
                     ),
+                    answering=asked,
                 )
 
     async def health(self, *, timeout_seconds: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, str]:
@@ -293,27 +311,28 @@ class Assistant:
         if not model:
             raise ParleyError("IMAGE_MODEL not set", user_message="Image generation is not set up on this bot.")
         prompt = prompt.strip()
-        if not prompt:
+        if is_blank(prompt):
             raise InputError("empty prompt", user_message="Say what to draw, e.g. /imagine a lighthouse at dusk.")
         if len(prompt) > self._settings.max_input_chars:
-            raise _too_long(self._settings.max_input_chars)
+            raise too_long(self._settings.max_input_chars)
         await self._gate.limit(conversation, user)
         content: str | list[dict[str, Any]] = prompt
         if references:
             content = [{"type": "text", "text": prompt}]
             content += [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in references]
+        # Before the upstream call: a /forget during the call then leaves the usage below unrecorded.
+        record = await self._store.active_conversation(
+            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
+        )
         completion = await self._upstream.complete(
             model=model,
             messages=[{"role": "user", "content": content}],
             user=user_hash(conversation.platform, user.id),
         )
-        record = await self._store.active_conversation(
-            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
-        )
         if completion.usage is not None:
             await self._store.record_usage(
                 user, conversation.platform, conversation_id=record.id, kind="image", model=model,
-                usage=completion.usage,
+                usage=completion.usage, create_user=False,
             )
         extracted = await extract_images(
             completion.text,
@@ -428,27 +447,14 @@ class Assistant:
         """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
         return await self._gate.forget(platform, user)
 
-    def _check_input(self, turn: Turn) -> None:
-        """Refuse what would cost upstream tokens for nothing, before anything is stored."""
-        if len(turn.text) > self._settings.max_input_chars:
-            raise _too_long(self._settings.max_input_chars)
-        if not turn.text.strip() and not turn.images:
-            raise InputError("empty turn", user_message="There is nothing to answer in that message.")
-        for image in turn.images:
-            validate_image(image.data, max_bytes=self._settings.image_max_bytes)
-
     async def _download(self, url: str) -> bytes:
         return await self._upstream.download(
             url, max_bytes=self._settings.image_max_bytes, timeout_seconds=self._settings.image_download_timeout
         )
 
 
-def _user_parts(turn: Turn) -> list[dict[str, Any]] | None:
-    if not turn.images:
-        return None
-    parts: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
-    parts += [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in turn.images]
-    return parts
+def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
+    return [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in images]
 
 
 async def _probe(check: Awaitable[None], timeout_seconds: float) -> str:
@@ -460,10 +466,6 @@ async def _probe(check: Awaitable[None], timeout_seconds: float) -> str:
     except Exception as exc:  # a probe reports any failure; /healthz is the top of its own handler
         return type(exc).__name__  # the class only: messages may quote URLs
     return "ok"
-
-
-def _too_long(limit: int) -> InputError:
-    return InputError("input too long", user_message=f"That message is too long (the limit is {limit} characters).")
 
 
 def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:

@@ -24,6 +24,7 @@ class HistoryItem:
     text: str
     parts: Sequence[dict[str, Any]] | None = None
     author: str = ""
+    image_count: int = 0  # images the turn had; those missing from `parts` are no longer stored
 
 
 def estimate_tokens(text: str) -> int:
@@ -73,11 +74,12 @@ def build_context(
 
 def _to_upstream(item: HistoryItem, *, keep_images: bool, name_prefix: bool) -> tuple[dict[str, Any], int]:
     text = f"{item.author}: {item.text}" if name_prefix and item.role == "user" and item.author else item.text
-    images = [part for part in item.parts or () if part.get("type") == "image_url"]
-    if not images:
-        return {"role": item.role, "content": text}, estimate_tokens(text)
-    if not keep_images:
+    found = [part for part in item.parts or () if part.get("type") == "image_url"]
+    images = found if keep_images else []
+    if len(images) < max(item.image_count, len(found)):
+        # Outside the window, or no longer stored (storage keeps the same window; or its author's /forget).
         text = f"{text}\n{OLD_IMAGE_PLACEHOLDER}" if text else OLD_IMAGE_PLACEHOLDER
+    if not images:
         return {"role": item.role, "content": text}, estimate_tokens(text)
     content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     content.extend(images)

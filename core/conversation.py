@@ -44,12 +44,22 @@ class UserRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Quote:
+    """The images of someone else's message the user replied to: part of the turn, still their author's
+    (stored under the author's id, so the author's /forget removes them)."""
+
+    author: UserRef
+    images: Sequence[Image]
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One user message to answer.
 
     `context` holds recent group lines the bot saw but was not asked about ("name: text"), given to
     the model as the discussion before the question; they are not stored.
     `name_prefix` puts the user's name before the text upstream (shared group conversations).
+    `quote` carries the images of a quoted message; they go upstream after `images`.
     """
 
     conversation: ConversationKey
@@ -59,3 +69,4 @@ class Turn:
     platform_message_id: str = ""
     context: Sequence[str] = field(default_factory=tuple)
     name_prefix: bool = False
+    quote: Quote | None = None

@@ -55,6 +55,16 @@ def validate_image(data: bytes, *, max_bytes: int, alt: str = "") -> Image:
     return Image(data=data, mime=mime, alt=alt)
 
 
+def validate_user_image(data: bytes, *, max_bytes: int, alt: str = "") -> Image:
+    """`validate_image` for an image a user sent: another type (SVG, BMP, HEIC...) is refused as such."""
+    if sniff_mime(data) is None:
+        raise ImageError(
+            "a user image that is not a png, jpeg, webp or gif",
+            user_message="This image type is not supported; send a PNG, JPEG, WebP or GIF.",
+        )
+    return validate_image(data, max_bytes=max_bytes, alt=alt)
+
+
 def decode_data_url(url: str, *, max_bytes: int, alt: str = "") -> Image:
     """Decode a base64 `data:` URL into a validated image; refuse oversize payloads before decoding."""
     match = _DATA_URL.fullmatch(url.strip())

@@ -93,6 +93,7 @@ class Settings(DatabaseSettings):
 
     # Images
     image_max_bytes: int = Field(default=10_000_000, ge=1024)
+    image_max_bytes_per_turn: int = Field(default=10_000_000, ge=1024)
     image_download_timeout: float = Field(default=20.0, gt=0)
     image_dir: str = "parley-images"
 

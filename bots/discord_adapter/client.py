@@ -298,7 +298,11 @@ class ParleyDiscord(discord.Client):
             ),
             user=user_ref(message.author),
             text=turn_text(message, self._bot_id),
-            images=await read_images(message.attachments, max_bytes=self._settings.image_max_bytes),
+            images=await read_images(
+                message.attachments,
+                max_bytes=self._settings.image_max_bytes,
+                max_total=self._settings.image_max_bytes_per_turn,
+            ),
             platform_message_id=str(message.id),
             context=self._discussion.take(place.channel_id) if is_group else (),
             name_prefix=is_group and self._settings.group_history == "chat",

@@ -12,7 +12,7 @@ from typing import Literal
 
 import discord
 
-from core import ConversationKey, Image, ImageError, InputError, UserRef, sniff_mime
+from core import ConversationKey, Image, ImageError, UserRef, check_turn_bytes, validate_user_image
 
 PLATFORM = "discord"
 MAX_THREAD_NAME_CHARS = 100  # Discord's limit on a thread's name
@@ -109,14 +109,13 @@ async def read_image(attachment: discord.Attachment, *, max_bytes: int) -> Image
             f"attachment of {attachment.size} bytes over {max_bytes}",
             user_message=f"That image is too large (the limit is {limit}).",
         )
-    data = await attachment.read()
-    mime = sniff_mime(data)
-    if mime is None:
-        raise InputError(
-            "unsupported image type", user_message="Only PNG, JPEG, WebP and GIF images can be read."
-        )
-    return Image(data=data, mime=mime, alt=attachment.filename)
+    return validate_user_image(await attachment.read(), max_bytes=max_bytes, alt=attachment.filename)
 
 
-async def read_images(attachments: Sequence[discord.Attachment], *, max_bytes: int) -> list[Image]:
-    return [await read_image(a, max_bytes=max_bytes) for a in attachments if is_image(a)]
+async def read_images(
+    attachments: Sequence[discord.Attachment], *, max_bytes: int, max_total: int
+) -> list[Image]:
+    """The attached images; over `max_total` bytes together (IMAGE_MAX_BYTES_PER_TURN) refused before reading."""
+    images = [a for a in attachments if is_image(a)]
+    check_turn_bytes(sum(a.size for a in images), max_total)
+    return [await read_image(a, max_bytes=max_bytes) for a in images]

@@ -24,6 +24,7 @@ from bots.telegram_adapter.albums import ALBUM_GAP_SECONDS, Albums
 from bots.telegram_adapter.inbound import (
     caption_of,
     conversation_of,
+    declared_image_bytes,
     discussion_of,
     download_images,
     has_image,
@@ -51,8 +52,10 @@ from core import (
     Image,
     LiveReply,
     ParleyError,
+    Quote,
     Settings,
     Turn,
+    check_turn_bytes,
     refusals_escaping,
     telegram_profile,
 )
@@ -178,7 +181,11 @@ class TelegramBot:
         sources = [*album, *([quote] if quote else [])]
         if any(has_image(item) for item in sources):  # a stranger's files are never fetched
             await self._assistant.require_access(key, user_of(first))
-        images = await download_images(sources, max_bytes=self._settings.image_max_bytes)
+        # Refused before downloading when the sizes Telegram declares are over the cap already (core checks again).
+        check_turn_bytes(declared_image_bytes(sources), self._settings.image_max_bytes_per_turn)
+        images = await download_images(album, max_bytes=self._settings.image_max_bytes)
+        # A quoted photo joins the turn but stays its author's: their /forget removes it from this turn too.
+        quoted_images = await download_images([quote], max_bytes=self._settings.image_max_bytes) if quote else []
         context: tuple[str, ...] = self._discussion.take(discussion_of(first)) if is_group(first) else ()
         if quote is not None and (caption_of([quote]) or has_image(quote)):
             context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
@@ -190,6 +197,7 @@ class TelegramBot:
             platform_message_id=str(first.message_id),
             context=context,
             name_prefix=is_group(first) and self._settings.group_history == "chat",
+            quote=Quote(user_of(quote), quoted_images) if quote is not None and quoted_images else None,
         )
         await self._show(first, refusals_escaping(self._assistant.reply(turn)), timed=True)
 

@@ -11,11 +11,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from telegram import Message, MessageEntity, User
+from telegram import Document, Message, MessageEntity, PhotoSize, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
-from core import ConversationKey, Image, ImageError, UserRef, validate_image
+from core import ConversationKey, Image, ImageError, UserRef, validate_user_image
 
 log = logging.getLogger(__name__)
 
@@ -155,14 +155,26 @@ def has_image(message: Message) -> bool:
     return bool(message.photo) or (document is not None and (document.mime_type or "").startswith("image/"))
 
 
+def _image_media(messages: Iterable[Message]) -> list[PhotoSize | Document]:
+    """The largest size of each photo and each image document of `messages`."""
+    found: list[PhotoSize | Document] = []
+    for message in messages:
+        if has_image(message):
+            media = message.photo[-1] if message.photo else message.document
+            assert media is not None
+            found.append(media)
+    return found
+
+
+def declared_image_bytes(messages: Iterable[Message]) -> int:
+    """The size Telegram declares for the images of `messages` together, known before downloading."""
+    return sum(media.file_size or 0 for media in _image_media(messages))
+
+
 async def download_images(messages: Iterable[Message], *, max_bytes: int) -> list[Image]:
     """The photos (largest size) and image documents of `messages`, fetched with getFile."""
     images: list[Image] = []
-    for message in messages:
-        if not has_image(message):
-            continue
-        media = message.photo[-1] if message.photo else message.document
-        assert media is not None
+    for media in _image_media(messages):
         if media.file_size is not None and media.file_size > max_bytes:
             raise ImageError(
                 "photo too large", user_message=f"That image is too large (the limit is {max_bytes:,} bytes)."
@@ -174,7 +186,7 @@ async def download_images(messages: Iterable[Message], *, max_bytes: int) -> lis
                 f"download failed: {type(exc).__name__}",
                 user_message="The image could not be downloaded from Telegram.",
             ) from None
-        images.append(validate_image(data, max_bytes=max_bytes))
+        images.append(validate_user_image(data, max_bytes=max_bytes))
     return images
 
 

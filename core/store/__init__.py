@@ -7,6 +7,7 @@ from core.errors import StoreError
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import Lease
 from core.store.history import ConversationRecord, NewMessage, Store, StoredMessage, open_store
+from core.store.images import NewImage
 from core.store.locks import KeyedLock
 from core.store.migrate import upgrade
 from core.store.usage import UsageKind, UsageTotals
@@ -16,6 +17,7 @@ __all__ = [
     "Forgotten",
     "KeyedLock",
     "Lease",
+    "NewImage",
     "NewMessage",
     "Stats",
     "Store",

@@ -13,7 +13,16 @@ from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.store.db import Dialect, dialect_insert
-from core.store.tables import AccessGrant, Conversation, Message, RateWindow, UsageRecord, User, utc_now
+from core.store.tables import (
+    AccessGrant,
+    Conversation,
+    Message,
+    MessageImage,
+    RateWindow,
+    UsageRecord,
+    User,
+    utc_now,
+)
 
 SubjectKind = Literal["user", "chat"]
 RATE_WINDOWS_KEPT = 2  # older per-minute counters of a user are deleted when a new window starts
@@ -105,16 +114,24 @@ async def stats(connection: AsyncConnection, *, since: datetime) -> Stats:
 
 async def forget(connection: AsyncConnection, *, platform: str, user_id: str) -> Forgotten:
     """Delete the user's messages (and the replies made to them), the conversations left empty that they
-    started, their usage records, request counters and their user row. Other people's messages stay.
+    started, their usage records, request counters and their user row, and the images they posted that
+    others quoted (those turns keep a placeholder). Other people's messages stay.
+
+    The user row is locked first (FOR UPDATE, PostgreSQL): a reply being stored for them meanwhile either
+    commits before and is deleted here, or waits and then finds its user gone (history.py `_ANSWERED`).
     """
+    row_id = (
+        await connection.execute(
+            select(User.id).where(User.platform == platform, User.platform_user_id == user_id).with_for_update()
+        )
+    ).scalar_one_or_none()
     await connection.execute(
         delete(RateWindow).where(RateWindow.platform == platform, RateWindow.user_id == user_id)
     )
-    row_id = (
-        await connection.execute(
-            select(User.id).where(User.platform == platform, User.platform_user_id == user_id)
-        )
-    ).scalar_one_or_none()
+    in_platform = select(Conversation.id).where(Conversation.platform == platform)
+    await connection.execute(
+        delete(MessageImage).where(MessageImage.author == user_id, MessageImage.conversation_id.in_(in_platform))
+    )
     if row_id is None:
         return Forgotten(0, 0, 0)
     messages = await connection.execute(delete(Message).where(Message.user_id == row_id))

@@ -7,7 +7,7 @@ Imports core.conversation, core.events and core.errors from the rest of core.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.conversation import ConversationKey, UserRef
 from core.errors import StoreError
-from core.events import ToolCall, Usage
+from core.events import Image, ToolCall, Usage
 from core.store import admin
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
+from core.store.images import NewImage, add_images, drop_images, load_images, prune_images
 from core.store.locks import KeyedLock
 from core.store.tables import ACTIVE_ONLY, Conversation, Message, User
 from core.store.usage import (
@@ -51,7 +52,7 @@ class NewMessage:
     role: Literal["user", "assistant"]
     text: str
     user: UserRef | None = None
-    parts: Sequence[Mapping[str, Any]] | None = None
+    images: Sequence[NewImage] = ()
     reasoning: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     model: str | None = None
@@ -62,12 +63,16 @@ class NewMessage:
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """A message read back for the context. `user_name` is "" when no user is linked."""
+    """A message read back for the context. `user_name` is "" when no user is linked.
+
+    `images` are the bytes still stored (recent turns only); `image_count` how many the turn had.
+    """
 
     id: int
     role: str
     text: str
-    parts: list[dict[str, Any]] | None
+    images: tuple[Image, ...]
+    image_count: int
     reasoning: str | None
     model: str | None
     incomplete: bool
@@ -83,7 +88,7 @@ def _param(name: str) -> BindParameter[Any]:
 
 _RECENT = (
     select(
-        Message.id, Message.role, Message.text, Message.parts, Message.reasoning, Message.model,
+        Message.id, Message.role, Message.text, Message.image_count, Message.reasoning, Message.model,
         Message.incomplete, User.name, Message.created_at,
     )
     .outerjoin(User, User.id == Message.user_id)
@@ -99,7 +104,7 @@ _AUTHOR = (
     .scalar_subquery()
 )
 _MESSAGE_FIELDS = (
-    "conversation_id", "role", "text", "parts", "reasoning", "tool_calls", "model", "incomplete",
+    "conversation_id", "role", "text", "image_count", "reasoning", "tool_calls", "model", "incomplete",
     "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
     "platform_message_ids", "created_at",
 )
@@ -107,6 +112,19 @@ _INSERT_MESSAGE = (
     insert(Message)
     .values({**{name: _param(name) for name in _MESSAGE_FIELDS}, "user_id": _AUTHOR})
     .returning(Message.id, Message.user_id)
+)
+# The user message a reply answers, if it and its author are still there. FOR KEY SHARE OF users (PostgreSQL;
+# nothing on SQLite) makes a concurrent /forget, which locks the user row FOR UPDATE first, wait for this
+# transaction, or this one wait for it and then find nothing.
+_ANSWERED = (
+    select(Message.id)
+    .join(User, User.id == Message.user_id)
+    .where(
+        Message.id == bindparam("p_answering"),
+        Message.conversation_id == bindparam("p_conversation_id"),
+        User.platform_user_id == bindparam("p_author"),
+    )
+    .with_for_update(read=True, key_share=True, of=User)
 )
 
 
@@ -122,7 +140,7 @@ def _message_params(conversation_id: int, message: NewMessage, now: datetime) ->
         "p_author": None if message.user is None else message.user.id,
         "p_role": message.role,
         "p_text": _storable(message.text),
-        "p_parts": None if message.parts is None else [dict(part) for part in message.parts],
+        "p_image_count": len(message.images),
         "p_reasoning": None if message.reasoning is None else _storable(message.reasoning),
         "p_tool_calls": [
             {"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls
@@ -155,6 +173,9 @@ class Store:
         self._clock = clock
         self._advisory = locks or AdvisoryLocks(None)
         self._keyed = KeyedLock()
+        # Per platform user id: a reply's final store and /forget never interleave in this process (SQLite
+        # has no row locks; on PostgreSQL the row locks of _ANSWERED and admin.forget also hold across processes).
+        self._users = KeyedLock()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -236,20 +257,24 @@ class Store:
             await connection.execute(select(1))
 
     async def reset(self, key: ConversationKey) -> bool:
-        """Deactivate the active conversation (it stays stored); True if there was one."""
+        """Deactivate the active conversation (it stays stored, without image bytes); True if there was one."""
         async with self._transaction() as connection:
-            result = await connection.execute(
-                update(Conversation)
-                .where(
-                    Conversation.platform == key.platform,
-                    Conversation.chat_id == key.chat_id,
-                    Conversation.thread_id == key.thread_id,
-                    Conversation.scope == key.scope,
-                    Conversation.active,
+            ended = (
+                await connection.execute(
+                    update(Conversation)
+                    .where(
+                        Conversation.platform == key.platform,
+                        Conversation.chat_id == key.chat_id,
+                        Conversation.thread_id == key.thread_id,
+                        Conversation.scope == key.scope,
+                        Conversation.active,
+                    )
+                    .values(active=False, updated_at=self._now())
+                    .returning(Conversation.id)
                 )
-                .values(active=False, updated_at=self._now())
-            )
-            return result.rowcount > 0
+            ).scalars().all()
+            await drop_images(connection, ended)  # never sent upstream again: placeholders from now on
+            return bool(ended)
 
     async def set_model(self, conversation_id: int, model: str) -> None:
         async with self._transaction() as connection:
@@ -259,19 +284,45 @@ class Store:
                 .values(model=model, updated_at=self._now())
             )
 
-    async def add_message(self, conversation_id: int, message: NewMessage) -> int:
-        """Store a message (with its usage columns, if any) and return its id."""
+    async def add_message(self, conversation_id: int, message: NewMessage, *, image_turns: int | None = None) -> int:
+        """Store a message (with its usage columns and images, if any) and return its id.
+
+        With `image_turns`, a user message also drops, in the same transaction, the image bytes of the
+        conversation's turns older than the last `image_turns` user turns (this one counts; at least one).
+        """
         async with self._transaction() as connection:
             message_id, _ = await self._insert_message(connection, conversation_id, message)
+            await add_images(connection, conversation_id, message_id, message.images)
+            if image_turns is not None and message.role == "user":
+                await prune_images(connection, conversation_id, image_turns)
             return message_id
 
-    async def add_reply(self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat") -> int:
+    async def add_reply(
+        self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat", answering: int | None = None
+    ) -> int | None:
         """Store an assistant message and, if it has usage, a usage record: both or neither.
 
         The usage is charged to `message.user`, else to whoever started the conversation; its model is
-        `message.model`, else the conversation's.
+        `message.model`, else the conversation's. With `answering` (the id of the user message replied to)
+        nothing is stored, and None returned, when that message or its author is gone: `/forget` ran while
+        the reply was streaming, and must not be undone by it.
         """
+        if answering is None or message.user is None:
+            return await self._store_reply(conversation_id, message, kind=kind, answering=None)
+        async with self._users(message.user.id):
+            return await self._store_reply(conversation_id, message, kind=kind, answering=answering)
+
+    async def _store_reply(
+        self, conversation_id: int, message: NewMessage, *, kind: UsageKind, answering: int | None
+    ) -> int | None:
         async with self._transaction() as connection:
+            if answering is not None and message.user is not None:
+                found = await connection.execute(
+                    _ANSWERED,
+                    {"p_answering": answering, "p_conversation_id": conversation_id, "p_author": message.user.id},
+                )
+                if found.first() is None:
+                    return None
             message_id, user_id = await self._insert_message(connection, conversation_id, message)
             if message.usage is not None:
                 owner = (
@@ -302,17 +353,24 @@ class Store:
             await connection.execute(update(Message).where(Message.id == message_id).values(user_id=user_id))
         return message_id, user_id
 
-    async def recent_messages(self, conversation_id: int, *, limit: int) -> list[StoredMessage]:
-        """The newest `limit` messages of the conversation, oldest first."""
+    async def recent_messages(self, conversation_id: int, *, limit: int, image_turns: int = 1) -> list[StoredMessage]:
+        """The newest `limit` messages of the conversation, oldest first.
+
+        Image bytes are read only for the last `image_turns` user turns (at least one), the ones that go
+        upstream with their images; older turns come with their `image_count` alone.
+        """
         if limit <= 0:
             return []
         async with self._transaction(single_read=True) as connection:
             result = await connection.execute(_RECENT, {"p_conversation_id": conversation_id, "p_limit": limit})
             rows = result.all()
+            window = [row for row in rows if row.role == "user"][: max(1, image_turns)]  # rows: newest first
+            wanted = [row.id for row in window if row.image_count]
+            images = await load_images(connection, conversation_id, wanted)
         return [
             StoredMessage(
-                row.id, row.role, row.text, row.parts, row.reasoning, row.model, row.incomplete,
-                row.name or "", row.created_at,
+                row.id, row.role, row.text, tuple(images.get(row.id, ())), row.image_count, row.reasoning,
+                row.model, row.incomplete, row.name or "", row.created_at,
             )
             for row in reversed(rows)
         ]
@@ -325,15 +383,32 @@ class Store:
 
     async def record_usage(
         self, user: UserRef, platform: str, *, conversation_id: int | None, kind: UsageKind, model: str,
-        usage: Usage,
-    ) -> None:
-        """Record usage outside a reply (an image, say); the user's row is created if needed."""
-        async with self._transaction() as connection:
-            user_id = await ensure_user(connection, self._db.dialect, platform, user)
+        usage: Usage, create_user: bool = True,
+    ) -> bool:
+        """Record usage outside a reply (an image, say); the user's row is created if needed.
+
+        With `create_user=False` nothing is recorded (False returned) when the user's row is gone: a
+        `/forget` ran since the work began. The row is held as in `add_reply` (PostgreSQL), so that a
+        concurrent `/forget` either deletes this record or finds it never written.
+        """
+        async with self._users(user.id), self._transaction() as connection:
+            if create_user:
+                user_id = await ensure_user(connection, self._db.dialect, platform, user)
+            else:
+                found = await connection.execute(
+                    select(User.id)
+                    .where(User.platform == platform, User.platform_user_id == user.id)
+                    .with_for_update(read=True, key_share=True)
+                )
+                kept: int | None = found.scalar_one_or_none()
+                if kept is None:
+                    return False
+                user_id = kept
             await insert_usage(
                 connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage,
                 created_at=self._now(),
             )
+            return True
 
     async def conversation_usage(self, conversation_id: int) -> UsageTotals:
         async with self._transaction(single_read=True) as connection:
@@ -366,7 +441,7 @@ class Store:
 
     async def forget(self, *, platform: str, user_id: str) -> Forgotten:
         """Delete everything of one platform user (see `core.store.admin.forget`), in one transaction."""
-        async with self._transaction() as connection:
+        async with self._users(user_id), self._transaction() as connection:
             return await admin.forget(connection, platform=platform, user_id=user_id)
 
 

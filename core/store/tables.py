@@ -1,5 +1,5 @@
-"""The database schema: SQLAlchemy 2 typed ORM tables (users, conversations, messages, usage_records,
-access_grants, rate_windows).
+"""The database schema: SQLAlchemy 2 typed ORM tables (users, conversations, messages, message_images,
+usage_records, access_grants, rate_windows).
 
 Schema only: no queries and no engine here. migrations/versions/ must agree with it (a test checks).
 """
@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -119,8 +120,8 @@ class Message(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     role: Mapped[str] = mapped_column(String)
     text: Mapped[str] = mapped_column(Text)
-    # OpenAI content parts of a multimodal message; None for plain text.
-    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    # How many images the turn had; their bytes are in message_images while the turn is recent enough.
+    image_count: Mapped[int] = mapped_column(default=0, server_default=ZERO)
     reasoning: Mapped[str | None] = mapped_column(Text)
     tool_calls: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
     model: Mapped[str | None] = mapped_column(String)
@@ -132,6 +133,26 @@ class Message(Base):
     reasoning_tokens: Mapped[int] = mapped_column(default=0, server_default=ZERO)
     platform_message_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class MessageImage(Base):
+    """The bytes of one image of a user turn, kept only while the turn is among the last HISTORY_IMAGE_TURNS
+    of its conversation (then the row goes and the turn's `image_count` stands for it as a placeholder).
+
+    Apart from `messages`, so that reading history reads no image bytes outside that window.
+    """
+
+    __tablename__ = "message_images"
+    __table_args__ = (Index("ix_message_images_conversation_id_message_id", "conversation_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # The platform user id of whoever posted the image: the turn's author, or the author of a quoted photo.
+    # A string, not a users row: a quoted author may never have talked to the bot. /forget goes by it.
+    author: Mapped[str] = mapped_column(String)
+    mime: Mapped[str] = mapped_column(String)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class UsageRecord(Base):

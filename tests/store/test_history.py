@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.conversation import ConversationKey, UserRef
-from core.events import ToolCall, Usage
-from core.store import NewMessage, Store, StoreError, UsageTotals, open_store
+from core.events import Image, ToolCall, Usage
+from core.store import NewImage, NewMessage, Store, StoreError, UsageTotals, open_store
 from core.store.tables import Conversation, Message, UsageRecord
 from tests.fakes.clock import FakeWallClock, utc
 
@@ -95,11 +95,10 @@ async def test_recent_messages_are_the_newest_in_chronological_order(store: Stor
 async def test_message_fields_and_unicode_round_trip(store: Store) -> None:
     conversation = await _conversation(store)
     hard = "Привет 👋🏽 مرحبا 你好 \u200d e\u0301 \U0010ffff ' \" \\ %s ; DROP TABLE users; --"
-    parts: list[dict[str, Any]] = [
-        {"type": "text", "text": hard},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-    ]
-    await store.add_message(conversation, NewMessage("user", hard, user=UserRef("44", "Zoë 🦊"), parts=parts))
+    image = Image(data=b"\x89PNG\r\n\x1a\n\x00bytes", mime="image/png")
+    await store.add_message(
+        conversation, NewMessage("user", hard, user=UserRef("44", "Zoë 🦊"), images=[NewImage(image, "44")])
+    )
     await store.add_message(
         conversation,
         NewMessage(
@@ -110,11 +109,12 @@ async def test_message_fields_and_unicode_round_trip(store: Store) -> None:
 
     user_message, reply = await store.recent_messages(conversation, limit=10)  # user 44 was created on the way
 
-    assert (user_message.text, user_message.parts, user_message.user_name) == (hard, parts, "Zoë 🦊")
+    assert (user_message.text, user_message.user_name) == (hard, "Zoë 🦊")
+    assert (user_message.images, user_message.image_count) == ((image,), 1)
     assert (user_message.role, user_message.reasoning, user_message.model) == ("user", None, None)
     assert user_message.incomplete is False
     assert reply.text == "half an ans\ufffdwer"  # NUL cannot be stored by PostgreSQL: replaced on both
-    assert (reply.reasoning, reply.model, reply.incomplete, reply.parts) == ("thinking… 🤔", "m2", True, None)
+    assert (reply.reasoning, reply.model, reply.incomplete, reply.images) == ("thinking… 🤔", "m2", True, ())
     assert reply.user_name == "Ann"
     assert user_message.created_at <= reply.created_at
     assert reply.created_at.utcoffset() == timedelta(0)
