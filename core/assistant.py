@@ -21,7 +21,7 @@ from core.context import HistoryItem, build_context
 from core.conversation import ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.events import Completed, Event, Finished, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.images import extract_images, has_inline_image, to_data_url, validate_image
 from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
@@ -128,6 +128,7 @@ class Assistant:
         reasoning: list[str] = []
         tool_calls: list[ToolCall] = []
         usage: Usage | None = None
+        finish_reason = ""
         stored = False
         started = time.monotonic()
         metrics = self._metrics
@@ -151,6 +152,8 @@ class Assistant:
                             tool_calls.append(event)
                         case Usage():
                             usage = event
+                        case Finished(reason=reason):
+                            finish_reason = reason
                     yield event
             full_text = "".join(text)
             extracted = None
@@ -158,6 +161,8 @@ class Assistant:
                 extracted = await extract_images(
                     full_text, max_bytes=self._settings.image_max_bytes, download=self._download
                 )
+            # A length or content-filter stop is stored complete: the model ended the answer, nothing of
+            # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
             await self._store.add_reply(
                 conversation_id,
                 NewMessage(
@@ -172,8 +177,8 @@ class Assistant:
             )
             stored = True
             log.info(
-                "reply done conversation=%s model=%s chars=%d seconds=%.2f",
-                conversation_id, model, len(full_text), time.monotonic() - started,
+                "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
+                conversation_id, model, len(full_text), time.monotonic() - started, finish_reason,
             )
             if self._settings.log_content:
                 log.debug("reply text=%r", full_text)
@@ -182,6 +187,7 @@ class Assistant:
                 text=_with_failure_note(extracted.caption, extracted.failures) if extracted else full_text,
                 images=extracted.images if extracted else (),
                 reasoning="".join(reasoning),
+                finish_reason=finish_reason,
             )
         except UpstreamError as exc:
             log.warning(
@@ -440,6 +446,7 @@ async def open_assistant(
             api_key=settings.llm_api_key.get_secret_value(),
             timeout_seconds=settings.llm_timeout_seconds,
             idle_timeout_seconds=settings.stream_idle_timeout,
+            reply_timeout_seconds=settings.reply_timeout_seconds,
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,
         ) as upstream,
