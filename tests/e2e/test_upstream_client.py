@@ -435,6 +435,8 @@ async def test_idle_timeout_guards_each_read(up: FakeUpstream, make_client: Make
 
 # -- the reply deadline, error events, malformed chunks ----------------------------------------------
 
+SAFETY_SECONDS = 10.0  # turns a client that never stops into a failure (TimeoutError) instead of a hang
+
 
 @pytest.mark.parametrize("comment", ["keep-alive", "OPENROUTER PROCESSING"])
 async def test_keepalive_comments_are_not_a_stall_but_never_extend_the_reply_deadline(
@@ -444,8 +446,9 @@ async def test_keepalive_comments_are_not_a_stall_but_never_extend_the_reply_dea
     client = make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=1.0)  # comments every 50 ms < 0.3 s
     seen: list[Event] = []
     with pytest.raises(StreamInterruptedError) as caught:
-        async for event in client.stream(model="m", messages=MESSAGES):
-            seen.append(event)
+        async with asyncio.timeout(SAFETY_SECONDS):
+            async for event in client.stream(model="m", messages=MESSAGES):
+                seen.append(event)
     assert caught.value.partial_text == text_of(seen) == "The quick brown fox"
     assert caught.value.user_message == ReplyTimeoutError.default_message  # not the idle timeout's
     assert len(up.chat_requests) == 1
@@ -454,7 +457,8 @@ async def test_keepalive_comments_are_not_a_stall_but_never_extend_the_reply_dea
 async def test_a_reply_deadline_before_any_text_is_not_retried(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_fault("keepalive_after", 0)
     with pytest.raises(ReplyTimeoutError):
-        await collect(make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=0.6, max_retries=3))
+        async with asyncio.timeout(SAFETY_SECONDS):
+            await collect(make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=0.6, max_retries=3))
     assert len(up.chat_requests) == 1
 
 
@@ -492,7 +496,8 @@ async def test_an_error_mid_stream_ends_the_reply_at_once_even_if_the_connection
     up.add_fault(fault, 15, after_fault="keep_alive")  # type: ignore[arg-type]
     client = make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=5.0)
     with pytest.raises(StreamInterruptedError) as caught:
-        await collect(client)
+        async with asyncio.timeout(SAFETY_SECONDS):
+            await collect(client)
     assert caught.value.partial_text == "The quick brown"
     assert caught.value.user_message == StreamInterruptedError.default_message  # not the deadline's
 

@@ -56,7 +56,7 @@ FAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 STALL_SECONDS = 30.0
 """How long a stall lasts at most; leaving the `async with` ends it at once."""
 
-KEEPALIVE_MAX_SECONDS = 120.0
+KEEPALIVE_MAX_SECONDS = 30.0
 """How long comments keep coming at most (a test that forgets to leave still ends)."""
 
 _MALFORMED_DATA: dict[str, bytes] = {
