@@ -130,6 +130,7 @@ class TerminalChat:
         turn = Turn(conversation=self._key, user=self._user, text=text)
         thinking_shown = False
         wrote = False
+        note = ""
         try:
             async for event in self._assistant.reply(turn):
                 match event:
@@ -144,14 +145,18 @@ class TerminalChat:
                         thinking_shown = self._interactive
                         if thinking_shown:
                             self._err.write("(thinking…)\n")
-                    case Completed(images=images) if images:
-                        await self._show_images(images)
+                    case Completed(images=images):
+                        note = event.note  # e.g. the answer hit the length limit
+                        if images:
+                            await self._show_images(images)
         except StreamInterruptedError:
             if wrote:
                 self._out.write("\n")
             raise
         self._out.write("\n")
         self._out.flush()
+        if note:
+            self._fail(note)
 
     async def _show_images(self, images: Sequence[Image]) -> None:
         for path in await asyncio.to_thread(_save_images, Path(self._settings.image_dir), images):

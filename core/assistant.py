@@ -23,7 +23,7 @@ from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, Image, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
 from core.images import extract_images, has_inline_image, to_data_url
 from core.inputs import check_turn, is_blank, too_long
 from core.logs import conversation_id as log_conversation_id
@@ -150,6 +150,7 @@ class Assistant:
         reasoning: list[str] = []
         tool_calls: list[ToolCall] = []
         usage: Usage | None = None
+        finish_reason = ""
         stored = False
         started = time.monotonic()
         metrics = self._metrics
@@ -173,6 +174,8 @@ class Assistant:
                             tool_calls.append(event)
                         case Usage():
                             usage = event
+                        case Finished(reason=reason):
+                            finish_reason = reason
                     yield event
             full_text = "".join(text)
             extracted = None
@@ -180,6 +183,8 @@ class Assistant:
                 extracted = await extract_images(
                     full_text, max_bytes=self._settings.image_max_bytes, download=self._download
                 )
+            # A length or content-filter stop is stored complete: the model ended the answer, nothing of
+            # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
             kept = await self._store.add_reply(
                 conversation_id,
                 NewMessage(
@@ -197,8 +202,8 @@ class Assistant:
             if kept is None:
                 log.info("reply not stored: /forget removed its question meanwhile conversation=%s", conversation_id)
             log.info(
-                "reply done conversation=%s model=%s chars=%d seconds=%.2f",
-                conversation_id, model, len(full_text), time.monotonic() - started,
+                "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
+                conversation_id, model, len(full_text), time.monotonic() - started, finish_reason,
             )
             if self._settings.log_content:
                 log.debug("reply text=%r", full_text)
@@ -207,6 +212,7 @@ class Assistant:
                 text=_with_failure_note(extracted.caption, extracted.failures) if extracted else full_text,
                 images=extracted.images if extracted else (),
                 reasoning="".join(reasoning),
+                finish_reason=finish_reason,
             )
         except UpstreamError as exc:
             log.warning(
@@ -496,6 +502,7 @@ async def open_assistant(
             api_key=settings.llm_api_key.get_secret_value(),
             timeout_seconds=settings.llm_timeout_seconds,
             idle_timeout_seconds=settings.stream_idle_timeout,
+            reply_timeout_seconds=settings.reply_timeout_seconds,
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,
             clock=clock,

@@ -10,6 +10,7 @@
     │   ├── UpstreamAuthError       401/403: the key is wrong or lacks access
     │   ├── UpstreamRateLimitError  429, .retry_after seconds (or None)
     │   ├── UpstreamUnavailableError  5xx, connection failure, timeout before any token
+    │   │   └── ReplyTimeoutError   REPLY_TIMEOUT_SECONDS passed before the answer ended
     │   ├── UpstreamRejectedError   400/404/413/422: the request itself was refused
     │   └── StreamInterruptedError  the stream broke after it started, .partial_text kept
     ├── ImageError                  bad base64, not an image, over IMAGE_MAX_BYTES, download failed
@@ -100,6 +101,13 @@ class UpstreamRateLimitError(UpstreamError):
 class UpstreamUnavailableError(UpstreamError):
     default_message = "The model service is unavailable right now. Please try again later."
     retryable = True
+
+
+class ReplyTimeoutError(UpstreamUnavailableError):
+    """The whole reply took longer than REPLY_TIMEOUT_SECONDS (a stream can stay busy with keep-alives)."""
+
+    default_message = "The answer took too long and was stopped."
+    retryable = False
 
 
 class UpstreamRejectedError(UpstreamError):

@@ -67,13 +67,31 @@ class Image:
         )
 
 
+FINISH_NOTES = {
+    "length": "The answer hit the length limit.",
+    "max_tokens": "The answer hit the length limit.",  # Anthropic's stop_reason, passed on by some gateways
+    "content_filter": "The provider filtered this answer.",
+    "safety": "The provider filtered this answer.",  # Gemini's FinishReason.SAFETY, passed on by some gateways
+}
+"""The short notes users see after an answer that ended for these `finish_reason`s (lower-cased), in one place."""
+
+
 @dataclass(frozen=True, slots=True)
 class Completed:
-    """Last event of a reply: the final answer text (images taken out) and the images found in it."""
+    """Last event of a reply: the final answer text (images taken out) and the images found in it.
+
+    `finish_reason` is the upstream's, as sent ("" for answers that had none, such as generated images).
+    """
 
     text: str
     images: tuple[Image, ...] = field(default_factory=tuple)
     reasoning: str = ""
+    finish_reason: str = ""
+
+    @property
+    def note(self) -> str:
+        """A short note to show after the answer ("" when it ended normally), e.g. for a length cut."""
+        return FINISH_NOTES.get(self.finish_reason.lower(), "")
 
 
 Event = TextDelta | ReasoningDelta | ToolCall | Usage | Finished | Completed

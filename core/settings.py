@@ -75,6 +75,7 @@ class Settings(DatabaseSettings):
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     stream_idle_timeout: float = Field(default=60.0, gt=0)
+    reply_timeout_seconds: float = Field(default=600.0, gt=0)
     allowed_models: Annotated[tuple[str, ...], NoDecode] = ()
 
     # Conversation

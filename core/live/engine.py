@@ -132,7 +132,8 @@ class LiveReply:
         """Stream `events` onto the surface; return what stayed on screen once the final text is shown.
 
         A `ParleyError` from `events` (or an end without `Completed`) keeps the text shown and adds a
-        short note from the error's `user_message`. Other exceptions propagate after the helpers stop.
+        short note from the error's `user_message`; an answer cut by the upstream (`finish_reason` length,
+        content_filter) gets `Completed.note`. Other exceptions propagate after the helpers stop.
         """
         reader = asyncio.create_task(self._read(events))
         keeper = asyncio.create_task(self._keep_alive())
@@ -352,6 +353,8 @@ class LiveReply:
         pieces = self._layout.finish(text)
         images = completed.images if completed is not None and error is None else ()
         note = self._labels.note_prefix + error.user_message if error else ""
+        if completed is not None and error is None and completed.note:  # e.g. cut at the length limit
+            note = self._labels.note_prefix + completed.note
         if not pieces and not images and not note:
             note = self._labels.empty_answer
         if note:

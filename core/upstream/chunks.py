@@ -76,6 +76,21 @@ def read_error(body: Any) -> ErrorInfo | None:
     return None
 
 
+def read_error_event(data: str) -> ErrorInfo:
+    """What an SSE `event: error` carries: an error object, the error's own fields, or plain text.
+
+    The event type alone says it is an error, whatever its data looks like.
+    """
+    try:
+        body = parse_object(data)
+    except ChunkError:
+        return ErrorInfo(message=data[:500])
+    info = read_error(body)
+    if info is not None:
+        return info
+    return ErrorInfo(_text(body.get("message")), _text(body.get("type")), _text(body.get("code")))
+
+
 def parse_error_body(raw: bytes) -> ErrorInfo:
     """Whatever an error response carried, as an ErrorInfo (plain text bodies become the message)."""
     try:

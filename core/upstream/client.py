@@ -19,6 +19,7 @@ import httpx
 
 from core.errors import (
     ImageError,
+    ReplyTimeoutError,
     StreamInterruptedError,
     UpstreamError,
     UpstreamRateLimitError,
@@ -28,13 +29,13 @@ from core.upstream.chunks import (
     ChunkError,
     Completion,
     ErrorChunk,
-    ErrorInfo,
     StreamAssembler,
     parse_completion,
     parse_error_body,
     parse_model_ids,
     parse_object,
     read_error,
+    read_error_event,
 )
 from core.upstream.faults import (
     Secret,
@@ -61,6 +62,11 @@ class UpstreamClient:
     event) are retried up to `max_retries` times with exponential backoff and jitter; a 429 waits at least
     its Retry-After, and one asking for more than `backoff_max_seconds` is raised at once. After the first
     event any failure raises StreamInterruptedError carrying the text yielded so far.
+
+    A stream ends after `idle_timeout_seconds` without a byte, and in any case `reply_timeout_seconds` after
+    it was asked for (retries included): keep-alive comments are bytes, so only the second bounds a gateway
+    that keeps a stream open forever. That raises ReplyTimeoutError, or StreamInterruptedError with its
+    message once text was yielded.
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class UpstreamClient:
         api_key: str,
         timeout_seconds: float = 60.0,
         idle_timeout_seconds: float = 60.0,
+        reply_timeout_seconds: float | None = None,
         max_retries: int = 3,
         extra_body: Mapping[str, Any] | None = None,
         backoff_base_seconds: float = 0.5,
@@ -80,6 +87,7 @@ class UpstreamClient:
         self._base_url = base_url.rstrip("/")
         self._secret = Secret(api_key)
         self._idle_timeout_seconds = idle_timeout_seconds
+        self._reply_timeout_seconds = reply_timeout_seconds
         self._max_retries = max_retries
         self._extra_body = dict(extra_body or {})
         self._backoff_base_seconds = backoff_base_seconds
@@ -126,14 +134,16 @@ class UpstreamClient:
         early, `aclose()` the generator (or use `contextlib.aclosing`): that closes the response.
         """
         body = self._body(model, messages, user, stream=True)
+        limit = self._reply_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + limit if limit is not None else None
         attempt = 0
         while True:
             shown: list[str] = []
             started = False
             try:
-                response = await self._send("POST", "chat/completions", body)
+                response = await self._send_by(deadline, "POST", "chat/completions", body)
                 try:
-                    reader = _EventReader(response, self._idle_timeout_seconds, self._secret)
+                    reader = _EventReader(response, self._idle_timeout_seconds, self._secret, deadline)
                     while (batch := await reader.read()) is not None:
                         for event in batch:
                             started = True
@@ -146,9 +156,10 @@ class UpstreamClient:
             except UpstreamError as exc:
                 if started:
                     raise StreamInterruptedError(
-                        f"stream interrupted: {exc}", partial_text="".join(shown), status=exc.status
+                        f"stream interrupted: {exc}", partial_text="".join(shown), status=exc.status,
+                        user_message=exc.user_message if isinstance(exc, ReplyTimeoutError) else None,
                     ) from exc
-                await self._pause_or_raise(exc, attempt)
+                await self._pause_or_raise(exc, attempt, deadline)
                 attempt += 1
 
     async def complete(
@@ -231,6 +242,16 @@ class UpstreamClient:
             body["user"] = user
         return body
 
+    async def _send_by(
+        self, deadline: float | None, method: str, path: str, body: dict[str, Any] | None
+    ) -> httpx.Response:
+        """`_send`, given up when the reply's deadline passes first (no yield in between: safe here)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._send(method, path, body)
+        except TimeoutError:
+            raise _reply_timeout() from None
+
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         """Send and check the status first: a 2xx response is returned open; anything else is raised."""
         request = self._http.build_request(method, path, json=body)
@@ -274,8 +295,9 @@ class UpstreamClient:
                 await self._pause_or_raise(exc, attempt)
                 attempt += 1
 
-    async def _pause_or_raise(self, exc: UpstreamError, attempt: int) -> None:
-        """Sleep before retry number `attempt + 1`, or re-raise `exc` when it should not be retried."""
+    async def _pause_or_raise(self, exc: UpstreamError, attempt: int, deadline: float | None = None) -> None:
+        """Sleep before retry number `attempt + 1`, or re-raise `exc` when it should not be retried
+        (also when the pause would end after the reply's `deadline`)."""
         if not exc.retryable or attempt >= self._max_retries:
             raise exc
         backoff = min(self._backoff_max_seconds, self._backoff_base_seconds * 2**attempt)
@@ -284,6 +306,8 @@ class UpstreamClient:
             if exc.retry_after > self._backoff_max_seconds:
                 raise exc  # longer than we are willing to make a user wait: let them retry later
             delay = max(delay, exc.retry_after)
+        if deadline is not None and asyncio.get_running_loop().time() + delay >= deadline:
+            raise exc
         log.warning(
             "upstream %s status=%s: retry %d/%d in %.2fs",
             type(exc).__name__, exc.status, attempt + 1, self._max_retries, delay,
@@ -296,17 +320,21 @@ class _EventReader:
 
     Faults become UpstreamErrors; events decoded before a fault in the same read are returned first and
     the fault is raised on the next call, so the caller's partial text is exact. A gateway that ignores
-    `stream: true` and answers one JSON body is read whole and turned into the same events.
+    `stream: true` and answers one JSON body is read whole and turned into the same events. Each read
+    waits at most the idle timeout, and never past `deadline` (event-loop time), whatever keeps arriving.
     """
 
     __slots__ = (
-        "_assembler", "_bytes", "_decoder", "_ended", "_failure",
+        "_assembler", "_bytes", "_deadline", "_decoder", "_ended", "_failure",
         "_finished", "_idle", "_json_body", "_secret",
     )
 
-    def __init__(self, response: httpx.Response, idle_timeout_seconds: float, secret: Secret) -> None:
+    def __init__(
+        self, response: httpx.Response, idle_timeout_seconds: float, secret: Secret, deadline: float | None = None
+    ) -> None:
         self._bytes = response.aiter_bytes()
         self._idle = idle_timeout_seconds
+        self._deadline = deadline
         self._secret = secret
         self._decoder = SSEDecoder()
         self._assembler = StreamAssembler()
@@ -320,10 +348,19 @@ class _EventReader:
         """The next non-empty batch of events, or None after the final batch."""
         out: list[Event] = []
         while not self._ended:
+            wait, by_deadline = self._idle, False
+            if self._deadline is not None:
+                left = self._deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise _reply_timeout()
+                if left < wait:
+                    wait, by_deadline = left, True
             try:
-                async with asyncio.timeout(self._idle):
+                async with asyncio.timeout(wait):
                     chunk = await anext(self._bytes, None)
             except TimeoutError:
+                if by_deadline:
+                    raise _reply_timeout() from None
                 raise unavailable(f"no data for {self._idle}s", retryable=False) from None
             except httpx.HTTPError as exc:
                 raise transport_error(exc) from exc
@@ -366,7 +403,7 @@ class _EventReader:
                     self._ended = True
                     return
                 if sse.event == "error":
-                    raise ErrorChunk(read_error(_loose_object(sse.data)) or ErrorInfo(message=sse.data))
+                    raise ErrorChunk(read_error_event(sse.data))
                 self._assembler.feed(parse_object(sse.data), out)
         except ErrorChunk as exc:
             self._fail(error_for(None, exc.info, self._secret))
@@ -398,11 +435,8 @@ class _EventReader:
         self._ended = True
 
 
-def _loose_object(data: str) -> Any:
-    try:
-        return parse_object(data)
-    except ChunkError:
-        return None
+def _reply_timeout() -> ReplyTimeoutError:
+    return ReplyTimeoutError("the reply's deadline (REPLY_TIMEOUT_SECONDS) passed")
 
 
 async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_seconds: float) -> bytes:

@@ -116,6 +116,24 @@ async def test_stalled_stream_is_cut_short(upstream: FakeUpstream, tmp_path: Pat
         assert caught.value.user_message and "Traceback" not in caught.value.user_message
 
 
+@pytest.mark.parametrize(
+    ("reason", "note"),
+    [("length", "The answer hit the length limit."), ("content_filter", "The provider filtered this answer.")],
+)
+async def test_an_answer_the_upstream_cut_carries_its_reason_and_is_stored_complete(
+    upstream: FakeUpstream, tmp_path: Path, reason: str, note: str
+) -> None:
+    upstream.add_reply("An answer that stops mid", finish_reason=reason)
+    async with open_assistant(make_settings(upstream, tmp_path, admins="telegram:7")) as assistant:
+        _, done = await answer(assistant, turn("go"))
+        assert (done.text, done.finish_reason, done.note) == ("An answer that stops mid", reason, note)
+        _, plain = await answer(assistant, turn("and?"))
+        stats = await assistant.stats(ANN, "telegram")
+    assert plain.note == ""
+    assert contents(upstream)[-2:] == [("assistant", "An answer that stops mid"), ("user", "and?")]  # no note
+    assert stats.errors_today == 0  # stored complete: the model ended it, nothing failed
+
+
 async def test_consumer_leaving_early_stores_partial_and_frees_the_lock(upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.add_reply("one two three four five six", chunk_chars=4, tokens_per_second=50)
     async with open_assistant(make_settings(upstream, tmp_path)) as assistant:

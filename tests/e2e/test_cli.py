@@ -87,3 +87,24 @@ async def test_dotenv_is_read_and_db_upgrade_creates_the_schema(tmp_path: Path) 
     with sqlite3.connect(tmp_path / "fresh.db") as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
     assert {"users", "conversations", "messages", "usage_records", "alembic_version"} <= tables
+
+
+async def test_chat_notes_answers_the_upstream_cut_and_the_reply_deadline_then_goes_on(tmp_path: Path) -> None:
+    async with FakeUpstream(api_key=API_KEY) as upstream:
+        upstream.add_reply("A long answer that stops mid", finish_reason="length")
+        upstream.add_reply("I can tell you that", finish_reason="content_filter")
+        upstream.add_fault("keepalive_after", 19)  # then only keep-alive comments, until we leave
+        env = env_for(
+            tmp_path, LLM_BASE_URL=upstream.base_url, LLM_API_KEY=API_KEY, CHAT_MODEL="fake/echo",
+            DATABASE_URL="sqlite:///parley.db", REPLY_TIMEOUT_SECONDS="1.5", STREAM_IDLE_TIMEOUT="1",
+        )
+        code, out, err = await run(["chat"], env, tmp_path, "one\ntwo\nthree\nfour\n")
+    assert code == 0, err
+    assert out.splitlines() == [
+        "A long answer that stops mid", "I can tell you that", "The quick brown fox", "Echo: four"
+    ]
+    assert err.splitlines() == [
+        "parley: The answer hit the length limit.",
+        "parley: The provider filtered this answer.",
+        "parley: The answer took too long and was stopped.",
+    ]

@@ -12,6 +12,7 @@ import pytest
 
 from core.errors import (
     ImageError,
+    ReplyTimeoutError,
     StreamInterruptedError,
     UpstreamAuthError,
     UpstreamError,
@@ -429,6 +430,97 @@ async def test_fault_before_first_token_is_an_upstream_error(
 async def test_idle_timeout_guards_each_read(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_reply("steady", chunk_chars=1, tokens_per_second=20)  # 50 ms gaps < 0.2 s idle limit
     assert text_of(await collect(make_client(idle_timeout_seconds=0.2))) == "steady"
+
+
+# -- the reply deadline, error events, malformed chunks ----------------------------------------------
+
+SAFETY_SECONDS = 10.0  # turns a client that never stops into a failure (TimeoutError) instead of a hang
+
+
+@pytest.mark.parametrize("comment", ["keep-alive", "OPENROUTER PROCESSING"])
+async def test_keepalive_comments_are_not_a_stall_but_never_extend_the_reply_deadline(
+    up: FakeUpstream, make_client: MakeClient, comment: str
+) -> None:
+    up.add_fault("keepalive_after", 19, keepalive_comment=comment, keepalive_seconds=0.05)
+    client = make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=1.0)  # comments every 50 ms < 0.3 s
+    seen: list[Event] = []
+    with pytest.raises(StreamInterruptedError) as caught:
+        async with asyncio.timeout(SAFETY_SECONDS):
+            async for event in client.stream(model="m", messages=MESSAGES):
+                seen.append(event)
+    assert caught.value.partial_text == text_of(seen) == "The quick brown fox"
+    assert caught.value.user_message == ReplyTimeoutError.default_message  # not the idle timeout's
+    assert len(up.chat_requests) == 1
+
+
+async def test_a_reply_deadline_before_any_text_is_not_retried(up: FakeUpstream, make_client: MakeClient) -> None:
+    up.add_fault("keepalive_after", 0)
+    with pytest.raises(ReplyTimeoutError):
+        async with asyncio.timeout(SAFETY_SECONDS):
+            await collect(make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=0.6, max_retries=3))
+    assert len(up.chat_requests) == 1
+
+
+async def test_a_retry_that_would_end_after_the_deadline_is_not_waited_for(
+    up: FakeUpstream, make_client: MakeClient
+) -> None:
+    up.add_error(429, headers={"Retry-After": "5"})
+    client = make_client(reply_timeout_seconds=1.0, max_retries=3, backoff_max_seconds=20.0)
+    with pytest.raises(UpstreamRateLimitError):
+        await collect(client)
+    assert len(up.chat_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"message": "Rate limit exceeded", "code": 429}, UpstreamRateLimitError),  # the error's own fields
+        ({"type": "error", "error": {"type": "authentication_error", "message": "bad"}}, UpstreamAuthError),
+        ("upstream connect error or disconnect/reset before headers", UpstreamUnavailableError),
+    ],
+)
+async def test_an_sse_error_event_before_any_text_is_mapped_by_its_fields(
+    up: FakeUpstream, make_client: MakeClient, payload: Any, expected: type[UpstreamError]
+) -> None:
+    up.add_fault("sse_error_after", 0, error_payload=payload)
+    with pytest.raises(expected) as caught:
+        await collect(make_client(max_retries=0))
+    assert type(caught.value) is expected
+
+
+@pytest.mark.parametrize("fault", ["sse_error_after", "error_event_after"])
+async def test_an_error_mid_stream_ends_the_reply_at_once_even_if_the_connection_stays_open(
+    up: FakeUpstream, make_client: MakeClient, fault: str
+) -> None:
+    up.add_fault(fault, 15, after_fault="keep_alive")  # type: ignore[arg-type]
+    client = make_client(idle_timeout_seconds=0.3, reply_timeout_seconds=5.0)
+    with pytest.raises(StreamInterruptedError) as caught:
+        async with asyncio.timeout(SAFETY_SECONDS):
+            await collect(client)
+    assert caught.value.partial_text == "The quick brown"
+    assert caught.value.user_message == StreamInterruptedError.default_message  # not the deadline's
+
+
+@pytest.mark.parametrize(
+    "malformed", ["truncated_json", "not_json", "not_an_object", "choices_not_a_list", "delta_not_an_object"]
+)
+async def test_a_malformed_chunk_cuts_the_answer_even_if_a_normal_end_follows(
+    up: FakeUpstream, make_client: MakeClient, malformed: str
+) -> None:
+    up.add_fault("malformed_after", 25, malformed=malformed, after_fault="continue")
+    seen: list[Event] = []
+    with pytest.raises(StreamInterruptedError) as caught:
+        async for event in make_client().stream(model="m", messages=MESSAGES):
+            seen.append(event)
+    assert caught.value.partial_text == text_of(seen) == "The quick brown fox jumps"
+    assert not any(isinstance(e, Finished) for e in seen)
+
+
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+async def test_the_finish_reason_is_the_last_event(up: FakeUpstream, make_client: MakeClient, reason: str) -> None:
+    up.add_reply("Cut here", finish_reason=reason)
+    events = await collect(make_client())
+    assert text_of(events) == "Cut here" and events[-1] == Finished(reason)
 
 
 # -- non-streaming, models ---------------------------------------------------------------------------

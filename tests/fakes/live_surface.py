@@ -297,7 +297,7 @@ class FakeSurface:
 async def stream(
     tokens: Sequence[str], *, interval: float = 0.01, reasoning: Sequence[str] = (),
     images: tuple[Image, ...] = (), final_text: str | None = None, error: ParleyError | None = None,
-    error_after: int | None = None, complete: bool = True,
+    error_after: int | None = None, complete: bool = True, finish_reason: str = "stop",
 ) -> AsyncIterator[Event]:
     """Reasoning then text tokens `interval` seconds apart, then `Completed` (or `error`)."""
     for piece in reasoning:
@@ -312,4 +312,4 @@ async def stream(
         raise error
     if complete:
         text = "".join(tokens) if final_text is None else final_text
-        yield Completed(text, images, "".join(reasoning))
+        yield Completed(text, images, "".join(reasoning), finish_reason)

@@ -3,6 +3,7 @@
     async with FakeUpstream() as up:          # up.base_url == "http://127.0.0.1:PORT/v1"
         up.add_reply("Hello!", chunk_chars=2, line_end="\\r\\n", byte_chunking="byte")
         up.add_fault("disconnect_after", 3)   # the next request: 3 content chars, then a dropped connection
+        up.add_fault("keepalive_after", 5)    # 5 chars, then ": keep-alive" comments until the client leaves
         ...
         assert up.chat_requests[0].body["stream"] is True
 
@@ -27,8 +28,26 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 Fault = Literal[
-    "disconnect_after", "stall_after", "error_event_after", "malformed_after", "no_done", "no_finish_reason"
+    "disconnect_after", "stall_after", "error_event_after", "sse_error_after", "malformed_after",
+    "keepalive_after", "no_done", "no_finish_reason",
 ]
+"""What breaks a scripted answer after `fault_after` content characters:
+
+- disconnect_after: the TCP connection is cut; stall_after: silence until the fake closes;
+- error_event_after: a `data: {"error": {...}}` chunk (OpenAI and OpenRouter report mid-stream errors so);
+- sse_error_after: an `event: error` SSE event whose data is `error_payload` (an error's own fields, with no
+  `error` key: only the event type says it is an error);
+- malformed_after: one chunk that is not what the API promises (`malformed` says how);
+- keepalive_after: SSE comments (`keepalive_comment`) every `keepalive_seconds`, and nothing else, until the
+  client leaves or the fake closes (OpenRouter sends ": OPENROUTER PROCESSING" while a model is busy);
+- no_done / no_finish_reason: the end of a stream without `[DONE]` / without any finish_reason.
+
+After an error event or a malformed chunk, `after_fault` decides: "close" ends the response; "continue"
+sends the rest of the answer and a normal end (a client must not show it as a whole answer); "keep_alive"
+sends only comments until the client leaves (a client that waits for more never ends).
+"""
+Malformed = Literal["truncated_json", "not_json", "not_an_object", "choices_not_a_list", "delta_not_an_object"]
+AfterFault = Literal["close", "continue", "keep_alive"]
 Handler = Callable[[web.Request, "RecordedRequest"], Awaitable[web.StreamResponse]]
 
 FAULT_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -36,6 +55,17 @@ FAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 
 STALL_SECONDS = 30.0
 """How long a stall lasts at most; leaving the `async with` ends it at once."""
+
+KEEPALIVE_MAX_SECONDS = 30.0
+"""How long comments keep coming at most (a test that forgets to leave still ends)."""
+
+_MALFORMED_DATA: dict[str, bytes] = {
+    "truncated_json": b'{"choices": [{"delta": {"content": "x"',
+    "not_json": b"<html>502 Bad Gateway</html>",
+    "not_an_object": b'["choices", 1]',
+    "choices_not_a_list": b'{"choices": "none"}',
+    "delta_not_an_object": b'{"choices": [{"index": 0, "delta": "x", "finish_reason": null}]}',
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +119,17 @@ class Reply:
     finish_reason: str = "stop"
     line_end: Literal["\n", "\r\n", "\r"] = "\n"
     byte_chunking: Literal["event", "byte", "bulk"] = "event"  # one write per event / per byte / one write
-    keepalive_every: int = 0  # a ": keep-alive" comment first and before every N-th event
+    keepalive_every: int = 0  # a keep-alive comment first and before every N-th event
+    keepalive_comment: str = "keep-alive"  # the comment's text, e.g. "OPENROUTER PROCESSING"
+    keepalive_seconds: float = 0.05  # the pause between comments of keepalive_after / after_fault="keep_alive"
     multiline_data: bool = False  # each chunk's JSON spread over several `data:` lines
     images: Sequence[str] = ()  # OpenRouter-style message.images urls (non-streaming replies)
     model: str | None = None  # the model named in chunks; default: the request's
     fault: Fault | None = None
     fault_after: int = 0  # content characters sent before the fault
+    error_payload: Mapping[str, Any] | str | None = None  # sse_error_after's data; None: a 502 error's fields
+    malformed: Malformed = "truncated_json"
+    after_fault: AfterFault = "close"
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -311,11 +346,11 @@ class FakeUpstream:
         if reply.fault == "disconnect_after":
             _drop(request)
             return web.StreamResponse()
-        if reply.fault == "stall_after":
+        if reply.fault in ("stall_after", "keepalive_after"):
             await self._stall()
         if reply.fault == "malformed_after":
             return web.Response(status=200, body=b'{"choices": [', content_type="application/json")
-        if reply.fault == "error_event_after":
+        if reply.fault in ("error_event_after", "sse_error_after"):
             return _json_response(200, _error_object())
         content = f"<think>{reply.reasoning}</think>\n\n{reply.text}" if reply.think_tags else reply.text
         message: dict[str, Any] = {"role": "assistant", "content": content}
@@ -369,7 +404,11 @@ class FakeUpstream:
         for piece in _pieces(content[:limit], reply.chunk_chars):
             await writer.event(chunk({"content": piece}), paced=True)
         if reply.fault in _CUTTING_FAULTS:
-            return await self._break(reply.fault, writer, request)
+            await self._break(reply.fault, writer, request)
+            if reply.after_fault != "continue" or reply.fault not in _REPORTING_FAULTS:
+                return writer.response
+            for piece in _pieces(content[limit:], reply.chunk_chars):
+                await writer.event(chunk({"content": piece}), paced=True)
         for delta in _tool_call_deltas(reply):
             await writer.event(chunk({"tool_calls": [delta]}))
         usage = _usage(reply, recorded) if _asks_usage(recorded) or reply.usage_in_choice else None
@@ -386,29 +425,54 @@ class FakeUpstream:
         await response.write_eof()
         return response
 
-    async def _break(self, fault: str, writer: _SSEWriter, request: web.Request) -> web.StreamResponse:
+    async def _break(self, fault: str, writer: _SSEWriter, request: web.Request) -> None:
+        """The fault itself; for the reporting faults, what `after_fault` says follows unless "continue"."""
+        reply, end = writer.reply, writer.end
         if fault == "disconnect_after":
             await writer.flush()
             _drop(request)
-        elif fault == "stall_after":
+            return
+        if fault == "stall_after":
             await writer.flush()
             await self._stall()
-        elif fault == "error_event_after":
+            return
+        if fault == "keepalive_after":
+            await self._keep_alive(writer)
+            return
+        if fault == "error_event_after":
             await writer.event(_error_object())
-            await writer.flush()
-            await writer.response.write_eof()
+        elif fault == "sse_error_after":
+            payload = reply.error_payload if reply.error_payload is not None else _BARE_ERROR
+            data = payload if isinstance(payload, str) else json.dumps(payload)
+            await writer.raw(b"event: error" + end + b"data: " + data.encode() + end + end)
         elif fault == "malformed_after":
-            await writer.raw(b'data: {"choices": [{"delta": {"content": "x"' + writer.end * 2)
+            await writer.raw(b"data: " + _MALFORMED_DATA[reply.malformed] + end + end)
+        if reply.after_fault == "close":
             await writer.flush()
             await writer.response.write_eof()
-        return writer.response
+        elif reply.after_fault == "keep_alive":
+            await self._keep_alive(writer)
+
+    async def _keep_alive(self, writer: _SSEWriter) -> None:
+        """Comments only, until the client goes away (the write fails) or the fake closes."""
+        comment = b": " + writer.reply.keepalive_comment.encode() + writer.end * 2
+        started = time.monotonic()
+        while not self._closing.is_set() and time.monotonic() - started < KEEPALIVE_MAX_SECONDS:
+            await writer.raw(comment)  # raises ConnectionError once the client has closed the connection
+            await writer.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), writer.reply.keepalive_seconds)
 
     async def _stall(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), STALL_SECONDS)
 
 
-_CUTTING_FAULTS = ("disconnect_after", "stall_after", "error_event_after", "malformed_after")
+_CUTTING_FAULTS = (
+    "disconnect_after", "stall_after", "error_event_after", "sse_error_after", "malformed_after", "keepalive_after"
+)
+_REPORTING_FAULTS = ("error_event_after", "sse_error_after", "malformed_after")
+_BARE_ERROR = {"message": "Upstream provider returned an error", "type": "upstream_error", "code": 502}
 
 
 class _SSEWriter:
@@ -424,7 +488,7 @@ class _SSEWriter:
     async def event(self, payload: Mapping[str, Any], *, paced: bool = False) -> None:
         every = self.reply.keepalive_every
         if every and self._events % every == 0:
-            await self.raw(b": keep-alive" + self.end + self.end)
+            await self.raw(b": " + self.reply.keepalive_comment.encode() + self.end + self.end)
         self._events += 1
         if self.reply.multiline_data:
             text = json.dumps(payload, ensure_ascii=False, indent=1)

@@ -138,6 +138,34 @@ def test_a_stream_that_ends_without_completed_is_cut_short() -> None:
     assert not result.is_complete
 
 
+@pytest.mark.parametrize("profile", [TELEGRAM_PRIVATE, DISCORD])
+@pytest.mark.parametrize(
+    ("reason", "note"),
+    [("length", "The answer hit the length limit."), ("content_filter", "The provider filtered this answer.")],
+)
+def test_an_answer_the_upstream_cut_ends_with_a_short_note(profile: Profile, reason: str, note: str) -> None:
+    surface = FakeSurface(profile)
+    tokens = words(40)
+    result = reply(surface, stream(tokens, finish_reason=reason))
+    [shown] = surface.visible_texts()
+    assert squash(shown) == squash("".join(tokens) + "⚠️" + note)
+    assert result.is_complete and result.text == "".join(tokens)  # the note is ours, not the answer's
+
+
+def test_a_filtered_answer_without_text_shows_just_the_note() -> None:
+    surface = FakeSurface(TELEGRAM_PRIVATE)
+    result = reply(surface, stream([], finish_reason="content_filter"))
+    assert surface.visible_texts() == ["⚠️ The provider filtered this answer."]  # not "empty answer"
+    assert result.is_complete
+
+
+@pytest.mark.parametrize("reason", ["stop", "tool_calls", "end_turn", ""])
+def test_a_normal_end_adds_no_note(reason: str) -> None:
+    surface = FakeSurface(TELEGRAM_PRIVATE)
+    reply(surface, stream(["All ", "done."], finish_reason=reason))
+    assert surface.visible_texts() == ["All done."]
+
+
 def test_the_completed_text_is_authoritative() -> None:
     surface = FakeSurface(TELEGRAM_PRIVATE)
     result = reply(surface, stream(["Draft ", "text"], final_text="Final **text**"))
