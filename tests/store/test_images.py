@@ -162,6 +162,8 @@ async def _wait_for_a_lock_wait(url: str) -> None:
             while True:
                 if (await connection.execute(query)).scalar_one():
                     return
+                # pg_stat_activity is read from a snapshot kept until the transaction ends: end it to look again.
+                await connection.rollback()
                 await asyncio.sleep(0.01)  # pg_stat_activity has no notification to wait on
     finally:
         await engine.dispose()
