@@ -26,7 +26,7 @@ BOT_USERNAME = "parley_test_bot"
 SPEED = 0.2  # 1 s of Telegram's limits and of the adapter's pacing takes 0.2 s here
 WAIT_SECONDS = 8.0
 
-__all__ = ["API_KEY", "BOT_USERNAME", "TOKEN", "World", "bot_texts", "fast_limits", "telegram_world"]
+__all__ = ["API_KEY", "BOT_USERNAME", "TOKEN", "World", "bot_texts", "fast_limits", "reads", "telegram_world"]
 
 
 def fast_limits() -> RateLimits:
@@ -117,6 +117,11 @@ class World:
     async def idle(self) -> None:
         """Wait until the bot has confirmed every update (PTB asks for the next batch only then)."""
         await self.tg.wait_for(lambda: not self.tg.pending_updates, WAIT_SECONDS)
+
+
+def reads(expected: str) -> Callable[[str], bool]:
+    """A test for `World.said`: the message reads exactly `expected` (bound now, not when a loop moves on)."""
+    return lambda text: text == expected
 
 
 def bot_texts(tg: FakeTelegram, chat: FakeChat, *, thread_id: int | None = None) -> list[str]:

@@ -27,7 +27,7 @@ from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-NO_MENTIONS = {"parse": []}
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
 
 @pytest.fixture

@@ -193,10 +193,11 @@ async def test_forged_webhook_pushes_get_403_even_with_a_non_utf8_secret_and_are
     url = f"http://127.0.0.1:{port}/hook"
     secret = "s3cret_Token-42"
     forged = {"update_id": 1, "message": {"message_id": 9, "date": 0, "chat": {"id": 1, "type": "private"}}}
-    headers: list[dict[str, str | bytes]] = [
-        {SECRET_HEADER: b"\xff\xfe\xc3("},  # not UTF-8
-        {SECRET_HEADER: secret.encode() + b"\xe9"},  # the secret and a Latin-1 byte
-        {SECRET_HEADER: "wrong"},
+    name = SECRET_HEADER.encode()
+    headers: list[dict[bytes, bytes]] = [
+        {name: b"\xff\xfe\xc3("},  # not UTF-8
+        {name: secret.encode() + b"\xe9"},  # the secret and a Latin-1 byte
+        {name: b"wrong"},
         {},
     ]
     clock, metrics = FakeClock(), Metrics()
@@ -213,7 +214,7 @@ async def test_forged_webhook_pushes_get_403_even_with_a_non_utf8_secret_and_are
             assert [a.status_code for a in answers] == [403] * 100
             assert captured_logs.getvalue().count("without the right secret token refused") == 1
             clock.now += REFUSAL_LOG_SECONDS
-            assert (await http.post(url, json=forged, headers={SECRET_HEADER: b"\x80"})).status_code == 403
+            assert (await http.post(url, json=forged, headers={name: b"\x80"})).status_code == 403
             w.tg.user_sends(chat, user, "still served?")  # Telegram's own push, with the secret
             await w.said(chat, lambda t: t == "Echo: still served?")
     logged = captured_logs.getvalue()

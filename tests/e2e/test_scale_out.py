@@ -22,7 +22,7 @@ from aiohttp import web
 
 from core.store import upgrade
 from tests.e2e.telegram_harness import API_KEY, TOKEN, bot_texts, fast_limits
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import FakeChat, FakeTelegram
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
 from tests.store.conftest import fresh_postgres_database
 
@@ -182,8 +182,8 @@ async def test_one_conversation_in_order_across_webhook_processes(tmp_path: Path
                 tg.user_sends(bob_chat, bob, "b1")  # lands on the process busy with a1: must not wait
             await wait_until(tg, asked_upstream(up, text))
 
-        def answered(chat: object, count: int) -> bool:
-            return len([t for t in bot_texts(tg, chat) if t.endswith("." * 40)]) >= count  # type: ignore[arg-type]
+        def answered(chat: FakeChat, count: int) -> bool:
+            return len([t for t in bot_texts(tg, chat) if t.endswith("." * 40)]) >= count
 
         await wait_until(tg, lambda: answered(ann_chat, 4) and answered(bob_chat, 1))
         deliveries = [status for _, status in tg.webhook.deliveries]
