@@ -17,7 +17,7 @@ from typing import Any
 
 from bots.telegram_bot import run_telegram
 from core import Settings, open_assistant
-from tests.e2e.conftest import API_KEY, make_settings
+from tests.e2e.support import API_KEY, make_settings
 from tests.fakes.telegram import FakeChat, FakeTelegram, RateLimits, StoredMessage
 from tests.fakes.upstream import FakeUpstream
 

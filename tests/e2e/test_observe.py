@@ -32,7 +32,7 @@ from core import (
     serve_metrics,
 )
 from core.logs import CONTENT_LOGGERS, JsonFormatter, TextFormatter, configure_logging
-from tests.e2e.conftest import API_KEY, make_settings
+from tests.e2e.support import API_KEY, make_settings
 from tests.e2e.telegram_harness import API_KEY as TG_API_KEY
 from tests.e2e.telegram_harness import TOKEN, telegram_world
 from tests.fakes.live_surface import FakePlatform, FakeSurface

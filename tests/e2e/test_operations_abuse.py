@@ -19,10 +19,10 @@ import pytest
 from bots.telegram_bot import run_telegram
 from core import Metrics, open_assistant, serve_metrics
 from core.logs import configure_logging
-from tests.e2e.conftest import make_settings
 from tests.e2e.discord_harness import API_KEY as DISCORD_API_KEY
 from tests.e2e.discord_harness import build_world, discord_settings, running_bot
 from tests.e2e.discord_harness import fast_limits as discord_limits
+from tests.e2e.support import make_settings
 from tests.e2e.telegram_harness import TOKEN, WAIT_SECONDS, World, telegram_world
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
