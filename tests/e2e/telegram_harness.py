@@ -17,7 +17,7 @@ from typing import Any
 
 from bots.telegram_bot import run_telegram
 from core import Settings, open_assistant
-from tests.e2e.support import API_KEY, make_settings
+from tests.e2e.support import API_KEY, PARLEY, make_settings, parley_env
 from tests.fakes.telegram import FakeChat, FakeTelegram, RateLimits, StoredMessage
 from tests.fakes.upstream import FakeUpstream
 
@@ -113,6 +113,31 @@ class World:
         shown = await self.tg.wait_for(done, WAIT_SECONDS)
         assert shown is not None
         return shown
+
+    def run_env(self, **values: str) -> dict[str, str]:
+        """The environment of a `parley run telegram` between this world's fakes, its SQLite file in the
+        process's working folder, then `values`."""
+        return parley_env(
+            LLM_BASE_URL=self.up.base_url, LLM_API_KEY=API_KEY, CHAT_MODEL="fake/echo",
+            DATABASE_URL="sqlite:///parley.db", TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=self.tg.base_url,
+            **values,
+        )  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def parley_run(self, cwd: Path, **values: str) -> AsyncIterator[asyncio.subprocess.Process]:
+        """A real `parley run telegram` process (env: `run_env(**values)`), yielded once it polls the fake;
+        killed on exit if the test has not stopped it."""
+        process = await asyncio.create_subprocess_exec(
+            PARLEY, "run", "telegram", cwd=cwd, env=self.run_env(**values),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await self.tg.wait_for(lambda: self.tg.calls_of("getUpdates"), 30)
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
     async def idle(self) -> None:
         """Wait until the bot has confirmed every update (PTB asks for the next batch only then)."""
