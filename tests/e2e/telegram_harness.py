@@ -18,7 +18,7 @@ from typing import Any
 from bots.telegram_bot import run_telegram
 from core import Settings, open_assistant
 from tests.e2e.support import API_KEY, PARLEY, make_settings, parley_env
-from tests.fakes.telegram import FakeChat, FakeTelegram, RateLimits, StoredMessage
+from tests.fakes.telegram import FakeChat, FakeTelegram, FakeUser, RateLimits, StoredMessage
 from tests.fakes.upstream import FakeUpstream
 
 TOKEN = "123456789:AAHfakeTelegramTokenForTests_0123456789"
@@ -81,6 +81,11 @@ class World:
                 await asyncio.gather(waiting, return_exceptions=True)
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    def dm(self, first_name: str) -> tuple[FakeUser, FakeChat]:
+        """A new user of the fake Telegram and their private chat with the bot."""
+        user = self.tg.user(first_name)
+        return user, self.tg.private_chat(user)
 
     def texts(self, chat: FakeChat, *, thread_id: int | None = None) -> list[str]:
         return bot_texts(self.tg, chat, thread_id=thread_id)

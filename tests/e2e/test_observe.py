@@ -260,8 +260,7 @@ async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: P
     """The composition root end to end: METRICS_PORT set, a real `parley run telegram`, one chat message."""
     port = free_port()
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.parley_run(tmp_path, METRICS_PORT=str(port), LOG_FORMAT="json") as process:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
                 assert (await client.get("/healthz")).status_code == 200

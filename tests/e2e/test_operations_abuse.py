@@ -102,8 +102,7 @@ async def test_telegram_debug_logs_with_content_hold_no_form_of_the_bot_token(
     secret_half = TOKEN.split(":", 1)[1]
     encoded = quote(TOKEN, safe="")
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "hello PELICAN")
             await w.said(chat, lambda t: t == "Echo: hello PELICAN")
@@ -176,8 +175,7 @@ async def test_forged_webhook_pushes_get_403_even_with_a_non_utf8_secret_and_are
         tmp_path, telegram_webhook_url=url, telegram_webhook_secret=secret,
         telegram_webhook_listen="127.0.0.1", telegram_webhook_port=port,
     ) as w:  # fmt: skip
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with _webhook_bot(w, metrics, clock), httpx.AsyncClient(timeout=10) as http:
             answers = await asyncio.gather(
                 *(http.post(url, json=forged, headers=headers[i % len(headers)]) for i in range(100))

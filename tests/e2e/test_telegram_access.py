@@ -91,8 +91,7 @@ async def _stored_texts(w: World) -> list[str]:
 async def test_a_flood_is_refused_before_the_upstream(tmp_path: Path) -> None:
     clock = FakeWallClock(utc(2026, 11, 23, 12, 0, 10))  # 10 s into a minute, and it stays there
     async with telegram_world(tmp_path, user_requests_per_minute=2) as w:
-        ann = w.tg.user("Ann")
-        chat = w.tg.private_chat(ann)
+        ann, chat = w.dm("Ann")
         async with w.bot(clock=clock):
             for text in ("one", "two"):
                 w.tg.user_sends(chat, ann, text)

@@ -29,8 +29,7 @@ async def test_webhook_mode_answers_pushed_updates_and_checks_the_secret(tmp_pat
         telegram_webhook_listen="127.0.0.1",
         telegram_webhook_port=port,
     ) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             assert (w.tg.webhook.url, w.tg.webhook.secret_token) == (url, "s3cret_Token-42")
             w.tg.user_sends(chat, user, "hello by webhook")
@@ -64,8 +63,7 @@ async def test_without_a_configured_secret_a_random_one_is_used(tmp_path: Path) 
         telegram_webhook_listen="127.0.0.1",
         telegram_webhook_port=port,
     ) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             secret = w.tg.webhook.secret_token
             w.tg.user_sends(chat, user, "hi")
@@ -75,8 +73,7 @@ async def test_without_a_configured_secret_a_random_one_is_used(tmp_path: Path) 
 
 async def test_a_restart_with_the_same_database_continues_the_conversation(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "my name is Ann")
             await w.said(chat, lambda t: t == "Echo: my name is Ann")
@@ -103,8 +100,7 @@ async def test_stopping_lets_a_reply_in_flight_finish(tmp_path: Path) -> None:
     answer = "A slow answer, still worth waiting for. " * 4
     async with telegram_world(tmp_path) as w:
         w.up.add_reply(answer, chunk_chars=8, tokens_per_second=25)  # ~0.8 s
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "take your time")
             await w.tg.wait_for(lambda: w.tg.drafts(chat))
@@ -113,8 +109,7 @@ async def test_stopping_lets_a_reply_in_flight_finish(tmp_path: Path) -> None:
 
 async def test_parley_run_telegram_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         # PTB logs its calls (URLs with the token) at DEBUG only with LOG_CONTENT
         async with w.parley_run(tmp_path, LOG_LEVEL="DEBUG", LOG_CONTENT="true") as process:
             w.tg.user_sends(chat, user, "hello from a real process")
