@@ -22,12 +22,19 @@ from core.conversation import ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
 from core.events import Completed, Event, ReasoningDelta, TextDelta, ToolCall, Usage
-from core.images import extract_images, has_inline_image, to_data_url, validate_image
+from core.images import (
+    ANSWER_DOWNLOAD_BUDGET_IMAGES,
+    Download,
+    extract_images,
+    has_inline_image,
+    to_data_url,
+    validate_image,
+)
 from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
 from core.settings import DatabaseSettings, Settings
 from core.store import Forgotten, Lease, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
-from core.upstream import UpstreamClient
+from core.upstream import ByteBudget, UpstreamClient
 
 if TYPE_CHECKING:
     from core.metrics import Metrics
@@ -156,7 +163,8 @@ class Assistant:
             extracted = None
             if has_inline_image(full_text):
                 extracted = await extract_images(
-                    full_text, max_bytes=self._settings.image_max_bytes, download=self._download
+                    full_text, max_bytes=self._settings.image_max_bytes, download=self._downloader(),
+                    deadline_seconds=self._settings.image_download_timeout,
                 )
             await self._store.add_reply(
                 conversation_id,
@@ -286,7 +294,8 @@ class Assistant:
             completion.text,
             completion.image_urls,
             max_bytes=self._settings.image_max_bytes,
-            download=self._download,
+            download=self._downloader(),
+            deadline_seconds=self._settings.image_download_timeout,
         )
         if not extracted.images:
             if extracted.failures:
@@ -384,10 +393,15 @@ class Assistant:
         for image in turn.images:
             validate_image(image.data, max_bytes=self._settings.image_max_bytes)
 
-    async def _download(self, url: str) -> bytes:
-        return await self._upstream.download(
-            url, max_bytes=self._settings.image_max_bytes, timeout_seconds=self._settings.image_download_timeout
-        )
+    def _downloader(self) -> Download:
+        """A downloader for the images of one answer: they share one byte budget."""
+        max_bytes = self._settings.image_max_bytes
+        budget = ByteBudget(ANSWER_DOWNLOAD_BUDGET_IMAGES * max_bytes)
+
+        async def download(url: str) -> bytes:
+            return await self._upstream.download(url, max_bytes=max_bytes, budget=budget)
+
+        return download
 
 
 def _user_parts(turn: Turn) -> list[dict[str, Any]] | None:
@@ -442,6 +456,7 @@ async def open_assistant(
             idle_timeout_seconds=settings.stream_idle_timeout,
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,
+            allow_private_image_urls=settings.allow_private_image_urls,
         ) as upstream,
     ):
         yield Assistant(

@@ -1,6 +1,6 @@
 """The OpenAI-compatible upstream: `UpstreamClient` (HTTP, retries, error mapping) and its `Completion`."""
 
 from core.upstream.chunks import Completion
-from core.upstream.client import UpstreamClient
+from core.upstream.client import ByteBudget, UpstreamClient
 
-__all__ = ["Completion", "UpstreamClient"]
+__all__ = ["ByteBudget", "Completion", "UpstreamClient"]

@@ -12,11 +12,11 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from core.errors import (
+    IMAGE_NOT_SHOWN,
     ImageError,
     StreamInterruptedError,
     UpstreamError,
@@ -42,6 +42,7 @@ from core.upstream.faults import (
     transport_error,
     unavailable,
 )
+from core.upstream.guard import PublicOnlyBackend, PublicOnlyTransport
 from core.upstream.sse import SSEDecoder, SSEError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ ERROR_BODY_MAX_BYTES = 64 * 1024
 USER_AGENT = "parley/0.1"
 DRAIN_SECONDS = 1.0
 DRAIN_MAX_BYTES = 64 * 1024
+MAX_REDIRECTS = 5  # per image download
 
 class UpstreamClient:
     """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
@@ -73,6 +75,8 @@ class UpstreamClient:
         extra_body: Mapping[str, Any] | None = None,
         backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 20.0,
+        allow_private_image_urls: bool = False,
+        image_network: PublicOnlyBackend | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._secret = Secret(api_key)
@@ -87,11 +91,14 @@ class UpstreamClient:
             timeout=httpx.Timeout(timeout_seconds),
         )
         # Images live on third-party hosts: a client that has never seen the key. Identity encoding keeps
-        # the byte cap honest (no decompression bomb).
+        # the byte cap honest (no decompression bomb). Redirects are followed by hand (`_download`).
+        # No proxies from the environment: a proxy would make the connect-time address check moot.
+        transport = None if allow_private_image_urls else PublicOnlyTransport(image_network or PublicOnlyBackend())
         self._downloads = httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            follow_redirects=True,
-            max_redirects=5,
+            follow_redirects=False,
+            transport=transport,
+            trust_env=allow_private_image_urls,
         )
 
     def __repr__(self) -> str:
@@ -175,38 +182,49 @@ class UpstreamClient:
 
         return await self._with_retries(once)
 
-    async def download(self, url: str, *, max_bytes: int, timeout_seconds: float) -> bytes:
+    async def download(
+        self, url: str, *, max_bytes: int, timeout_seconds: float | None = None, budget: ByteBudget | None = None
+    ) -> bytes:
         """Fetch an http(s) image URL the model returned, without our credentials, at most `max_bytes`.
 
-        Raises ImageError (user-safe message) on a bad scheme, non-2xx, network failure, timeout or oversize.
+        Unless `allow_private_image_urls`, only public addresses are connected to, on every redirect hop
+        (core.upstream.guard). `budget` is shared by the downloads of one answer. Raises ImageError, with
+        the same user message whatever the cause (bad scheme, refused address, non-2xx, network failure,
+        timeout, oversize), so the messages tell an attacker nothing about the network.
         """
         try:
-            scheme = urlsplit(url).scheme.lower()
-        except ValueError:  # e.g. "Invalid IPv6 URL"
-            scheme = ""
-        if scheme not in ("http", "https"):
-            raise ImageError("image URL not http(s)", user_message="The image link could not be used.")
-        failed = "The image could not be downloaded."
-        try:
-            async with (
-                asyncio.timeout(timeout_seconds),  # a deadline for the whole download, not per read
-                self._downloads.stream("GET", url, timeout=timeout_seconds) as response,
-            ):
+            async with asyncio.timeout(timeout_seconds):  # a deadline for the whole download, not per read
+                return await self._download(url, max_bytes, budget or ByteBudget(max_bytes))
+        except TimeoutError:
+            raise _image_failed("image download timed out") from None
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: "Invalid IPv6 URL"
+            raise _image_failed(f"image download failed: {type(exc).__name__}: {exc}") from None
+
+    async def _download(self, url: str, max_bytes: int, budget: ByteBudget) -> bytes:
+        target = httpx.URL(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            if target.scheme not in ("http", "https") or not target.host:
+                raise _image_failed("image URL not http(s)")
+            request = self._downloads.build_request("GET", target)
+            response = await self._downloads.send(request, stream=True)
+            try:
+                if response.has_redirect_location:  # followed by hand: each hop is checked like the first
+                    target = target.join(response.headers["location"])
+                    continue
                 if not response.is_success:
-                    raise ImageError(f"image download HTTP {response.status_code}", user_message=failed)
+                    raise _image_failed(f"image download HTTP {response.status_code}")
                 declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise _image_too_large(max_bytes)
+                if declared.isdigit() and int(declared) > min(max_bytes, budget.left):
+                    raise _image_failed("image over the size cap")
                 data = bytearray()
                 async for piece in response.aiter_bytes():
                     data += piece
-                    if len(data) > max_bytes:
-                        raise _image_too_large(max_bytes)
+                    if len(data) > max_bytes or not budget.take(len(piece)):
+                        raise _image_failed("image over the size cap")
                 return bytes(data)
-        except TimeoutError:
-            raise ImageError("image download timed out", user_message=failed) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise ImageError(f"image download failed: {type(exc).__name__}", user_message=failed) from None
+            finally:
+                await response.aclose()
+        raise _image_failed("too many redirects")
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -415,6 +433,19 @@ async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_second
     return bytes(data[:max_bytes])
 
 
-def _image_too_large(max_bytes: int) -> ImageError:
-    limit = f"{max_bytes / 1_000_000:.0f} MB" if max_bytes >= 1_000_000 else f"{max(1, max_bytes // 1000)} kB"
-    return ImageError("image over the size cap", user_message=f"The image is too large (limit {limit}).")
+def _image_failed(reason: str) -> ImageError:
+    return ImageError(reason, user_message=IMAGE_NOT_SHOWN)
+
+
+class ByteBudget:
+    """Bytes the image downloads of one answer may still read, shared by all of them."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, total_bytes: int) -> None:
+        self.left = total_bytes
+
+    def take(self, count: int) -> bool:
+        """Spend `count` bytes; False once the budget is overspent."""
+        self.left -= count
+        return self.left >= 0
