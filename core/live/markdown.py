@@ -206,15 +206,14 @@ class ImageFilter:
     """Drops `![alt](data:...)` images and bare `data:image/...` URLs from streamed text.
 
     Holds back a tail that may still become one, so no base64 ever reaches a chat. `feed` and `flush`
-    together give the same text as `strip_images` on the whole, whatever the chunking.
+    together give the same text as `strip_images` on the whole, whatever the chunking. Each `feed` costs
+    time linear in the held tail (at most `_HOLD_MAX` characters) plus the new text: starts are found by
+    `_find_start`, which looks at each character a bounded number of times, never by a backtracking regex.
     """
 
-    _START = re.compile(r"!\[[^\]\n]*\]\(\s*<?data:|data:image/")
-    _PARTIAL = re.compile(
-        r"!(?:\[[^\]\n]{0,300}(?:\](?:\(\s{0,4}<?(?:d(?:a(?:t(?:a)?)?)?)?)?)?)?\Z"
-        r"|d(?:a(?:t(?:a(?::(?:i(?:m(?:a(?:g(?:e)?)?)?)?)?)?)?)?)?\Z"
-    )
-    _BARE_END = re.compile(r"[\s)]")
+    _HOLD_MAX = 320
+    _ALT_MAX = 300
+    _BARE = "data:image/"
 
     def __init__(self) -> None:
         self._held = ""
@@ -223,26 +222,27 @@ class ImageFilter:
     def feed(self, text: str) -> str:
         buffer, out = self._held + text, list[str]()
         self._held = ""
-        while buffer:
+        alt_end, bare = _NextMatch(_ALT_END, buffer), _NextMatch(_BARE_START, buffer)
+        position = 0
+        while position < len(buffer):
             if self._skipping:
                 if self._skipping == "markdown":
-                    end = buffer.find(")")
+                    end = buffer.find(")", position)
                     end = end + 1 if end >= 0 else -1
                 else:
-                    end = _search_end(self._BARE_END, buffer)
+                    end = _search_end(self._BARE_END, buffer, position)
                 if end < 0:
                     return "".join(out)  # still inside the URL: drop what came
-                buffer, self._skipping = buffer[end:], ""
+                position, self._skipping = end, ""
                 continue
-            match = self._START.search(buffer)
-            if match is not None:
-                out.append(buffer[: match.start()])
-                buffer = buffer[match.end() :]
-                self._skipping = "markdown" if match.group().startswith("!") else "bare"
+            found = _find_start(buffer, position, alt_end, bare)
+            if found is not None:
+                start, end, kind = found
+                out.append(buffer[position:start])
+                position, self._skipping = end, kind
                 continue
-            partial = self._PARTIAL.search(buffer, max(0, len(buffer) - 320))
-            keep = partial.start() if partial else len(buffer)
-            out.append(buffer[:keep])
+            keep = self._partial_start(buffer, max(position, len(buffer) - self._HOLD_MAX))
+            out.append(buffer[position:keep])
             self._held = buffer[keep:]
             break
         return "".join(out)
@@ -251,9 +251,86 @@ class ImageFilter:
         held, self._held, self._skipping = ("" if self._skipping else self._held), "", ""
         return held
 
+    _BARE_END = re.compile(r"[\s)]")
+    _DEST_PREFIX = re.compile(r"(?:\(\s{0,4}<?(?:d(?:a(?:t(?:a)?)?)?)?)?")
 
-def _search_end(pattern: re.Pattern[str], text: str) -> int:
-    match = pattern.search(text)
+    def _partial_start(self, buffer: str, low: int) -> int:
+        """Where a tail that may still become an image starts (len(buffer) if none), looking from `low`."""
+        size = len(buffer)
+        best = size
+        for length in range(len(self._BARE) - 1, 0, -1):  # "d", "da", ... "data:imag" at the very end
+            if size - length >= low and buffer.endswith(self._BARE[:length]):
+                best = size - length
+                break
+        if buffer.endswith("!") and size - 1 >= low:
+            best = min(best, size - 1)
+        start = buffer.find("![", low)
+        while 0 <= start < best:
+            close = _ALT_END.search(buffer, start + 2)
+            if close is None:
+                if size - start - 2 <= self._ALT_MAX:
+                    return start
+                start = buffer.find("![", max(start + 1, size - self._ALT_MAX - 2))
+                continue
+            rest = buffer[close.start() + 1 :]
+            if (
+                close.group() == "]"
+                and close.start() - start - 2 <= self._ALT_MAX
+                and len(rest) <= 10
+                and self._DEST_PREFIX.fullmatch(rest)
+            ):
+                return start
+            start = buffer.find("![", close.start() + 1)
+        return best
+
+
+_ALT_END = re.compile(r"[\]\n]")
+_BARE_START = re.compile(r"data:image/")
+_DATA_DESTINATION = re.compile(r"\(\s*<?data:")
+
+
+class _NextMatch:
+    """The next match of a pattern at or after a position, remembered: asked again for a position up to
+    that match (positions only grow), it answers without searching, so no text is searched twice."""
+
+    __slots__ = ("_after", "_found", "_pattern", "_text")
+
+    def __init__(self, pattern: re.Pattern[str], text: str) -> None:
+        self._pattern, self._text = pattern, text
+        self._after, self._found = -1, -1
+
+    def __call__(self, position: int) -> int:
+        if 0 <= self._after <= position and (self._found == -1 or position <= self._found):
+            return self._found
+        match = self._pattern.search(self._text, position)
+        self._after, self._found = position, match.start() if match else -1
+        return self._found
+
+
+def _find_start(
+    text: str, position: int, alt_end: _NextMatch, bare: _NextMatch
+) -> tuple[int, int, Literal["markdown", "bare"]] | None:
+    """The leftmost `![alt](data:` or `data:image/` at or after `position`: (start, end, kind), or None.
+
+    Every `![` before the same `]` (or newline) ends its alt there, so one look at what follows that `]`
+    settles all of them: a run of `![` costs one pass, not one pass per `![`.
+    """
+    bare_at = bare(position)
+    limit = len(text) if bare_at < 0 else bare_at
+    while (start := text.find("![", position, limit)) >= 0:
+        close = alt_end(start + 2)
+        if close < 0:
+            break
+        if text[close] == "]" and (match := _DATA_DESTINATION.match(text, close + 1)) is not None:
+            return start, match.end(), "markdown"
+        position = close + 1
+    if bare_at >= 0:
+        return bare_at, bare_at + len(ImageFilter._BARE), "bare"
+    return None
+
+
+def _search_end(pattern: re.Pattern[str], text: str, position: int = 0) -> int:
+    match = pattern.search(text, position)
     return match.start() if match else -1
 
 
