@@ -11,7 +11,7 @@ from typing import Literal
 
 import telegramify_markdown
 
-from core.live.split import count_units, events, grapheme_floor, prefix_within
+from core.live.split import byte_offsets, count_units, events, events_with_range, grapheme_floor, prefix_within
 from core.live.surface import Entity, LengthUnit, Rendered
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ def render_final(source: str, platform: Platform) -> Rendered:
     if platform == "discord":
         text = source.strip()
         fence = open_fence(text)  # an answer cut off inside a code block still shows it as code
-        return Rendered(f"{text}\n{fence}" if fence else text, "markdown")
+        text = f"{text}\n{fence}" if fence else text
+        return Rendered(neutralize_links(text, _code_spans(text)) if _LINK_NOT_WEB.search(text) else text, "markdown")
     try:
         text, entities = telegramify_markdown.convert(source)
     except Exception:  # a converter bug must not cost the answer: show it unformatted instead
@@ -46,7 +47,7 @@ def render_final(source: str, platform: Platform) -> Rendered:
     kept = tuple(
         Entity(e.type, e.offset, e.length, e.url or "", e.language or "")
         for e in entities
-        if e.type in _KEPT_ENTITIES
+        if e.type in _KEPT_ENTITIES and (e.type != "text_link" or is_web_link(e.url or ""))
     )
     return _trimmed(text, kept)
 
@@ -62,7 +63,7 @@ def render_live(source: str, platform: Platform) -> Rendered:
     if platform == "telegram":
         return Rendered(text, "plain")
     fence = open_fence(text)
-    return Rendered(f"{text}\n{fence}" if fence else text, "markdown")
+    return Rendered(neutralize_links(f"{text}\n{fence}" if fence else text), "markdown")
 
 
 def render_plain(rendered: Rendered, platform: Platform) -> Rendered:
@@ -144,6 +145,69 @@ def _trimmed(text: str, entities: tuple[Entity, ...]) -> Rendered:
             clipped.append(Entity(entity.type, start, stop - start, entity.url, entity.language))
     clipped.sort(key=lambda e: (e.offset, -e.length, e.type))
     return Rendered(stripped, "entities", tuple(clipped)) if clipped else Rendered(stripped, "plain")
+
+
+# --- links: only absolute http(s) URLs become clickable ----------------------------------------------
+
+_WEB_URL = re.compile(r"https?://[^\s/?#\\]+[^\s\\]*", re.IGNORECASE)
+
+
+def is_web_link(url: str) -> bool:
+    """An absolute http(s) URL with a host: what a link in model output may point to.
+
+    Everything else is shown as text: `tg://user?id=` (a mention that notifies someone), `javascript:`,
+    `file:`, `mailto:`, relative paths and fragments (which Telegram also refuses in a text_link).
+    """
+    return _WEB_URL.fullmatch(url.strip()) is not None
+
+
+# `](` not followed by an http(s) URL: the middle of a Discord masked link to somewhere else.
+_LINK_NOT_WEB = re.compile(r"\]\((?![ \t]*<?https?://)", re.IGNORECASE)
+
+
+def neutralize_links(text: str, code: list[tuple[int, int]] | None = None) -> str:
+    """Discord Markdown in which only http(s) masked links remain: every other `](` becomes `]\\(`.
+
+    Discord's masked-link rule needs `](` literally, so the backslash breaks the link and Discord shows
+    the text as written (the backslash itself is hidden). `code` spans (sorted) are left alone; without
+    them (a live preview, which must not parse) every such `](` is escaped. One regex pass, no backtracking.
+    """
+    out: list[str] = []
+    position = 0
+    index = 0
+    for match in _LINK_NOT_WEB.finditer(text):
+        at = match.start() + 1
+        if code:
+            while index < len(code) and code[index][1] <= at:
+                index += 1
+            if index < len(code) and code[index][0] <= at:
+                continue
+        out.append(text[position:at])
+        out.append("\\")
+        position = at
+    out.append(text[position:])
+    return "".join(out)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Code spans and code blocks of `text` (str indices, sorted): where a `](` is only code."""
+    spans: list[tuple[int, int]] = []
+    block_start = -1
+    for event, span in events_with_range(text):
+        if isinstance(event, str):
+            continue
+        key, value = next(iter(event.items()))
+        if key == "Code":
+            spans.append((span["start"], span["end"]))
+        elif key == "Start" and not isinstance(value, str) and "CodeBlock" in value:
+            block_start = span["start"]
+        elif key == "End" and value == "CodeBlock" and block_start >= 0:
+            spans.append((block_start, span["end"]))
+            block_start = -1
+    if not text.isascii():
+        to_char = byte_offsets(text)
+        spans = [(to_char(start), to_char(end)) for start, end in spans]
+    return spans
 
 
 # --- Discord Markdown --------------------------------------------------------------------------------

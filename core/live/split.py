@@ -177,7 +177,7 @@ _FENCE = re.compile(r"([ \t]*)(`{3,}|~{3,})")
 _REOPEN_MAX = 80  # characters of an opening fence line (fence, language) repeated in the next message
 
 
-def _events_with_range(text: str) -> Iterator[tuple[Any, Any]]:
+def events_with_range(text: str) -> Iterator[tuple[Any, Any]]:
     """pyromark's events, read by hand as plain dicts (its TypedDict union is too wide to narrow)."""
     return iter(pyromark.events_with_range(text, options=PARSE_OPTIONS))
 
@@ -185,6 +185,11 @@ def _events_with_range(text: str) -> Iterator[tuple[Any, Any]]:
 def events(text: str) -> Iterator[Any]:
     """pyromark's events without ranges, as plain values."""
     return iter(pyromark.events(text, options=PARSE_OPTIONS))
+
+
+def byte_offsets(text: str) -> Callable[[int], int]:
+    """pyromark's UTF-8 byte offsets in `text` -> str indices."""
+    return _ByteOffsets(text)
 
 
 def _kind(value: Any) -> str:
@@ -227,7 +232,7 @@ def find_candidates(prefix: str) -> tuple[list[_Candidate], list[CodeBlock]]:
     """Every natural cut in `prefix`, and its code blocks (for hard cuts inside one)."""
     scanner = _Scanner(prefix)
     to_char = _ByteOffsets(prefix)
-    for event, span in _events_with_range(prefix):
+    for event, span in events_with_range(prefix):
         start, end = to_char(span["start"]), to_char(span["end"])
         if isinstance(event, str):  # SoftBreak, HardBreak, Rule
             scanner.on_break(event, start, end)
@@ -380,7 +385,7 @@ def inline_spans(text: str) -> list[tuple[int, int]]:
     to_char = _ByteOffsets(text)
     spans: list[tuple[int, int]] = []
     depth = 0
-    for event, span in _events_with_range(text):
+    for event, span in events_with_range(text):
         if isinstance(event, str):
             continue
         key, value = next(iter(event.items()))

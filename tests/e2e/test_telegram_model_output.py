@@ -114,3 +114,57 @@ async def test_four_of_eight_reachable_images_are_posted(tmp_path: Path) -> None
         album = [m for m in w.tg.messages(chat) if m.media_group_id]
         assert len(album) == 4
         assert len([r for r in w.up.requests if r.path == "/ok.png"]) == 4
+
+
+DANGEROUS_LINKS = (
+    "Ping [Ann](tg://user?id=42), run [this](javascript:alert(1)), read [secrets](file:///etc/passwd), "
+    "see [here](/relative/path) or [there](#fragment); [mail](mailto:a@example.org). "
+    "Only [the docs](https://example.org/docs) is a link."
+)
+
+
+async def test_only_http_links_of_an_answer_become_clickable(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path) as w:
+        w.up.add_reply(DANGEROUS_LINKS)
+        user = w.tg.user("Ann")
+        chat = w.tg.private_chat(user)
+        async with w.bot():
+            w.tg.user_sends(chat, user, "links please")
+            message = await w.said(chat, lambda text: text.endswith("is a link."))
+        assert [(e.type, e.url) for e in message.entities if e.url] == [("text_link", "https://example.org/docs")]
+        assert "Ping Ann, run this, read secrets, see here or there; mail." in message.text
+
+
+@asynccontextmanager
+async def loop_lag() -> AsyncIterator[list[float]]:
+    """Records the longest time the event loop went without running a 10 ms ticker (in seconds)."""
+    worst = [0.0]
+    loop = asyncio.get_running_loop()
+
+    async def tick() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            worst[0] = max(worst[0], loop.time() - before - 0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield worst
+    finally:
+        ticker.cancel()
+
+
+@pytest.mark.parametrize("unit", ["![", "![x](", "[![", "> ", "- "])
+async def test_a_hostile_answer_does_not_stall_the_event_loop(tmp_path: Path, unit: str) -> None:
+    answer = unit * (64_000 // len(unit))  # before the fix: 13 s of stall for "![", minutes for "> "
+    async with telegram_world(tmp_path) as w:
+        w.up.add_reply(answer, chunk_chars=4000)
+        w.up.add_reply("Still here.")
+        user = w.tg.user("Mallory")
+        chat = w.tg.private_chat(user)
+        async with w.bot(), loop_lag() as worst:
+            w.tg.user_sends(chat, user, "stall")
+            await w.tg.wait_for(lambda: any(m.text for m in w.tg.messages(chat) if m.from_bot), 8)
+            w.tg.user_sends(chat, user, "hello?")
+            await w.tg.wait_for(lambda: "Still here." in w.texts(chat), 30)
+        assert worst[0] < 2.0  # generous on a busy machine; linear passes need a small fraction of it
