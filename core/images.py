@@ -23,6 +23,7 @@ Download = Callable[[str], Awaitable[bytes]]
 
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^;,]*)*),(?P<payload>.*)", re.DOTALL)
 
+MAX_IMAGES_PER_ANSWER = 64  # markdown images taken out of one answer; later ones stay in the text
 MAX_DOWNLOADS_PER_ANSWER = 4  # linked images fetched per answer; more are refused unfetched
 ANSWER_DOWNLOAD_BUDGET_IMAGES = 2  # one answer's downloads read at most this many IMAGE_MAX_BYTES in total
 
@@ -202,8 +203,9 @@ class MarkdownImage:
 _SPACE = re.compile(r"\s*")
 _BASE64_RUN = re.compile(r"\s+[A-Za-z0-9+/=]+")  # a line of a base64 payload wrapped over lines
 _URL_STOP = re.compile(r"[)\s>]")
+_CLOSING_PAREN = re.compile(r"\)")
 _TITLE_END = re.compile('"')
-_ALT_END = re.compile(r"[\]\n]")
+_OPENING = re.compile(r"\]\(\s*<?(?:data:|https?://)")  # where the destination of a usable image opens
 
 
 class _NextMatch:
@@ -225,48 +227,59 @@ class _NextMatch:
 
 
 def find_markdown_images(text: str) -> list[MarkdownImage]:
-    """Every `![alt](url)` image with a data: or http(s) URL, left to right, in time linear in `text`.
+    """The `![alt](url)` images with a data: or http(s) URL (the first MAX_IMAGES_PER_ANSWER), left to
+    right, in time linear in `text`.
 
     The grammar is the one a regex would state (alt without `]` or newline; the URL optionally in `<>`;
-    a base64 payload may be wrapped over lines; an optional "title"), but it is read by hand: every `![`
-    before the same `]` shares that `]`, and the URL and title ends are looked up once (`_NextMatch`),
-    so a hostile run of `![` or of unclosed URLs costs one pass instead of one pass per `![`.
+    a base64 payload may be wrapped over lines; an optional "title"), but it is read from the middle out:
+    a C-speed search finds each `](` that opens a data: or http(s) URL, and the `![` that goes with it is
+    the first one after the previous `]` or newline (every `![` before the same `]` shares it). The URL and
+    title ends are looked up once (`_NextMatch`), so a hostile run of `![`, `](` or unclosed URLs costs one
+    pass over the text instead of one per candidate.
     """
     found: list[MarkdownImage] = []
-    alt_end, url_stop, title_end = _NextMatch(_ALT_END, text), _NextMatch(_URL_STOP, text), _NextMatch(_TITLE_END, text)
-    position = 0
-    while (start := text.find("![", position)) >= 0:
-        close = alt_end(start + 2)
-        if close < 0:
-            break  # no `]` anywhere after: no image can close
-        if text[close] == "]":
-            parsed = _destination(text, close + 1, url_stop, title_end)
-            if parsed is not None:
-                url, end = parsed
-                found.append(MarkdownImage(start, end, text[start + 2 : close].strip(), url))
-                position = end
-                continue
-        position = close + 1  # every `![` before `close` ends there too, and fails the same way
+    url_stop, title_end = _NextMatch(_URL_STOP, text), _NextMatch(_TITLE_END, text)
+    position = 0  # nothing before this belongs to a later image
+    floor = -1  # a `]` or newline known to lie before the next candidate's alt
+    closing_paren = _NextMatch(_CLOSING_PAREN, text)
+    while (opening := _OPENING.search(text, position)) is not None:
+        close = opening.start()
+        if closing_paren(close) < 0:
+            break  # no `)` after this point: no image can end
+        floor = max(floor, position - 1)
+        floor = max(floor, text.rfind("]", floor + 1, close), text.rfind("\n", floor + 1, close))
+        start = text.find("![", floor + 1, close)
+        parsed = _destination(text, close + 1, url_stop, title_end) if start >= 0 else None
+        if parsed is None:
+            floor = close  # a `]`: every `![` before it is settled, the next alt starts after it
+            position = close + 1
+            continue
+        url, end = parsed
+        found.append(MarkdownImage(start, end, text[start + 2 : close].strip(), url))
+        if len(found) == MAX_IMAGES_PER_ANSWER:
+            break  # the rest stay text: each image costs a little, and no chat shows this many
+        position = end
     return found
 
 
 def _destination(text: str, position: int, url_stop: _NextMatch, title_end: _NextMatch) -> tuple[str, int] | None:
-    """`(url "title")` starting at `position`: (url, end after `)`), or None."""
+    """`(url "title")` starting at `position`: (url, end after `)`), or None. Slices only on success."""
     if not text.startswith("(", position):
         return None
     position = _SPACE.match(text, position + 1).end()  # type: ignore[union-attr]  # \s* always matches
     position += text.startswith("<", position)
+    url_start = position
     if text.startswith("data:", position):
-        url_start, position = position, _run_end(text, position, url_stop)
+        position = _run_end(text, position, url_stop)
         while (line := _BASE64_RUN.match(text, position)) is not None:
             position = line.end()
     elif text.startswith(("http://", "https://"), position):
-        url_start, position = position, _run_end(text, position, url_stop)
+        position = _run_end(text, position, url_stop)
         if position == text.find("//", url_start) + 2:
             return None  # "http://" with nothing after it
     else:
         return None
-    url = text[url_start:position]
+    url_end = position
     position += text.startswith(">", position)
     after_space = _SPACE.match(text, position).end()  # type: ignore[union-attr]
     if after_space > position and text.startswith('"', after_space):
@@ -278,7 +291,7 @@ def _destination(text: str, position: int, url_stop: _NextMatch, title_end: _Nex
         position = after_space
     if not text.startswith(")", position):
         return None
-    return url, position + 1
+    return text[url_start:url_end], position + 1
 
 
 def _run_end(text: str, position: int, url_stop: _NextMatch) -> int:

@@ -170,23 +170,22 @@ def neutralize_links(text: str, code: list[tuple[int, int]] | None = None) -> st
 
     Discord's masked-link rule needs `](` literally, so the backslash breaks the link and Discord shows
     the text as written (the backslash itself is hidden). `code` spans (sorted) are left alone; without
-    them (a live preview, which must not parse) every such `](` is escaped. One regex pass, no backtracking.
+    them (a live preview, which must not parse) every such `](` is escaped. One C-speed substitution per
+    stretch between code spans, no backtracking.
     """
+    if not code:
+        return _LINK_NOT_WEB.sub(_ESCAPED_LINK, text)
     out: list[str] = []
     position = 0
-    index = 0
-    for match in _LINK_NOT_WEB.finditer(text):
-        at = match.start() + 1
-        if code:
-            while index < len(code) and code[index][1] <= at:
-                index += 1
-            if index < len(code) and code[index][0] <= at:
-                continue
-        out.append(text[position:at])
-        out.append("\\")
-        position = at
-    out.append(text[position:])
+    for start, end in code:
+        out.append(_LINK_NOT_WEB.sub(_ESCAPED_LINK, text[position:start]))
+        out.append(text[start:end])
+        position = end
+    out.append(_LINK_NOT_WEB.sub(_ESCAPED_LINK, text[position:]))
     return "".join(out)
+
+
+_ESCAPED_LINK = "]\\\\("  # the replacement template for "]\\(" (re.sub reads backslashes)
 
 
 def _code_spans(text: str) -> list[tuple[int, int]]:
@@ -286,7 +285,7 @@ class ImageFilter:
     def feed(self, text: str) -> str:
         buffer, out = self._held + text, list[str]()
         self._held = ""
-        alt_end, bare = _NextMatch(_ALT_END, buffer), _NextMatch(_BARE_START, buffer)
+        opening, bare = _NextMatch(_DATA_DESTINATION, buffer), _NextMatch(_BARE_START, buffer)
         position = 0
         while position < len(buffer):
             if self._skipping:
@@ -299,7 +298,7 @@ class ImageFilter:
                     return "".join(out)  # still inside the URL: drop what came
                 position, self._skipping = end, ""
                 continue
-            found = _find_start(buffer, position, alt_end, bare)
+            found = _find_start(buffer, position, opening, bare)
             if found is not None:
                 start, end, kind = found
                 out.append(buffer[position:start])
@@ -350,7 +349,7 @@ class ImageFilter:
 
 _ALT_END = re.compile(r"[\]\n]")
 _BARE_START = re.compile(r"data:image/")
-_DATA_DESTINATION = re.compile(r"\(\s*<?data:")
+_DATA_DESTINATION = re.compile(r"\]\(\s*<?data:")
 
 
 class _NextMatch:
@@ -372,22 +371,25 @@ class _NextMatch:
 
 
 def _find_start(
-    text: str, position: int, alt_end: _NextMatch, bare: _NextMatch
+    text: str, position: int, opening: _NextMatch, bare: _NextMatch
 ) -> tuple[int, int, Literal["markdown", "bare"]] | None:
     """The leftmost `![alt](data:` or `data:image/` at or after `position`: (start, end, kind), or None.
 
-    Every `![` before the same `]` (or newline) ends its alt there, so one look at what follows that `]`
-    settles all of them: a run of `![` costs one pass, not one pass per `![`.
+    Read from the middle out: `opening` finds each `](` that opens a data: URL (a C-speed search), and the
+    `![` that goes with it is the first after the last `]` or newline before it. Each stretch of text is
+    searched a bounded number of times, however many `![` or `](` it holds.
     """
     bare_at = bare(position)
-    limit = len(text) if bare_at < 0 else bare_at
-    while (start := text.find("![", position, limit)) >= 0:
-        close = alt_end(start + 2)
-        if close < 0:
-            break
-        if text[close] == "]" and (match := _DATA_DESTINATION.match(text, close + 1)) is not None:
+    limit = len(text) if bare_at < 0 else bare_at  # an image must start before it to come first
+    floor = position - 1
+    while floor + 1 < limit and (close := opening(floor + 1)) >= 0:
+        floor = max(floor, text.rfind("]", floor + 1, close), text.rfind("\n", floor + 1, close))
+        start = text.find("![", floor + 1, min(close, limit))
+        if start >= 0:
+            match = _DATA_DESTINATION.match(text, close)
+            assert match is not None  # `opening` found it
             return start, match.end(), "markdown"
-        position = close + 1
+        floor = close
     if bare_at >= 0:
         return bare_at, bare_at + len(ImageFilter._BARE), "bare"
     return None

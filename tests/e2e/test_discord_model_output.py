@@ -73,7 +73,7 @@ async def test_only_http_masked_links_reach_discord(
         message = await bot_says(dc, dm, lambda text: text.endswith("is a link."))
     assert all(
         MASKED_NOT_WEB.search(version) is None
-        for version in message.versions[:-1] + [message.content]
+        for version in [*message.versions[:-1], message.content]
         if "`" not in version
     ), message.versions
     assert MASKED_NOT_WEB.findall(message.content) == ["]("]  # the one inside the code span, shown as code
