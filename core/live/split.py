@@ -159,7 +159,9 @@ class _Candidate:
     reopen: str = ""  # put before the rest (the opening fence line, a table header)
 
 
-_SENTENCE_END = re.compile(r"(?:[.!?…]+[\"'”’)\]]*\s+)|(?:[。！？]+[」』）]*\s*)")
+# Matches start only at the first mark of a run, and runs are taken whole (possessive): a run of "."
+# without a space after it is scanned once, not once per dot (which was quadratic in the run).
+_SENTENCE_END = re.compile(r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+\s+|(?<![。！？])[。！？]++[」』）]*+\s*")
 _WHITESPACE = re.compile(r"\s+")
 _INLINE = frozenset({"Emphasis", "Strong", "Strikethrough", "Link", "Image", "Superscript", "Subscript"})
 _LEAVES = frozenset({"Paragraph", "Heading", "TableCell"})
