@@ -220,3 +220,23 @@ def test_the_address_policy_refuses_every_non_public_kind() -> None:
         "not an address",
     ]
     assert [address for address in refused if is_public_address(address)] == []
+
+
+async def test_a_name_that_rebinds_to_loopback_between_hops_is_refused_at_the_second_connection(
+    up: FakeUpstream, network: Network, client: UpstreamClient
+) -> None:
+    answers = iter([[PUBLIC_ADDRESS], ["127.0.0.1"]])  # a short-TTL name: public first, loopback next
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        network.resolved.append(host)
+        return next(answers)
+
+    up.serve("/cat.png", PNG, content_type="image/png")
+    up.serve("/hop", b"", status=302, headers={"Location": "/cat.png"})
+    backend = PublicOnlyBackend(resolve=rebinding, connect=network.connect)
+    async with UpstreamClient(base_url=up.base_url, api_key=KEY, image_network=backend) as rebound:
+        with pytest.raises(ImageError):
+            await rebound.download(f"http://rebind.example:{network.loopback_port}/hop", max_bytes=10**6)
+    assert network.resolved == ["rebind.example", "rebind.example"]  # resolved per connection, no reuse
+    assert network.dialled == [(PUBLIC_ADDRESS, network.loopback_port)]
+    assert [r.path for r in up.requests] == ["/hop"]
