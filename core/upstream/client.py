@@ -16,8 +16,6 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from core.errors import (
-    IMAGE_NOT_SHOWN,
-    ImageError,
     StreamInterruptedError,
     UpstreamError,
     UpstreamRateLimitError,
@@ -42,7 +40,7 @@ from core.upstream.faults import (
     transport_error,
     unavailable,
 )
-from core.upstream.guard import PublicOnlyBackend, PublicOnlyTransport
+from core.upstream.guard import ByteBudget, PublicOnlyBackend, fetch_image, image_client, image_failed
 from core.upstream.sse import SSEDecoder, SSEError
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,6 @@ ERROR_BODY_MAX_BYTES = 64 * 1024
 USER_AGENT = "parley/0.1"
 DRAIN_SECONDS = 1.0
 DRAIN_MAX_BYTES = 64 * 1024
-MAX_REDIRECTS = 5  # per image download
 
 class UpstreamClient:
     """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
@@ -90,15 +87,9 @@ class UpstreamClient:
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout_seconds),
         )
-        # Images live on third-party hosts: a client that has never seen the key. Identity encoding keeps
-        # the byte cap honest (no decompression bomb). Redirects are followed by hand (`_download`).
-        # No proxies from the environment: a proxy would make the connect-time address check moot.
-        transport = None if allow_private_image_urls else PublicOnlyTransport(image_network or PublicOnlyBackend())
-        self._downloads = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            follow_redirects=False,
-            transport=transport,
-            trust_env=allow_private_image_urls,
+        # Images live on third-party hosts: a client that has never seen the key (core.upstream.guard).
+        self._downloads = image_client(
+            user_agent=USER_AGENT, allow_private=allow_private_image_urls, network=image_network
         )
 
     def __repr__(self) -> str:
@@ -194,37 +185,12 @@ class UpstreamClient:
         """
         try:
             async with asyncio.timeout(timeout_seconds):  # a deadline for the whole download, not per read
-                return await self._download(url, max_bytes, budget or ByteBudget(max_bytes))
+                budget = budget or ByteBudget(max_bytes)
+                return await fetch_image(self._downloads, url, max_bytes=max_bytes, budget=budget)
         except TimeoutError:
-            raise _image_failed("image download timed out") from None
+            raise image_failed("image download timed out") from None
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: "Invalid IPv6 URL"
-            raise _image_failed(f"image download failed: {type(exc).__name__}: {exc}") from None
-
-    async def _download(self, url: str, max_bytes: int, budget: ByteBudget) -> bytes:
-        target = httpx.URL(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            if target.scheme not in ("http", "https") or not target.host:
-                raise _image_failed("image URL not http(s)")
-            request = self._downloads.build_request("GET", target)
-            response = await self._downloads.send(request, stream=True)
-            try:
-                if response.has_redirect_location:  # followed by hand: each hop is checked like the first
-                    target = target.join(response.headers["location"])
-                    continue
-                if not response.is_success:
-                    raise _image_failed(f"image download HTTP {response.status_code}")
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > min(max_bytes, budget.left):
-                    raise _image_failed("image over the size cap")
-                data = bytearray()
-                async for piece in response.aiter_bytes():
-                    data += piece
-                    if len(data) > max_bytes or not budget.take(len(piece)):
-                        raise _image_failed("image over the size cap")
-                return bytes(data)
-            finally:
-                await response.aclose()
-        raise _image_failed("too many redirects")
+            raise image_failed(f"image download failed: {type(exc).__name__}: {exc}") from None
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -431,21 +397,3 @@ async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_second
     except (TimeoutError, httpx.HTTPError):
         pass  # the status alone decides the error; the body only adds detail
     return bytes(data[:max_bytes])
-
-
-def _image_failed(reason: str) -> ImageError:
-    return ImageError(reason, user_message=IMAGE_NOT_SHOWN)
-
-
-class ByteBudget:
-    """Bytes the image downloads of one answer may still read, shared by all of them."""
-
-    __slots__ = ("left",)
-
-    def __init__(self, total_bytes: int) -> None:
-        self.left = total_bytes
-
-    def take(self, count: int) -> bool:
-        """Spend `count` bytes; False once the budget is overspent."""
-        self.left -= count
-        return self.left >= 0

@@ -7,7 +7,8 @@ name is resolved once, every address it resolves to is checked, and the connecti
 checked address (never to a second lookup, so DNS rebinding cannot slip a private address in). TLS
 still verifies the certificate against the URL's host name: httpcore does the handshake after
 `connect_tcp` with the origin's host as server name. Every redirect hop is a new connection and meets
-the same check. Imports httpx/httpcore and the stdlib only.
+the same check. Also here: the downloads client and the fetch itself (redirects by hand, byte caps).
+Imports httpx/httpcore, the stdlib and core.errors only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore
 import httpx
+
+from core.errors import IMAGE_NOT_SHOWN, ImageError
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 """Host name (or literal) and port -> the IP addresses it resolves to."""
@@ -138,3 +141,66 @@ class PublicOnlyTransport(httpx.AsyncHTTPTransport):
             max_keepalive_connections=0,
             network_backend=backend,
         )
+
+
+MAX_REDIRECTS = 5  # per image download
+
+
+class ByteBudget:
+    """Bytes the image downloads of one answer may still read, shared by all of them."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, total_bytes: int) -> None:
+        self.left = total_bytes
+
+    def take(self, count: int) -> bool:
+        """Spend `count` bytes; False once the budget is overspent."""
+        self.left -= count
+        return self.left >= 0
+
+
+def image_client(*, user_agent: str, allow_private: bool, network: PublicOnlyBackend | None) -> httpx.AsyncClient:
+    """The client for model-linked images: no credentials, no automatic redirects, public addresses only
+    (unless `allow_private`), and no proxy from the environment (a proxy would make the address check moot).
+    Identity encoding keeps the byte cap honest (no decompression bomb)."""
+    transport = None if allow_private else PublicOnlyTransport(network or PublicOnlyBackend())
+    return httpx.AsyncClient(
+        headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
+        follow_redirects=False,
+        transport=transport,
+        trust_env=allow_private,
+    )
+
+
+async def fetch_image(http: httpx.AsyncClient, url: str, *, max_bytes: int, budget: ByteBudget) -> bytes:
+    """GET `url` with `http` (an `image_client`), following redirects by hand so each hop is an http(s)
+    URL checked like the first; at most `max_bytes`, and within `budget`. Raises ImageError or httpx errors."""
+    target = httpx.URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        if target.scheme not in ("http", "https") or not target.host:
+            raise image_failed("image URL not http(s)")
+        response = await http.send(http.build_request("GET", target), stream=True)
+        try:
+            if response.has_redirect_location:
+                target = target.join(response.headers["location"])
+                continue
+            if not response.is_success:
+                raise image_failed(f"image download HTTP {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > min(max_bytes, budget.left):
+                raise image_failed("image over the size cap")
+            data = bytearray()
+            async for piece in response.aiter_bytes():
+                data += piece
+                if len(data) > max_bytes or not budget.take(len(piece)):
+                    raise image_failed("image over the size cap")
+            return bytes(data)
+        finally:
+            await response.aclose()
+    raise image_failed("too many redirects")
+
+
+def image_failed(reason: str) -> ImageError:
+    """`reason` for the logs; for the user, the one wording every failed image gets."""
+    return ImageError(reason, user_message=IMAGE_NOT_SHOWN)
