@@ -154,10 +154,12 @@ async def _load_all(
             fetches[index] = asyncio.ensure_future(download(url))
             results.append(_not_shown("placeholder"))
     if fetches:
-        done, pending = await asyncio.wait(fetches.values(), timeout=deadline_seconds)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            done, _ = await asyncio.wait(fetches.values(), timeout=deadline_seconds)
+        finally:  # also when the reply itself is cancelled: no download outlives it
+            for task in fetches.values():
+                task.cancel()
+            await asyncio.gather(*fetches.values(), return_exceptions=True)
         for index, task in fetches.items():
             results[index] = _fetched(task, done, max_bytes=max_bytes, alt=alts[index])
     return results
