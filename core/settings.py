@@ -95,7 +95,8 @@ class Settings(DatabaseSettings):
     # Images
     image_max_bytes: int = Field(default=10_000_000, ge=1024)
     image_max_bytes_per_turn: int = Field(default=10_000_000, ge=1024)
-    image_download_timeout: float = Field(default=20.0, gt=0)
+    image_download_timeout: float = Field(default=20.0, gt=0)  # for all the linked images of one answer
+    allow_private_image_urls: bool = False  # fetch model-linked images from loopback/private addresses too
     image_dir: str = "parley-images"
 
     # Live replies

@@ -143,3 +143,24 @@ def test_a_final_text_that_differs_from_the_stream_is_cut_afresh() -> None:
     streamed.advance("word " * 100)
     final = "other " * 60
     assert streamed.finish(final) == layout(200).finish(final)
+
+
+@pytest.mark.parametrize(
+    ("platform", "unit"),
+    [
+        ("telegram", "> "), ("telegram", "- "), ("discord", "> "), ("discord", "- "), ("discord", "`"),
+        ("telegram", "e" + "\u0301" * 200), ("discord", "."),
+    ],
+)
+def test_hostile_text_is_cut_into_nearly_full_messages(platform: str, unit: str) -> None:
+    # Text where every position starts a block ("> > >"), one endless fence line or one endless grapheme
+    # cluster used to be cut a character or two at a time: thousands of messages, each re-parsing a whole
+    # window (quadratic). Now every message takes at least a good part of a window.
+    window = 4096 if platform == "telegram" else 1984
+    text = unit * (24_000 // len(unit))
+    layout = Layout(
+        window_units=window, unit="utf16", render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
+        fits=lambda rendered: count_units(rendered.text, "utf16") <= window + 16,
+    )
+    messages = layout.finish(text)
+    assert len(messages) <= 3 * len(text) // window + 2
