@@ -55,7 +55,9 @@ async def test_a_flood_wait_in_the_middle_of_a_reply_loses_nothing_and_holds_the
         assert message.history[-1] == answer and all(answer.startswith(h) for h in message.history if h)
 
 
-async def test_a_relative_link_falls_back_to_plain_text_and_the_answer_completes(tmp_path: Path) -> None:
+async def test_relative_links_are_shown_as_text_and_the_rest_keeps_its_formatting(tmp_path: Path) -> None:
+    """The fake refuses a text_link to a relative URL ("URL host is empty"), as Telegram does; the product
+    never sends one: relative and fragment links are plain words, the https link and the bold survive."""
     tail = " ".join(f"more{n}" for n in range(60))
     answer = (
         "See [the README](README.md) and jump back to [top](#intro).\n\n"
@@ -69,9 +71,30 @@ async def test_a_relative_link_falls_back_to_plain_text_and_the_answer_completes
             w.tg.user_sends(chat, user, "where are the docs?")
             [message] = await w.final(chat, shown)
             await w.idle()
+        assert {(e.type, e.url) for e in message.entities} == {("bold", None), ("text_link", "https://example.org/x")}
+        assert not [c for c in w.tg.errors() if c.status == 400]
+        assert w.texts(chat) == [shown]
+
+
+async def test_any_400_on_formatted_text_falls_back_to_plain_text_and_the_answer_completes(tmp_path: Path) -> None:
+    """Whatever Telegram objects to in the entities (here an entity it calls invalid), that message is sent
+    again as plain text and the stream goes on; only "can't parse entities" used to fall back."""
+    tail = " ".join(f"more{n}" for n in range(60))
+    answer = f"**Bold** and [a link](https://example.org/x).\n\n{tail}"
+    shown = f"Bold and a link.\n\n{tail}"
+    refusal = "Bad Request: entity URL 'https://example.org/x' is invalid: wrong HTTP URL"
+    async with telegram_world(tmp_path, telegram_stream_mode="edit") as w:
+        w.up.add_reply(answer, chunk_chars=10, tokens_per_second=80)
+        user, chat = w.dm("Ann")
+        for method in ("sendMessage", "editMessageText"):  # whichever call first carries the entities
+            w.tg.fail_next(method, 400, refusal, when=lambda params: bool(params.get("entities")))
+        async with w.bot():
+            w.tg.user_sends(chat, user, "where are the docs?")
+            [message] = await w.final(chat, shown)
+            await w.idle()
         assert message.entities == ()  # this message fell back to plain text
         refused = [c for c in w.tg.errors() if c.status == 400]
-        assert refused and all("URL host is empty" in (c.description or "") for c in refused)
+        assert len(refused) == 1 and refused[0].description == refusal
         assert w.texts(chat) == [shown]
 
 

@@ -70,7 +70,7 @@ class FakeTelegram(UserSide):
         self.downloads: list[str] = []  # file_path of every file the bot fetched from /file/bot<token>/
         self.count_429 = 0
         self.internal_errors: list[BaseException] = []  # bugs of the fake itself (answered with 500)
-        self._failures: dict[str, list[ApiError]] = {}
+        self._failures: dict[str, list[tuple[ApiError, Callable[[Mapping[str, Any]], bool]]]] = {}
         self._poll_generation = 0
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -130,9 +130,11 @@ class FakeTelegram(UserSide):
             call.params = decode_params(await _read_params(request))
             if not hmac.compare_digest(request.match_info["token"].encode(), self._token.encode()):
                 raise ApiError(401, "Unauthorized")
-            if self._failures.get(name):
-                self._hold_on_injected(self._failures[name][0], call.params)
-                raise self._failures[name].pop(0)
+            pending = self._failures.get(name)
+            if pending and pending[0][1](call.params):
+                error, _ = pending.pop(0)
+                self._hold_on_injected(error, call.params)
+                raise error
             if name == "getUpdates":
                 result: Any = await self._get_updates(Params(call.params), request)
             elif entry is None:
@@ -253,9 +255,11 @@ class FakeTelegram(UserSide):
         description: str = "Bad Request: injected failure",
         *,
         retry_after: int | None = None,
+        when: Callable[[Mapping[str, Any]], bool] = lambda params: True,
     ) -> None:
-        """The next call of `method` (canonical name, e.g. "editMessageText") gets this error instead."""
-        self._failures.setdefault(method, []).append(ApiError(code, description, retry_after=retry_after))
+        """The next call of `method` (canonical name, e.g. "editMessageText") whose parameters pass `when`
+        gets this error instead."""
+        self._failures.setdefault(method, []).append((ApiError(code, description, retry_after=retry_after), when))
 
     def _hold_on_injected(self, error: ApiError, params: Mapping[str, Any]) -> None:
         """An injected 429 holds its chat like a real one: calls before retry_after are refused too."""
