@@ -192,7 +192,9 @@ async def test_model_autocompletes_switches_and_refuses_unknown_names(
     assert choices == [{"name": "fake/other", "value": "fake/other"}]
     assert switched.ephemeral and switched.content == "Model set to `fake/other` for this conversation."
     assert refused.ephemeral and refused.content == "Unknown model. Choose one of: fake/echo, fake/other"
-    assert current.content == "Model: `fake/other`\nChoices: `fake/echo`, `fake/other`"
+    assert current.content == (
+        "Model: `fake/other`\nChoices: `fake/echo`, `fake/other`\nSwitch this conversation with /model NAME."
+    )
     assert upstream.chat_requests[-1].body["model"] == "fake/other"
 
 
