@@ -50,6 +50,15 @@ class Text:
         return self.render(plain=str, code=str)
 
 
+def size(count: int) -> str:
+    """A byte count as people read it: "20 MB", "500 kB"."""
+    return f"{count / 1_000_000:g} MB" if count >= 1_000_000 else f"{count // 1000} kB"
+
+
+def image_too_large(max_bytes: int) -> str:
+    return f"The image is too large (the limit is {size(max_bytes)})."
+
+
 def _text(*lines: Span | tuple[Span, ...]) -> Text:
     return Text(tuple(line if isinstance(line, tuple) else (line,) for line in lines))
 
