@@ -27,6 +27,7 @@ from core import (
     TextDelta,
     Turn,
     UserRef,
+    texts,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class TerminalChat:
             except Exception:
                 # The terminal is this adapter's chat: a traceback goes to the log at DEBUG only.
                 log.debug("unexpected error", exc_info=True)
-                self._fail("Something went wrong; the message was not answered.")
+                self._fail(texts.GENERIC_FAILURE)
 
     def _read_line(self) -> str | None:
         if self._interactive:
@@ -97,7 +98,7 @@ class TerminalChat:
                 self._print(HELP)
             case "/reset":
                 await self._assistant.reset(self._key, self._user)
-                self._print("New conversation started.")
+                self._print(texts.reset_done().plain())
             case "/model":
                 await self._model(argument.strip())
             case "/imagine":
@@ -106,25 +107,17 @@ class TerminalChat:
                 if result.text:
                     self._print(result.text)
             case "/usage":
-                report = await self._assistant.usage(self._key, self._user)
-                c, t = report.conversation, report.today
-                self._print(
-                    f"model {report.model}\n"
-                    f"this conversation: {c.total_tokens} tokens ({c.prompt_tokens} in, {c.cached_tokens} cached; "
-                    f"{c.completion_tokens} out, {c.reasoning_tokens} reasoning)\n"
-                    f"you today: {t.total_tokens} tokens in {t.requests} requests ({t.cached_tokens} cached)"
-                )
+                self._print(texts.usage(await self._assistant.usage(self._key, self._user)).plain())
             case _:
                 await self._reply(line)
 
     async def _model(self, name: str) -> None:
         if name:
             chosen = await self._assistant.set_model(self._key, self._user, name)
-            self._print(f"Model set to {chosen}.")
+            self._print(texts.model_set(chosen).plain())
             return
         current = await self._assistant.current_model(self._key, self._user)
-        choices = await self._assistant.models()
-        self._print(f"model: {current}" + (f"\nchoices: {', '.join(choices)}" if choices else ""))
+        self._print(texts.model_choices(current, await self._assistant.models()).plain())
 
     async def _reply(self, text: str) -> None:
         turn = Turn(conversation=self._key, user=self._user, text=text)

@@ -3,6 +3,7 @@
 Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/unit/test_architecture.py checks.
 """
 
+from core import texts  # what users read, written once for every adapter
 from core.access import Access, AccessRefused, refusals_escaping
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
 from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef
@@ -117,6 +118,7 @@ __all__ = [
     "serve_metrics",
     "sniff_mime",
     "telegram_profile",
+    "texts",
     "upgrade_database",
     "validate_image",
     "validate_user_image",

@@ -17,6 +17,7 @@ from functools import partial
 
 from core.errors import IMAGE_NOT_SHOWN, ImageError
 from core.events import Image
+from core.texts import image_too_large
 
 Download = Callable[[str], Awaitable[bytes]]
 """Fetches an http(s) URL within the answer's byte budget; raises ImageError."""
@@ -45,7 +46,7 @@ def validate_image(data: bytes, *, max_bytes: int, alt: str = "") -> Image:
     if len(data) > max_bytes:
         raise ImageError(
             f"image of {len(data)} bytes over the {max_bytes} cap",
-            user_message=f"The image is too large (over {max_bytes // 1_000_000 or 1} MB).",
+            user_message=image_too_large(max_bytes),
         )
     mime = sniff_mime(data)
     if mime is None:
@@ -74,7 +75,7 @@ def decode_data_url(url: str, *, max_bytes: int, alt: str = "") -> Image:
     if len(payload) // 4 * 3 > max_bytes + 3:
         raise ImageError(
             "data URL over the cap",
-            user_message=f"The image is too large (over {max_bytes // 1_000_000 or 1} MB).",
+            user_message=image_too_large(max_bytes),
         )
     try:
         data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)

@@ -10,6 +10,7 @@ from core.conversation import Turn
 from core.errors import ImageError, InputError
 from core.events import Image
 from core.images import validate_user_image
+from core.texts import size
 
 # Characters that draw nothing but are not whitespace nor category Cf/Cc: variation selectors, the combining
 # grapheme joiner, Mongolian free variation selectors, Hangul fillers and the blank Braille pattern (all seen
@@ -55,7 +56,7 @@ def check_turn_bytes(total: int, turn_max_bytes: int) -> None:
         raise ImageError(
             f"{total} image bytes in one turn, over {turn_max_bytes}",
             user_message=(
-                f"Those images are too large together (at most {_megabytes(turn_max_bytes)} per message); "
+                f"Those images are too large together (at most {size(turn_max_bytes)} per message); "
                 "send fewer or smaller ones."
             ),
         )
@@ -63,7 +64,3 @@ def check_turn_bytes(total: int, turn_max_bytes: int) -> None:
 
 def too_long(limit: int) -> InputError:
     return InputError("input too long", user_message=f"That message is too long (the limit is {limit} characters).")
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 1_000_000:g} MB" if count >= 1_000_000 else f"{count // 1000} kB"

@@ -46,11 +46,11 @@ from core import (
     Turn,
     refusals_escaping,
     secrets_redacted,
+    texts,
 )
 
 log = logging.getLogger(__name__)
 
-GENERIC_FAILURE = "Something went wrong; that message was not answered."
 MESSAGE_CONTENT_HELP = (
     "the bot's application lacks the Message Content intent: enable it in the Discord Developer Portal "
     "→ your application → Bot → Privileged Gateway Intents → Message Content"
@@ -106,6 +106,7 @@ class ParleyDiscord(discord.Client):
                 group_history=settings.group_history,
                 image_max_bytes=settings.image_max_bytes,
                 in_flight=self._in_flight,
+                profile=profile,
             ),
         )
 
@@ -268,7 +269,7 @@ class ParleyDiscord(discord.Client):
             await self._tell(message, exc.user_message)
         except Exception:
             log.exception("discord: answering a message failed")
-            await self._tell(message, GENERIC_FAILURE)
+            await self._tell(message, texts.GENERIC_FAILURE)
 
     async def _where_to_answer(
         self, message: discord.Message, place: Place, *, opens_thread: bool

@@ -7,14 +7,14 @@ alone (ephemeral), and only `user_message`s or a generic line ever reach them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import discord
 from discord import app_commands
+from discord.abc import Messageable
 
 from bots.discord_adapter.conversations import (
     GroupHistory,
@@ -23,36 +23,45 @@ from bots.discord_adapter.conversations import (
     read_image,
     user_ref,
 )
-from bots.discord_adapter.surface import MAX_CONTENT_CHARS, MAX_FILES_PER_MESSAGE, upload_file
+from bots.discord_adapter.surface import MAX_CONTENT_CHARS, DiscordSurface
 from bots.discord_adapter.tasks import InFlight
-from bots.discord_adapter.uploads import fit_image
-from core import (
-    Assistant,
-    ChatAdminCheck,
-    ConversationKey,
-    Forgotten,
-    ParleyError,
-    Stats,
-    UsageReport,
-    UserRef,
-)
+from core import Assistant, ChatAdminCheck, ConversationKey, ParleyError, Profile, Rendered, UserRef, texts
 
 log = logging.getLogger(__name__)
 
-GENERIC_FAILURE = "Something went wrong; please try again."
-TOO_LARGE = "The picture is too large to upload here, even scaled down."
 MAX_CHOICES = 25  # autocomplete answers at most 25 choices (Discord docs, "Autocomplete")
 MAX_CHOICE_CHARS = 100
 NONE = discord.AllowedMentions.none()
+
+
+class _FollowUp:
+    """The interaction's follow-up webhook in the shape of the channel DiscordSurface sends to. Its first
+    message replaces the "thinking…" one, and it needs no permission in the channel, only the interaction."""
+
+    def __init__(self, webhook: discord.Webhook) -> None:
+        self._webhook = webhook
+
+    async def send(self, content: str | None = None, *, files: Sequence[discord.File] = ()) -> discord.Message:
+        # MISSING: no content field at all; wait=True returns the message (interaction webhooks always wait).
+        return await self._webhook.send(
+            content or discord.utils.MISSING, files=list(files), wait=True, allowed_mentions=NONE
+        )
 
 
 class SlashCommands:
     """What the commands do; `add_commands` wires them into a CommandTree."""
 
     def __init__(
-        self, *, assistant: Assistant, group_history: GroupHistory, image_max_bytes: int, in_flight: InFlight
+        self,
+        *,
+        assistant: Assistant,
+        group_history: GroupHistory,
+        image_max_bytes: int,
+        in_flight: InFlight,
+        profile: Profile,
     ) -> None:
         self._assistant = assistant
+        self._profile = profile
         self._group_history: GroupHistory = group_history
         self._image_max_bytes = image_max_bytes
         self._in_flight = in_flight
@@ -67,23 +76,22 @@ class SlashCommands:
                 await self._assistant.require_access(key, user)
             references = [await read_image(image, max_bytes=self._image_max_bytes)] if image else []
             result = await self._assistant.imagine(prompt, conversation=key, user=user, references=references)
-            limit = interaction.filesize_limit
-            fitted = [await asyncio.to_thread(fit_image, picture, limit) for picture in result.images]
-            usable = [picture for picture in fitted if picture is not None][:MAX_FILES_PER_MESSAGE]
-            if not usable:
-                raise ParleyError("generated images over the upload limit", user_message=TOO_LARGE)
-            files = [upload_file(picture, f"imagine-{n}") for n, picture in enumerate(usable, start=1)]
-            caption = _clip(result.text) or discord.utils.MISSING  # MISSING: no content field at all
-            await interaction.followup.send(caption, files=files, allowed_mentions=NONE)
+            surface = DiscordSurface(
+                # The surface needs only `send(content, files=...)`, which _FollowUp has.
+                cast("Messageable", _FollowUp(interaction.followup)),
+                chat_id=interaction.channel_id or 0,
+                profile=self._profile,
+                upload_limit_bytes=interaction.filesize_limit,
+            )
+            caption = _clip(result.text)
+            await surface.send_images(result.images, Rendered(caption, "markdown") if caption else None)
 
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self._answering(interaction, ephemeral=True):
             key, user = self._where(interaction)
             await self._assistant.reset(key, user, chat_admin=_chat_admin(interaction))
-            await self._tell(
-                interaction, "New conversation started: earlier messages are no longer sent to the model."
-            )
+            await self._tell(interaction, markdown(texts.reset_done()))
 
     async def model(self, interaction: discord.Interaction, name: str | None) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -91,12 +99,10 @@ class SlashCommands:
             key, user = self._where(interaction)
             if name:
                 chosen = await self._assistant.set_model(key, user, name, chat_admin=_chat_admin(interaction))
-                await self._tell(interaction, f"Model set to `{chosen}` for this conversation.")
+                await self._tell(interaction, markdown(texts.model_set(chosen)))
                 return
             current = await self._assistant.current_model(key, user)
-            choices = await self._assistant.models()
-            listed = f"\nChoices: {', '.join(f'`{m}`' for m in choices)}" if choices else ""
-            await self._tell(interaction, _clip(f"Model: `{current}`{listed}"))
+            await self._tell(interaction, markdown(texts.model_choices(current, await self._assistant.models())))
 
     async def model_choices(
         self, interaction: discord.Interaction, current: str
@@ -117,19 +123,19 @@ class SlashCommands:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self._answering(interaction, ephemeral=True):
             key, user = self._where(interaction)
-            await self._tell(interaction, usage_text(await self._assistant.usage(key, user)))
+            await self._tell(interaction, markdown(texts.usage(await self._assistant.usage(key, user))))
 
     async def forget(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self._answering(interaction, ephemeral=True):
             key, user = self._where(interaction)
-            await self._tell(interaction, forgotten_text(await self._assistant.forget(key.platform, user)))
+            await self._tell(interaction, markdown(texts.forgotten(await self._assistant.forget(key.platform, user))))
 
     async def stats(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self._answering(interaction, ephemeral=True):
             key, user = self._where(interaction)
-            await self._tell(interaction, stats_text(await self._assistant.stats(user, key.platform)))
+            await self._tell(interaction, markdown(texts.stats(await self._assistant.stats(user, key.platform))))
 
     async def set_access(self, interaction: discord.Interaction, kind: str, subject_id: str, *, grant: bool) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -137,8 +143,7 @@ class SlashCommands:
             key, user = self._where(interaction)
             change = self._assistant.grant if grant else self._assistant.revoke
             await change(user, key.platform, kind, subject_id)
-            verb = "now has" if grant else "no longer has"
-            await self._tell(interaction, f"{kind.capitalize()} `{subject_id.strip()}` {verb} access.")
+            await self._tell(interaction, markdown(texts.access_changed(grant, kind, subject_id)))
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -166,7 +171,7 @@ class SlashCommands:
                 await report_failure(interaction, exc.user_message, deferred_ephemeral=ephemeral)
             except Exception:
                 log.exception("/%s failed", _name(interaction))
-                await report_failure(interaction, GENERIC_FAILURE, deferred_ephemeral=ephemeral)
+                await report_failure(interaction, texts.GENERIC_FAILURE, deferred_ephemeral=ephemeral)
 
 
 async def report_failure(interaction: discord.Interaction, text: str, *, deferred_ephemeral: bool) -> None:
@@ -185,28 +190,9 @@ async def report_failure(interaction: discord.Interaction, text: str, *, deferre
         )
 
 
-def usage_text(report: UsageReport) -> str:
-    c, t = report.conversation, report.today
-    return (
-        f"Model: `{report.model}`\n"
-        f"This conversation: {c.total_tokens} tokens ({c.prompt_tokens} in, {c.cached_tokens} cached; "
-        f"{c.completion_tokens} out, {c.reasoning_tokens} reasoning)\n"
-        f"You today (UTC): {t.total_tokens} tokens in {t.requests} requests ({t.cached_tokens} cached)"
-    )
-
-
-def forgotten_text(report: Forgotten) -> str:
-    return (
-        f"Done: I deleted {report.messages} messages, {report.conversations} conversations and your usage "
-        "records. Messages of others in shared channels stay."
-    )
-
-
-def stats_text(report: Stats) -> str:
-    return (
-        f"Users: {report.users}\nConversations: {report.conversations}\n"
-        f"Tokens today (UTC): {report.tokens_today}\nFailed replies today: {report.errors_today}"
-    )
+def markdown(text: texts.Text) -> str:
+    """A core text as Discord Markdown: plain spans with Markdown characters escaped, code spans as code."""
+    return _clip(text.render(plain=_escaped, code=_code))
 
 
 def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -> None:
@@ -263,7 +249,7 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
     async def on_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         # Reaches here only for failures outside the commands' own handling (unknown command, bad option).
         log.error("slash command /%s failed: %s", _name(interaction), type(error).__name__, exc_info=error)
-        await report_failure(interaction, GENERIC_FAILURE, deferred_ephemeral=False)
+        await report_failure(interaction, texts.GENERIC_FAILURE, deferred_ephemeral=False)
 
 
 def _chat_admin(interaction: discord.Interaction) -> ChatAdminCheck:
@@ -275,6 +261,16 @@ def _chat_admin(interaction: discord.Interaction) -> ChatAdminCheck:
         return interaction.guild_id is not None and (permissions.administrator or permissions.manage_messages)
 
     return check
+
+
+def _escaped(text: str) -> str:
+    # Our own facts (numbers, names of kinds, core's user messages): only what would start emphasis,
+    # spoilers or code; parentheses and dashes inside a line format nothing.
+    return "".join("\\" + c if c in "\\*_~`|" else c for c in text)
+
+
+def _code(text: str) -> str:
+    return f"`{text.replace('`', '')}`"
 
 
 def _clip(text: str) -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import discord
 
-from core import ConversationKey, Image, ImageError, UserRef, check_turn_bytes, validate_user_image
+from core import ConversationKey, Image, ImageError, UserRef, check_turn_bytes, texts, validate_user_image
 
 PLATFORM = "discord"
 MAX_THREAD_NAME_CHARS = 100  # Discord's limit on a thread's name
@@ -104,10 +104,8 @@ def is_image(attachment: discord.Attachment) -> bool:
 async def read_image(attachment: discord.Attachment, *, max_bytes: int) -> Image:
     """Download one attached image for the model; refused before downloading when it is too large."""
     if attachment.size > max_bytes:
-        limit = f"{max_bytes / 1_000_000:.0f} MB" if max_bytes >= 1_000_000 else f"{max_bytes // 1000} kB"
         raise ImageError(
-            f"attachment of {attachment.size} bytes over {max_bytes}",
-            user_message=f"That image is too large (the limit is {limit}).",
+            f"attachment of {attachment.size} bytes over {max_bytes}", user_message=texts.image_too_large(max_bytes)
         )
     return validate_user_image(await attachment.read(), max_bytes=max_bytes, alt=attachment.filename)
 

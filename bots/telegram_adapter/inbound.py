@@ -15,7 +15,7 @@ from telegram import Document, Message, MessageEntity, PhotoSize, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
-from core import ConversationKey, Image, ImageError, UserRef, validate_user_image
+from core import ConversationKey, Image, ImageError, UserRef, texts, validate_user_image
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ async def download_images(messages: Iterable[Message], *, max_bytes: int) -> lis
     for media in _image_media(messages):
         if media.file_size is not None and media.file_size > max_bytes:
             raise ImageError(
-                "photo too large", user_message=f"That image is too large (the limit is {max_bytes:,} bytes)."
+                "photo too large", user_message=texts.image_too_large(max_bytes)
             )
         try:
             data = bytes(await (await media.get_file()).download_as_bytearray())

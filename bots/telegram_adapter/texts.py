@@ -1,6 +1,7 @@
 """The words the Telegram bot says itself (commands, hints, errors), as Markdown for core.live to render.
 
-Pure: builds strings from `core` values; no PTB calls.
+The texts every platform shares come from `core.texts` and are only rendered here; what is Telegram's
+own (the command menu, /start, /help) is written here. Pure: builds strings from `core` values; no PTB calls.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import re
 from collections.abc import Sequence
 
 from core import Forgotten, Stats, UsageReport
+from core import texts as words
 
-GENERIC_ERROR = "Something went wrong; that message was not answered. Please try again."
+GENERIC_ERROR = words.GENERIC_FAILURE
 UNSUPPORTED = "I can read text and photos; this kind of message is not something I can answer."
 EDITED = "I only see new messages: send the corrected text as a new message."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
@@ -30,8 +32,10 @@ HIDDEN_COMMANDS: tuple[str, ...] = ("forget", "stats", "grant", "revoke")
 
 
 def plain(text: str) -> str:
-    """`text` escaped so that Markdown shows it exactly as it is (every ASCII punctuation mark escaped)."""
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+    """`text` escaped so that Markdown shows it exactly as it is: every ASCII punctuation mark but `[`, `(`
+    and `)`, because telegramify-markdown reads `\\(…\\)` and `\\[…\\]` as LaTeX (a code block, the
+    punctuation gone); an escaped `]` already keeps `[…](…)` from being a link."""
+    return re.sub(r"([!-'*-/:-@\\\]-`{-~])", r"\\\1", text)
 
 
 def code(text: str) -> str:
@@ -63,31 +67,25 @@ def help_text(*, username: str, image_model: bool) -> str:
     )
 
 
+def markdown(text: words.Text) -> str:
+    """A core text as Markdown for core.live: plain spans escaped, code spans as code."""
+    return text.render(plain=plain, code=code)
+
+
 def model_choices(current: str, choices: Sequence[str]) -> str:
-    text = f"Model: {code(current)}"
-    if choices:
-        text += "\nChoices: " + ", ".join(code(choice) for choice in choices[:50])
-        text += "\nSwitch this conversation with /model NAME."
-    return text
+    return markdown(words.model_choices(current, choices))
 
 
 def model_set(model: str) -> str:
-    return f"This conversation now uses {code(model)}."
+    return markdown(words.model_set(model))
 
 
 def reset_done() -> str:
-    return "Started a new conversation; I no longer see the earlier messages."
+    return markdown(words.reset_done())
 
 
 def usage(report: UsageReport) -> str:
-    c, t = report.conversation, report.today
-    return (
-        f"Model: {code(report.model)}\n"
-        f"This conversation: {c.total_tokens:,} tokens ({c.prompt_tokens:,} in, "
-        f"of them {c.cached_tokens:,} cached; "
-        f"{c.completion_tokens:,} out)\n"
-        f"You today (UTC): {t.total_tokens:,} tokens in {t.requests:,} requests ({t.cached_tokens:,} cached)"
-    )
+    return markdown(words.usage(report))
 
 
 def error(message: str) -> str:
@@ -95,19 +93,12 @@ def error(message: str) -> str:
 
 
 def forgotten(report: Forgotten) -> str:
-    return (
-        f"Done: I deleted {report.messages:,} messages, {report.conversations:,} conversations and your usage "
-        "records. Messages of others in shared groups stay."
-    )
+    return markdown(words.forgotten(report))
 
 
 def stats(report: Stats) -> str:
-    return (
-        f"Users: {report.users:,}\nConversations: {report.conversations:,}\n"
-        f"Tokens today (UTC): {report.tokens_today:,}\nFailed replies today: {report.errors_today:,}"
-    )
+    return markdown(words.stats(report))
 
 
 def access_changed(granted: bool, kind: str, subject_id: str) -> str:
-    verb = "now has" if granted else "no longer has"
-    return f"{plain(kind.capitalize())} {code(subject_id)} {verb} access."
+    return markdown(words.access_changed(granted, kind, subject_id))

@@ -56,7 +56,9 @@ async def test_chat_reads_lines_prints_replies_and_goes_on_after_an_error(tmp_pa
     path = Path(saved[0].removeprefix("[image saved: ").removesuffix("]"))
     assert path.parent == (tmp_path / "pics").resolve() and path.read_bytes() == png_bytes()
     assert "Your picture:" in lines
-    assert "Echo: and after that?" in lines and lines[-2:] == ["New conversation started.", "Echo: new start"]
+    assert "Echo: and after that?" in lines and lines[-2:] == [
+        "New conversation started: earlier messages are no longer sent to the model.", "Echo: new start"
+    ]
     assert err.strip().splitlines() == [
         "parley: The model service refused our credentials. The bot's operator needs to check the API key."
     ]

@@ -139,6 +139,23 @@ async def test_imagine_over_the_upload_limit_is_re_encoded_to_fit(
         assert opened.format == "JPEG" and opened.size[0] >= 64
 
 
+async def test_imagine_with_twelve_pictures_delivers_all_in_messages_of_at_most_ten(
+    dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    pictures = [png_bytes(n + 1, 2, (n * 20, 0, 0)) for n in range(12)]
+    upstream.add_reply("Twelve squares.", images=[data_url(picture) for picture in pictures])
+    async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
+        interaction = dc.invoke_slash(
+            "imagine", {"prompt": "twelve squares"}, channel=world.channel, user=world.alice
+        )
+        await dc.wait_for(lambda: len(interaction.followup_ids) == 2)
+    first, second = (dc.message(i) for i in interaction.followup_ids)
+    assert first.id == interaction.original_id and first.content == "Twelve squares." and second.content == ""
+    assert [len(first.attachments), len(second.attachments)] == [10, 2]
+    assert [a.data for a in first.attachments + second.attachments] == pictures
+    assert not first.ephemeral and not second.ephemeral
+
+
 async def test_imagine_failure_is_ephemeral_and_the_thinking_message_goes(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
@@ -192,7 +209,9 @@ async def test_model_autocompletes_switches_and_refuses_unknown_names(
     assert choices == [{"name": "fake/other", "value": "fake/other"}]
     assert switched.ephemeral and switched.content == "Model set to `fake/other` for this conversation."
     assert refused.ephemeral and refused.content == "Unknown model. Choose one of: fake/echo, fake/other"
-    assert current.content == "Model: `fake/other`\nChoices: `fake/echo`, `fake/other`"
+    assert current.content == (
+        "Model: `fake/other`\nChoices: `fake/echo`, `fake/other`\nSwitch this conversation with /model NAME."
+    )
     assert upstream.chat_requests[-1].body["model"] == "fake/other"
 
 

@@ -3,6 +3,7 @@ that no header announced, and heartbeats the gateway enforces."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -56,6 +57,24 @@ async def test_creates_and_edits_share_five_writes_per_channel_and_no_header_war
     assert int(headers["Retry-After"]) >= 1
     other = dc.add_channel(dc.add_guild("Elsewhere"), "general")
     assert (await _write(http, dc, other))[0] == 200  # per channel
+
+
+async def test_a_message_takes_at_most_ten_files(dc: FakeDiscord, http: aiohttp.ClientSession) -> None:
+    channel = _channel(dc)
+
+    async def send(count: int) -> tuple[int, Any]:
+        form = aiohttp.FormData()
+        form.add_field("payload_json", json.dumps({"content": f"{count} files"}), content_type="application/json")
+        for n in range(count):
+            form.add_field(f"files[{n}]", f"file {n}".encode(), filename=f"{n}.txt")
+        async with http.post(f"{dc.rest_base}/channels/{channel.id}/messages", data=form) as response:
+            return response.status, await response.json()
+
+    status, body = await send(11)
+    assert status == 400 and body["code"] == 50035 and "attachments" in body["errors"]
+    status, body = await send(10)
+    assert status == 200 and len(body["attachments"]) == 10
+    assert [m.content for m in dc.bot_messages(channel)] == ["10 files"]  # the refused one left nothing
 
 
 async def test_an_injected_429_holds_the_bucket_for_retry_after(dc: FakeDiscord, http: aiohttp.ClientSession) -> None:

@@ -54,7 +54,7 @@ async def test_model_lists_the_choices_and_switches_this_conversation(tmp_path: 
             w.tg.user_sends(chat, user, "/model no/such-model")
             await w.said(chat, lambda t: "Unknown model" in t)
             w.tg.user_sends(chat, user, "/model fake/other")
-            await w.said(chat, lambda t: t == "This conversation now uses fake/other.")
+            await w.said(chat, lambda t: t == "Model set to fake/other for this conversation.")
             w.tg.user_sends(chat, user, "hello")
             await w.said(chat, lambda t: t == "Echo: hello")
         assert "fake/other" in listing.text and {e.type for e in listing.entities} == {"code"}
@@ -82,8 +82,8 @@ async def test_usage_reports_tokens_of_the_conversation_and_today(tmp_path: Path
                     await stored.wait()
                 w.tg.user_sends(chat, user, "/usage")
                 report = await w.said(chat, lambda t: t.startswith("Model:"))
-        assert "1,230 tokens (1,200 in, of them 1,000 cached; 30 out)" in report.text
-        assert "1,230 tokens in 1 requests (1,000 cached)" in report.text
+        assert "1,230 tokens (1,200 in, of them 1,000 cached; 30 out, of them 0 reasoning)" in report.text
+        assert "1,230 tokens in 1 requests (1,000 cached, 0 reasoning)" in report.text
 
 
 async def test_an_unknown_command_gets_a_hint(tmp_path: Path) -> None:

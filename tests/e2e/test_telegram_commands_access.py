@@ -66,9 +66,9 @@ async def test_in_a_shared_group_only_chat_admins_and_admins_switch_model_or_res
             w.tg.user_sends(group, ann, f"@{BOT_USERNAME} what fruit?")
             await w.said(group, lambda t: t == "Echo: Ann: what fruit?")
             w.tg.user_sends(group, root, "/reset")
-            await w.said(group, lambda t: t.startswith("Started a new conversation"))
+            await w.said(group, lambda t: t.startswith("New conversation started"))
             w.tg.user_sends(group, carl, "/model fake/other")  # the new conversation's model
-            await w.said(group, lambda t: t == "This conversation now uses fake/other.")
+            await w.said(group, lambda t: t == "Model set to fake/other for this conversation.")
             w.tg.user_sends(group, ann, f"@{BOT_USERNAME} fresh start")
             await w.said(group, lambda t: t == "Echo: Ann: fresh start")
         assert user_texts(w)[1] == ["Ann: remember mango", "Ann: what fruit?"]  # Ann changed nothing
@@ -83,7 +83,7 @@ async def test_members_reset_their_own_conversation_when_group_history_is_per_us
         group = w.tg.group()
         async with w.bot():
             w.tg.user_sends(group, ann, "/reset")
-            await w.said(group, lambda t: t.startswith("Started a new conversation"))
+            await w.said(group, lambda t: t.startswith("New conversation started"))
         assert w.tg.calls_of("getChatAdministrators") == []
 
 
@@ -96,7 +96,7 @@ async def test_an_anonymous_admin_may_reset_a_shared_group_but_a_channel_speakin
             w.tg.chat_sends(group, channel, "/reset")
             await w.said(group, lambda t: t == f"⚠️ {ADMINS_ONLY}")
             w.tg.chat_sends(group, group, "/reset")
-            await w.said(group, lambda t: t.startswith("Started a new conversation"))
+            await w.said(group, lambda t: t.startswith("New conversation started"))
         assert len(w.texts(group)) == 2
         assert w.tg.calls_of("getChatAdministrators") == []  # both answered from the message alone
 

@@ -85,7 +85,7 @@ async def test_memory_across_turns_and_reset(tmp_path: Path) -> None:
             w.tg.user_sends(chat, user, "who am I?")
             await w.said(chat, lambda t: t == "Echo: who am I?")
             w.tg.user_sends(chat, user, "/reset")
-            await w.said(chat, lambda t: t.startswith("Started a new conversation"))
+            await w.said(chat, lambda t: t.startswith("New conversation started"))
             w.tg.user_sends(chat, user, "and now?")
             await w.said(chat, lambda t: t == "Echo: and now?")
         second, third = w.up.chat_requests[1].body["messages"], w.up.chat_requests[2].body["messages"]

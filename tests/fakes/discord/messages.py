@@ -12,6 +12,7 @@ from .gateway import Gateway
 from .mentions import AllowedMentionsError, compute_mentions
 from .models import (
     JSON,
+    MAX_ATTACHMENTS,
     MAX_CONTENT_CHARS,
     FakeChannel,
     FakeInteraction,
@@ -48,6 +49,13 @@ def _checked_content(payload: JSON) -> str | None:
     return content
 
 
+def _check_attachment_count(count: int) -> None:
+    if count > MAX_ATTACHMENTS:  # refused before anything is stored, as Discord validates the form first
+        raise form_error(
+            "attachments", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ATTACHMENTS} or fewer in length."
+        )
+
+
 def _has_body(content: str, payload: JSON, attachments: Sequence[StoredAttachment]) -> bool:
     # Whitespace-only content counts as empty, as Discord trims it.
     extras = ("embeds", "components", "sticker_ids", "poll")
@@ -74,6 +82,7 @@ class Messages:
         """A message by the bot (or an interaction response when `interaction` is given)."""
         state = self._state
         content = _checked_content(payload) or ""
+        _check_attachment_count(len(files))
         attachments = self._new_attachments(channel, payload, files)
         allowed_flags = SENDABLE_FLAGS | (MessageFlag.EPHEMERAL if interaction else 0)
         flags = int((int(payload.get("flags") or 0) & allowed_flags) | extra_flags)
@@ -115,9 +124,9 @@ class Messages:
         new_content = message.content if "content" not in payload else (content or "")
         attachments = message.attachments
         if "attachments" in payload or files:
-            attachments = self._kept_attachments(message, payload) + self._new_attachments(
-                channel, payload, files
-            )
+            kept = self._kept_attachments(message, payload)
+            _check_attachment_count(len(kept) + len(files))
+            attachments = kept + self._new_attachments(channel, payload, files)
         embeds = list(payload["embeds"] or []) if "embeds" in payload else message.embeds
         if not _has_body(new_content, payload | {"embeds": embeds}, attachments):
             raise ApiError(400, 50006, "Cannot send an empty message")

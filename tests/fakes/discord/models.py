@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 DISCORD_EPOCH_MS = 1_420_070_400_000  # snowflake epoch (docs "Reference: Snowflakes")
 MAX_CONTENT_CHARS = 2000  # counted in code points (discord-api-docs#1315, staff answer)
+MAX_ATTACHMENTS = 10  # files per message (API docs, Reference > "Uploading Files": up to 10 files)
 WAIT_POLL_SECONDS = 0.05  # wait_for also re-checks on this period, for predicates on client-side state
 
 
