@@ -169,6 +169,15 @@ class TelegramBot:
         if not any(is_addressed(item, me) for item in album):
             self._discussion.add(discussion_of(first), user_of(first).name, overheard_line(first))
             return
+        turn = await self._turn(album, me)
+        await show_reply(
+            self._assistant, turn, self._surface(first), budget=self._budget,
+            show_reasoning=self._settings.show_reasoning,
+        )
+
+    async def _turn(self, album: Sequence[Message], me: User) -> Turn:
+        """The turn of a message (or album) for the bot: its text, photos, a quoted message, the discussion."""
+        first = album[0]
         key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
         sources = [*album, *([quote] if quote else [])]
@@ -182,18 +191,14 @@ class TelegramBot:
         context: tuple[str, ...] = self._discussion.take(discussion_of(first)) if is_group(first) else ()
         if quote is not None and (caption_of([quote]) or has_image(quote)):
             context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
-        turn = Turn(
+        return Turn(
             conversation=key,
             user=user_of(first),
-            text=without_mention(text, me),
+            text=without_mention(caption_of(album), me),
             images=images,
             platform_message_id=str(first.message_id),
             context=context,
             quote=Quote(user_of(quote), quoted_images) if quote is not None and quoted_images else None,
-        )
-        await show_reply(
-            self._assistant, turn, self._surface(first), budget=self._budget,
-            show_reasoning=self._settings.show_reasoning,
         )
 
     async def _command(self, message: Message, me: User) -> None:
