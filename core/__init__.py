@@ -4,9 +4,9 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 """
 
 from core import texts  # what users read, written once for every adapter
-from core.access import Access, AccessRefused, refusals_escaping
+from core.access import Access
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
-from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef
+from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef, conversation_for
 from core.discussion import Discussion
 from core.errors import (
     AccessDeniedError,
@@ -50,6 +50,7 @@ from core.live import (
 )
 from core.logs import configure_logging, secrets_redacted
 from core.metrics import Metrics, serve_metrics
+from core.replies import show_message, show_reply
 from core.settings import DatabaseSettings, Settings, load_settings
 from core.store import Forgotten, Stats
 
@@ -61,7 +62,6 @@ __all__ = [
     "TELEGRAM_REQUESTS_PER_SECOND",
     "Access",
     "AccessDeniedError",
-    "AccessRefused",
     "Assistant",
     "Budget",
     "ChatAdminCheck",
@@ -111,11 +111,13 @@ __all__ = [
     "UserRef",
     "check_turn_bytes",
     "configure_logging",
+    "conversation_for",
     "load_settings",
     "open_assistant",
-    "refusals_escaping",
     "secrets_redacted",
     "serve_metrics",
+    "show_message",
+    "show_reply",
     "sniff_mime",
     "telegram_profile",
     "texts",

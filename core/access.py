@@ -7,15 +7,13 @@ count in the database, so they hold across processes. Knows no chat platform.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from core.conversation import ChatAdminCheck, ConversationKey, UserRef
 from core.counters import RequestCounter
 from core.errors import AccessDeniedError, ChatAdminRequiredError, InputError, QuotaExceededError
-from core.events import Event
 from core.settings import Settings
 from core.store import Forgotten, Stats, Store, SubjectKind
 
@@ -27,30 +25,6 @@ SUBJECT_KINDS: tuple[SubjectKind, ...] = ("user", "chat")
 class Access:
     allowed: bool
     admin: bool
-
-
-class AccessRefused(Exception):
-    """An AccessDeniedError carried out of a live reply. LiveReply shows every ParleyError as a note in the
-    chat; this is not one, so it reaches the adapter, which answers in a DM and stays silent in a group.
-    """
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__("access denied")
-        self.user_message = user_message
-
-
-async def refusals_escaping(events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
-    """`events` (an `Assistant.reply`), with AccessDeniedError turned into AccessRefused; closes `events`.
-
-    The check stays inside `reply` (in the conversation's lock) rather than before it, so that no await
-    of the adapter's lets a later message of the conversation overtake an earlier one.
-    """
-    async with aclosing(events):
-        try:
-            async for event in events:
-                yield event
-        except AccessDeniedError as exc:
-            raise AccessRefused(exc.user_message) from exc
 
 
 def midnight_utc(now: datetime) -> datetime:

@@ -30,6 +30,19 @@ class ConversationKey:
         return self.is_group and not self.scope
 
 
+def conversation_for(
+    platform: str, chat_id: str, *, thread_id: str = "", user_id: str, is_group: bool, group_history: str
+) -> ConversationKey:
+    """The conversation a message belongs to, from the platform's facts; what GROUP_HISTORY means.
+
+    A direct chat is one conversation. A group (each thread or forum topic apart) is one conversation
+    everyone there shares with GROUP_HISTORY=chat, one per user with GROUP_HISTORY=user: the user's id
+    is then the scope (as stored: existing databases keep their conversations).
+    """
+    scope = user_id if is_group and group_history == "user" else ""
+    return ConversationKey(platform, chat_id, thread_id, scope, is_group=is_group)
+
+
 # Whether the caller administers the chat, asked of the platform only when a command needs to know
 # (an adapter's answer: Telegram chat administrators, Discord Manage Messages in the channel).
 ChatAdminCheck = Callable[[], Awaitable[bool]]
@@ -58,7 +71,6 @@ class Turn:
 
     `context` holds recent group lines the bot saw but was not asked about ("name: text"), given to
     the model as the discussion before the question; they are not stored.
-    `name_prefix` puts the user's name before the text upstream (shared group conversations).
     `quote` carries the images of a quoted message; they go upstream after `images`.
     """
 
@@ -68,5 +80,9 @@ class Turn:
     images: Sequence[Image] = ()
     platform_message_id: str = ""
     context: Sequence[str] = field(default_factory=tuple)
-    name_prefix: bool = False
     quote: Quote | None = None
+
+    @property
+    def name_prefix(self) -> bool:
+        """The user's name goes before the text upstream: several people talk in this conversation."""
+        return self.conversation.is_shared

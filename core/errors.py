@@ -25,11 +25,16 @@ upstream body, URL or key can reach a chat. This module imports nothing from the
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ParleyError(Exception):
     """Base of every error Parley raises on purpose."""
 
     default_message = "Something went wrong. Please try again."
+    # Ending a live reply, the error becomes a short note under what was shown (core/live/engine.py);
+    # False: nothing is shown and the error reaches the adapter, which decides (a refusal).
+    noted_in_reply: ClassVar[bool] = True
 
     def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
         super().__init__(detail or user_message or self.default_message)
@@ -50,9 +55,10 @@ class InputError(ParleyError):
 
 
 class AccessDeniedError(ParleyError):
-    """Adapters answer it in a direct chat and stay silent in a group."""
+    """Adapters answer it in a direct chat and stay silent in a group (so a reply never shows it as a note)."""
 
     default_message = "Sorry, this bot is private. Ask its operator for access."
+    noted_in_reply = False
 
 
 class ChatAdminRequiredError(ParleyError):

@@ -7,7 +7,6 @@ in flight. Imports only `core`, discord.py and this package.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import discord
@@ -34,18 +33,16 @@ from bots.discord_adapter.tasks import InFlight
 from core import (
     DISCORD,
     AccessDeniedError,
-    AccessRefused,
     Assistant,
     Budget,
     ConfigError,
     Discussion,
-    LiveReply,
     ParleyError,
     Profile,
     Settings,
     Turn,
-    refusals_escaping,
     secrets_redacted,
+    show_reply,
     texts,
 )
 
@@ -247,22 +244,10 @@ class ParleyDiscord(discord.Client):
                 upload_limit_bytes=_upload_limit(message),
                 reply_to=reply_to,
             )
-            live = LiveReply(
-                surface, budget=self._budget, show_reasoning=self._settings.show_reasoning,
-                on_first_text=self._assistant.first_text_hook(),
+            await show_reply(
+                self._assistant, turn, surface, budget=self._budget, show_reasoning=self._settings.show_reasoning
             )
-            replies = refusals_escaping(self._assistant.reply(turn))
-            try:
-                result = await live.run(replies)
-            finally:
-                self._assistant.count_rate_limits(live.rate_limited)
-                if isinstance(replies, AsyncGenerator):
-                    await replies.aclose()  # releases the conversation's lock even when the reply broke off
-            if result.error_message:
-                log.info(
-                    "discord: reply in %s ended early: %s", answer_place.channel_id, result.error_message
-                )
-        except (AccessDeniedError, AccessRefused) as exc:
+        except AccessDeniedError as exc:
             if place.is_dm:  # one polite refusal in a DM; in a server, silence
                 await self._tell(message, exc.user_message)
         except ParleyError as exc:
@@ -306,7 +291,6 @@ class ParleyDiscord(discord.Client):
             ),
             platform_message_id=str(message.id),
             context=self._discussion.take(place.channel_id) if is_group else (),
-            name_prefix=is_group and self._settings.group_history == "chat",
         )
 
     async def _tell(self, message: discord.Message, text: str) -> None:

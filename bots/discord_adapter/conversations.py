@@ -12,7 +12,16 @@ from typing import Literal
 
 import discord
 
-from core import ConversationKey, Image, ImageError, UserRef, check_turn_bytes, texts, validate_user_image
+from core import (
+    ConversationKey,
+    Image,
+    ImageError,
+    UserRef,
+    check_turn_bytes,
+    conversation_for,
+    texts,
+    validate_user_image,
+)
 
 PLATFORM = "discord"
 MAX_THREAD_NAME_CHARS = 100  # Discord's limit on a thread's name
@@ -45,15 +54,13 @@ def place_of(channel: object, *, channel_id: int, in_guild: bool) -> Place:
 
 
 def conversation_key(place: Place, user_id: int, *, group_history: GroupHistory) -> ConversationKey:
-    """One conversation per DM; per channel or thread in servers (per user there with GROUP_HISTORY=user)."""
-    if place.is_dm:
-        return ConversationKey(platform=PLATFORM, chat_id=str(place.channel_id))
-    scope = str(user_id) if group_history == "user" else ""
-    if place.parent_id is not None:
-        return ConversationKey(
-            PLATFORM, str(place.parent_id), thread_id=str(place.channel_id), scope=scope, is_group=True
-        )
-    return ConversationKey(PLATFORM, str(place.channel_id), scope=scope, is_group=True)
+    """The conversation of a message in `place` (core's rule, `conversation_for`): a server's threads are
+    threads of their parent channel; a DM is no group."""
+    chat_id, thread_id = (place.parent_id, str(place.channel_id)) if place.is_thread else (place.channel_id, "")
+    return conversation_for(
+        PLATFORM, str(chat_id), thread_id=thread_id, user_id=str(user_id), is_group=not place.is_dm,
+        group_history=group_history,
+    )
 
 
 def user_ref(user: discord.User | discord.Member) -> UserRef:

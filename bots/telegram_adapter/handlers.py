@@ -43,20 +43,17 @@ from bots.telegram_adapter.inbound import (
 from bots.telegram_adapter.surface import TelegramSurface
 from core import (
     AccessDeniedError,
-    AccessRefused,
     Assistant,
     Budget,
-    Completed,
     Discussion,
-    Event,
     Image,
-    LiveReply,
     ParleyError,
     Quote,
     Settings,
     Turn,
     check_turn_bytes,
-    refusals_escaping,
+    show_message,
+    show_reply,
     telegram_profile,
 )
 
@@ -67,10 +64,6 @@ ACTION_REFRESH_SECONDS = 4.5  # sendChatAction: "The status is set for 5 seconds
 _NO_DRAFT_CHATS_MAX = 100_000  # bound on remembered chats that refused drafts
 # Open to strangers: /forget deletes only the caller's own data; the admin commands answer "admins only".
 UNGATED_COMMANDS = frozenset({"forget", "stats", "grant", "revoke"})
-
-
-async def _completed(text: str, images: Sequence[Image] = ()) -> AsyncIterator[Event]:
-    yield Completed(text, tuple(images))
 
 
 class TelegramBot:
@@ -149,7 +142,7 @@ class TelegramBot:
             self._active.add(task)
         try:
             await work(message, message.get_bot().bot)
-        except (AccessDeniedError, AccessRefused) as exc:
+        except AccessDeniedError as exc:
             if not is_group(message):  # one polite refusal in a DM; in a group, silence
                 await self._notify(message, texts.error(exc.user_message))
         except ParleyError as exc:
@@ -176,6 +169,15 @@ class TelegramBot:
         if not any(is_addressed(item, me) for item in album):
             self._discussion.add(discussion_of(first), user_of(first).name, overheard_line(first))
             return
+        turn = await self._turn(album, me)
+        await show_reply(
+            self._assistant, turn, self._surface(first), budget=self._budget,
+            show_reasoning=self._settings.show_reasoning,
+        )
+
+    async def _turn(self, album: Sequence[Message], me: User) -> Turn:
+        """The turn of a message (or album) for the bot: its text, photos, a quoted message, the discussion."""
+        first = album[0]
         key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
         sources = [*album, *([quote] if quote else [])]
@@ -189,17 +191,15 @@ class TelegramBot:
         context: tuple[str, ...] = self._discussion.take(discussion_of(first)) if is_group(first) else ()
         if quote is not None and (caption_of([quote]) or has_image(quote)):
             context += (f"{user_of(quote).name}: {overheard_line(quote)}",)
-        turn = Turn(
+        return Turn(
             conversation=key,
             user=user_of(first),
-            text=without_mention(text, me),
+            text=without_mention(caption_of(album), me),
             images=images,
             platform_message_id=str(first.message_id),
             context=context,
-            name_prefix=is_group(first) and self._settings.group_history == "chat",
             quote=Quote(user_of(quote), quoted_images) if quote is not None and quoted_images else None,
         )
-        await self._show(first, refusals_escaping(self._assistant.reply(turn)), timed=True)
 
     async def _command(self, message: Message, me: User) -> None:
         command = parse_command(message.text or "")
@@ -256,7 +256,7 @@ class TelegramBot:
         references = await download_images(sources, max_bytes=self._settings.image_max_bytes)
         async with self._action(message, ChatAction.UPLOAD_PHOTO):
             result = await self._assistant.imagine(prompt, conversation=key, user=user, references=references)
-        await self._show(message, _completed(result.text, result.images))
+        await self._say(message, result.text, result.images)
 
     async def _unknown_command(self, message: Message, me: User) -> None:
         command = parse_command(message.text or "")
@@ -308,27 +308,9 @@ class TelegramBot:
             self._no_drafts.clear()  # drafts get another try everywhere rather than unbounded memory
         self._no_drafts.add(chat_id)
 
-    async def _show(self, message: Message, events: AsyncIterator[Event], *, timed: bool = False) -> None:
-        """Stream `events` into the chat; always closes `events` (it may hold a conversation lock).
-
-        `timed`: a model's reply, whose first visible text goes into the metrics."""
-        live = LiveReply(
-            self._surface(message), budget=self._budget, show_reasoning=self._settings.show_reasoning,
-            on_first_text=self._assistant.first_text_hook() if timed else None,
-        )
-        try:
-            await live.run(events)
-        finally:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if live.rate_limited:
-            self._assistant.count_rate_limits(live.rate_limited)
-            log.warning("telegram: %d rate limits met in chat %s", live.rate_limited, message.chat_id)
-
-    async def _say(self, message: Message, markdown: str) -> None:
+    async def _say(self, message: Message, markdown: str, images: Sequence[Image] = ()) -> None:
         """A message of the bot's own, through the same engine (paced, split, plain text if refused)."""
-        await self._show(message, _completed(markdown))
+        await show_message(self._assistant, markdown, self._surface(message), budget=self._budget, images=images)
 
     async def _notify(self, message: Message, markdown: str) -> None:
         try:

@@ -15,7 +15,7 @@ from telegram import Document, Message, MessageEntity, PhotoSize, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
-from core import ConversationKey, Image, ImageError, UserRef, texts, validate_user_image
+from core import ConversationKey, Image, ImageError, UserRef, conversation_for, texts, validate_user_image
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,12 @@ def user_of(message: Message) -> UserRef:
 
 
 def conversation_of(message: Message, *, group_history: str) -> ConversationKey:
-    """DMs: one conversation per chat. Groups: per chat or per user (GROUP_HISTORY); forum topics apart."""
+    """The conversation of `message` (core's rule, `conversation_for`); forum topics are threads."""
     topic = topic_of(message)
-    group = is_group(message)
-    scope = user_of(message).id if group and group_history == "user" else ""
-    return ConversationKey(PLATFORM, str(message.chat.id), str(topic) if topic else "", scope, is_group=group)
+    return conversation_for(
+        PLATFORM, str(message.chat.id), thread_id=str(topic) if topic else "", user_id=user_of(message).id,
+        is_group=is_group(message), group_history=group_history,
+    )
 
 
 async def is_chat_admin(message: Message) -> bool:

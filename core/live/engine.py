@@ -133,7 +133,8 @@ class LiveReply:
 
         A `ParleyError` from `events` (or an end without `Completed`) keeps the text shown and adds a
         short note from the error's `user_message`; an answer cut by the upstream (`finish_reason` length,
-        content_filter) gets `Completed.note`. Other exceptions propagate after the helpers stop.
+        content_filter) gets `Completed.note`. A ParleyError that is not `noted_in_reply` (AccessDeniedError)
+        and other exceptions propagate after the helpers stop.
         """
         reader = asyncio.create_task(self._read(events))
         keeper = asyncio.create_task(self._keep_alive())
@@ -170,6 +171,9 @@ class LiveReply:
             if self._completed is None:
                 self._error = StreamInterruptedError("stream ended without Completed")
         except ParleyError as exc:
+            if not exc.noted_in_reply:  # a refusal: nothing is shown, the caller answers or stays silent
+                self._crash = exc
+                raise
             self._error = exc
         except BaseException as exc:
             self._crash = exc
