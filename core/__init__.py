@@ -31,11 +31,6 @@ from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextD
 from core.images import sniff_mime, validate_image, validate_user_image
 from core.inputs import check_turn_bytes
 from core.live import (
-    DISCORD,
-    DISCORD_REQUESTS_PER_SECOND,
-    TELEGRAM_GROUP,
-    TELEGRAM_PRIVATE,
-    TELEGRAM_REQUESTS_PER_SECOND,
     Budget,
     Entity,
     Handle,
@@ -45,7 +40,6 @@ from core.live import (
     Rendered,
     ReplyResult,
     Surface,
-    telegram_profile,
 )
 from core.logs import configure_logging, secrets_redacted
 from core.metrics import Metrics, serve_metrics
@@ -53,11 +47,6 @@ from core.settings import DatabaseSettings, Settings, load_settings
 from core.store import Forgotten, Stats
 
 __all__ = [
-    "DISCORD",
-    "DISCORD_REQUESTS_PER_SECOND",
-    "TELEGRAM_GROUP",
-    "TELEGRAM_PRIVATE",
-    "TELEGRAM_REQUESTS_PER_SECOND",
     "Access",
     "AccessDeniedError",
     "AccessRefused",
@@ -116,7 +105,6 @@ __all__ = [
     "secrets_redacted",
     "serve_metrics",
     "sniff_mime",
-    "telegram_profile",
     "upgrade_database",
     "validate_image",
     "validate_user_image",

@@ -455,7 +455,7 @@ class Assistant:
 
     async def _download(self, url: str) -> bytes:
         return await self._upstream.download(
-            url, max_bytes=self._settings.image_max_bytes, timeout_seconds=self._settings.image_download_timeout
+            url, max_bytes=self._settings.image_max_bytes, timeout_seconds=self._settings.image_download_timeout_seconds
         )
 
 
@@ -501,7 +501,7 @@ async def open_assistant(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key.get_secret_value(),
             timeout_seconds=settings.llm_timeout_seconds,
-            idle_timeout_seconds=settings.stream_idle_timeout,
+            idle_timeout_seconds=settings.stream_idle_timeout_seconds,
             reply_timeout_seconds=settings.reply_timeout_seconds,
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,

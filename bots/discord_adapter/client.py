@@ -29,10 +29,9 @@ from bots.discord_adapter.conversations import (
     turn_text,
     user_ref,
 )
-from bots.discord_adapter.surface import DiscordSurface
+from bots.discord_adapter.surface import DISCORD, DiscordSurface
 from bots.discord_adapter.tasks import InFlight
 from core import (
-    DISCORD,
     AccessDeniedError,
     AccessRefused,
     Assistant,

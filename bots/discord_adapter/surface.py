@@ -24,6 +24,16 @@ MAX_CONTENT_CHARS = 2000
 TOO_LARGE_NOTE = "(An image was too large to upload here.)"
 UNKNOWN_MESSAGE = 10008  # JSON error code: the message is already gone
 
+# Discord: 2000 characters of content, counted in code points ("Our API uses Python 3, so the API
+# calculates length based on the number of codepoints", discord-api-docs#1315). Discord parses Markdown
+# itself; a live preview closes an open code fence, so 16 characters of each message stay free for that.
+# Per channel, message creation and editing share 5 per 5 s (discord-api-docs#20); 1.25 s leaves room for
+# typing and commands. The typing indicator lasts about 10 s (Trigger Typing Indicator): every 8 s keeps it on.
+DISCORD = Profile(
+    markup="markdown", max_message_units=MAX_CONTENT_CHARS, caption_max_units=MAX_CONTENT_CHARS,
+    length_unit="codepoint", edit_interval_seconds=1.25, typing_interval_seconds=8.0, live_reserve_units=16,
+)
+
 
 @contextmanager
 def platform_errors() -> Iterator[None]:

@@ -25,7 +25,7 @@ E_ACUTE = "e\u0301"
 KEYCAP = "1\ufe0f\u20e3"
 
 
-def layout(window: int, platform: str = "telegram", unit: str = "utf16") -> Layout:
+def layout(window: int, platform: str = "entities", unit: str = "utf16") -> Layout:
     return Layout(
         window_units=window, unit=unit,  # type: ignore[arg-type]
         render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
@@ -65,7 +65,7 @@ def test_text_without_spaces_is_cut_between_graphemes_only(unit: str) -> None:
     clusters = [FAMILY, FLAG_FR, THUMB, E_ACUTE, KEYCAP, "字", "a"]
     rng = random.Random(7)
     text = "".join(rng.choice(clusters) for _ in range(400))
-    pieces = layout(50, "discord", unit).finish(text)
+    pieces = layout(50, "markdown", unit).finish(text)
     assert "".join(p.text for p in pieces) == text
     assert all(count_units(p.text, unit) <= 50 for p in pieces)  # type: ignore[arg-type]
     position = 0
@@ -99,12 +99,12 @@ def test_never_cuts_inside_bold_or_a_link() -> None:
 def test_a_cut_code_block_is_closed_and_reopened_with_its_language() -> None:
     code = "\n".join(f"value_{i} = compute({i})  # line {i}" for i in range(120))
     source = f"Intro.\n\n```python\n{code}\n```\n\nAfter."
-    for platform, unit, window in (("telegram", "utf16", 1000), ("discord", "codepoint", 700)):
+    for platform, unit, window in (("entities", "utf16", 1000), ("markdown", "codepoint", 700)):
         pieces = layout(window, platform, unit).finish(source)
         assert len(pieces) >= 4
         code_pieces = [p for p in pieces if "value_" in p.text]
         for piece in code_pieces:
-            if platform == "telegram":
+            if platform == "entities":
                 assert [(e.type, e.language) for e in piece.entities] == [("pre", "python")]
             else:
                 assert "```python\n" in piece.text and piece.text.count("```") % 2 == 0
@@ -115,7 +115,7 @@ def test_a_cut_code_block_is_closed_and_reopened_with_its_language() -> None:
 def test_a_cut_table_repeats_its_header() -> None:
     rows = "\n".join(f"| {i} | item number {i} |" for i in range(60))
     source = f"| n | name |\n|---|---|\n{rows}"
-    pieces = layout(600, "discord", "codepoint").finish(source)
+    pieces = layout(600, "markdown", "codepoint").finish(source)
     assert len(pieces) > 1
     assert all(p.text.startswith("| n | name |\n|---|---|") for p in pieces)
 
