@@ -135,6 +135,9 @@ class Settings(DatabaseSettings):
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
     discord_auto_thread: bool = False
+    # Per channel, message creation and editing share 5 per 5 s (discord-api-docs#20); 1.25 s between a
+    # reply's calls leaves room for typing and commands. Lower only for tests.
+    discord_edit_interval_seconds: float = Field(default=1.25, gt=0)
     # Rate Limits ("Global Rate Limit"): "All bots can make up to 50 requests per second to our API".
     # Live replies get 40 of them; typing, commands and reactions use the rest.
     discord_requests_per_second: float = Field(default=40.0, gt=0, le=1000)

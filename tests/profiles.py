@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bots.discord_adapter.surface import DISCORD
+from bots.discord_adapter.surface import discord_profile
 from bots.telegram_adapter.surface import telegram_profile
 from core.settings import Settings, load_settings
 
@@ -11,5 +11,6 @@ DEFAULT_SETTINGS = load_settings(
 )
 TELEGRAM_PRIVATE = telegram_profile(DEFAULT_SETTINGS, is_group=False)
 TELEGRAM_GROUP = telegram_profile(DEFAULT_SETTINGS, is_group=True)
+DISCORD = discord_profile(DEFAULT_SETTINGS)
 
 __all__ = ["DEFAULT_SETTINGS", "DISCORD", "TELEGRAM_GROUP", "TELEGRAM_PRIVATE"]

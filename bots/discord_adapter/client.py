@@ -29,7 +29,7 @@ from bots.discord_adapter.conversations import (
     turn_text,
     user_ref,
 )
-from bots.discord_adapter.surface import DISCORD, DiscordSurface
+from bots.discord_adapter.surface import DiscordSurface, discord_profile
 from bots.discord_adapter.tasks import InFlight
 from core import (
     AccessDeniedError,
@@ -78,7 +78,7 @@ class ParleyDiscord(discord.Client):
         *,
         assistant: Assistant,
         settings: Settings,
-        profile: Profile = DISCORD,
+        profile: Profile | None = None,
         budget: Budget | None = None,
         guild_ready_timeout: float = 2.0,
         **options: Any,
@@ -92,7 +92,7 @@ class ParleyDiscord(discord.Client):
         )
         self._assistant = assistant
         self._settings = settings
-        self._profile = profile
+        self._profile = profile or discord_profile(settings)
         self._budget = budget or Budget(settings.discord_requests_per_second)
         self._discussion = Discussion(settings.group_context_messages)
         self._in_flight = InFlight()

@@ -18,12 +18,12 @@ from typing import Any
 from core import Settings, open_assistant
 from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, RateLimitPolicy, StoredMessage
 from tests.fakes.upstream import FakeUpstream
+from tests.profiles import DISCORD
 
 with warnings.catch_warnings():
     # discord.py imports the stdlib audioop, deprecated since Python 3.11.
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
     from bots.discord_adapter import ParleyDiscord
-    from bots.discord_adapter.surface import DISCORD
 
 API_KEY = "sk-test-DISCORD-SECRET-5f2b9c"
 SPEED = 0.1  # 1 s of Discord's limits and of the adapter's pacing takes 0.1 s here
