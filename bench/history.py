@@ -13,19 +13,17 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
 
 from core.conversation import UserRef
 from core.store import NewMessage, open_store, upgrade
 from core.store.db import create_engine
 from core.store.tables import Conversation, Message, User, utc_now
+from tests.postgres import connect_admin, temporary_database
 
 CONVERSATIONS = 1_000
 MESSAGES = 100_000
@@ -104,19 +102,8 @@ async def bench(name: str, database_url: str, turns: int) -> None:
 
 @asynccontextmanager
 async def temporary_postgres_database(admin_url: str) -> AsyncIterator[str]:
-    url = make_url(admin_url)
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database or "postgres"
-    )
-    name = f"parley_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temporary_database(await connect_admin(admin_url), admin_url, prefix="parley_bench_") as url:
+        yield url
 
 
 async def main() -> None:

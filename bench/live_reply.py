@@ -51,24 +51,16 @@ class NoOpSurface:
     """Accepts every call at once; remembers when the first text arrived."""
 
     def __init__(self, chat_key: str, profile: Profile) -> None:
-        self._chat_key = chat_key
-        self._profile = profile
+        self.chat_key = chat_key  # plain attributes meet the Surface protocol's read-only properties
+        self.profile = profile
         self.first_text_at: float | None = None
         self.calls = 0
-
-    @property
-    def profile(self) -> Profile:
-        return self._profile
-
-    @property
-    def chat_key(self) -> str:
-        return self._chat_key
 
     async def send(self, text: Rendered) -> Handle:
         self.calls += 1
         if self.first_text_at is None:
             self.first_text_at = time.perf_counter()
-        return Handle(str(self.calls), self._chat_key)
+        return Handle(str(self.calls), self.chat_key)
 
     async def edit(self, handle: Handle, text: Rendered) -> None:
         self.calls += 1
@@ -78,7 +70,7 @@ class NoOpSurface:
 
     async def send_images(self, images: Sequence[Image], caption: Rendered | None) -> Sequence[Handle]:
         self.calls += 1
-        return [Handle("img", self._chat_key)]
+        return [Handle("img", self.chat_key)]
 
     async def typing(self) -> None:
         self.calls += 1

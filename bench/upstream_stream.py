@@ -12,7 +12,7 @@ import sys
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
@@ -20,6 +20,8 @@ import httpx
 
 from core.upstream import UpstreamClient
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
+
+Chunking = Literal["event", "bulk"]  # the fake upstream's write modes this bench compares
 
 TOKENS = 10_000
 CHARS_PER_TOKEN = 4
@@ -33,11 +35,11 @@ def _long_text() -> str:
     return (words * (TOKENS * CHARS_PER_TOKEN // len(words) + 1))[: TOKENS * CHARS_PER_TOKEN]
 
 
-def _serve(conn: Connection, chunking: str) -> None:
+def _serve(conn: Connection, chunking: Chunking) -> None:
     """Child process: run the fake until the parent says stop."""
 
     def reply(_: RecordedRequest) -> Reply:
-        return Reply(text=_long_text(), chunk_chars=CHARS_PER_TOKEN, byte_chunking=chunking)  # type: ignore[arg-type]
+        return Reply(text=_long_text(), chunk_chars=CHARS_PER_TOKEN, byte_chunking=chunking)
 
     async def main() -> None:
         async with FakeUpstream(default_reply=reply) as up:
@@ -82,7 +84,7 @@ async def _measure(base_url: str) -> dict[str, float]:
     }
 
 
-def _bench(chunking: str) -> dict[str, float]:
+def _bench(chunking: Chunking) -> dict[str, float]:
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child, chunking))
     server.start()
@@ -99,7 +101,8 @@ def _bench(chunking: str) -> dict[str, float]:
 def main() -> int:
     print(f"{TOKENS} tokens, best of {RUNS} runs; the fake runs in a child process")
     ok = True
-    for chunking, label in (("event", "one write per SSE event"), ("bulk", "whole body in one write")):
+    modes: list[tuple[Chunking, str]] = [("event", "one write per SSE event"), ("bulk", "whole body in one write")]
+    for chunking, label in modes:
         r = _bench(chunking)
         per_cpu = r["events"] / r["client_cpu"]
         ok = ok and per_cpu >= TARGET_EVENTS_PER_SECOND

@@ -24,13 +24,19 @@ from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
 from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
-from core.images import extract_images, has_inline_image, to_data_url
+from core.images import (
+    ANSWER_DOWNLOAD_BUDGET_IMAGES,
+    Download,
+    extract_images,
+    has_inline_image,
+    to_data_url,
+)
 from core.inputs import check_turn, is_blank, too_long
 from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
 from core.settings import DatabaseSettings, Settings
 from core.store import Forgotten, Lease, NewImage, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
-from core.upstream import UpstreamClient
+from core.upstream import ByteBudget, UpstreamClient
 
 if TYPE_CHECKING:
     from core.metrics import Metrics
@@ -181,7 +187,8 @@ class Assistant:
             extracted = None
             if has_inline_image(full_text):
                 extracted = await extract_images(
-                    full_text, max_bytes=self._settings.image_max_bytes, download=self._download
+                    full_text, max_bytes=self._settings.image_max_bytes, download=self._downloader(),
+                    deadline_seconds=self._settings.image_download_timeout_seconds,
                 )
             # A length or content-filter stop is stored complete: the model ended the answer, nothing of
             # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
@@ -344,7 +351,8 @@ class Assistant:
             completion.text,
             completion.image_urls,
             max_bytes=self._settings.image_max_bytes,
-            download=self._download,
+            download=self._downloader(),
+            deadline_seconds=self._settings.image_download_timeout_seconds,
         )
         if not extracted.images:
             if extracted.failures:
@@ -453,10 +461,15 @@ class Assistant:
         """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
         return await self._gate.forget(platform, user)
 
-    async def _download(self, url: str) -> bytes:
-        return await self._upstream.download(
-            url, max_bytes=self._settings.image_max_bytes, timeout_seconds=self._settings.image_download_timeout_seconds
-        )
+    def _downloader(self) -> Download:
+        """A downloader for the images of one answer: they share one byte budget."""
+        max_bytes = self._settings.image_max_bytes
+        budget = ByteBudget(ANSWER_DOWNLOAD_BUDGET_IMAGES * max_bytes)
+
+        async def download(url: str) -> bytes:
+            return await self._upstream.download(url, max_bytes=max_bytes, budget=budget)
+
+        return download
 
 
 def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
@@ -506,6 +519,7 @@ async def open_assistant(
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,
             clock=clock,
+            allow_private_image_urls=settings.allow_private_image_urls,
         ) as upstream,
     ):
         yield Assistant(

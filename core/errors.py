@@ -131,6 +131,11 @@ class ImageError(ParleyError):
     default_message = "The image could not be used."
 
 
+# What a user sees for any image of a model's answer that failed (refused address, closed port, 404,
+# timeout, oversize, not an image): one wording, so error messages cannot be used to probe a network.
+IMAGE_NOT_SHOWN = "An image could not be shown."
+
+
 class StoreError(ParleyError):
     """The database failed; the SQLAlchemy or driver error stays reachable as `__cause__`."""
 

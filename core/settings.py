@@ -103,9 +103,10 @@ class Settings(DatabaseSettings):
     # Images
     image_max_bytes: int = Field(default=10_000_000, ge=1024)
     image_max_bytes_per_turn: int = Field(default=10_000_000, ge=1024)
-    image_download_timeout_seconds: float = Field(
+    image_download_timeout_seconds: float = Field(  # for all the linked images of one answer
         default=20.0, gt=0, validation_alias=_renamed("image_download_timeout_seconds", "image_download_timeout")
     )
+    allow_private_image_urls: bool = False  # fetch model-linked images from loopback/private addresses too
     image_dir: str = "parley-images"
 
     # Live replies

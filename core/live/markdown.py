@@ -11,7 +11,7 @@ from typing import Literal
 
 from telegramify_markdown import convert as markdown_to_entities
 
-from core.live.split import count_units, events, grapheme_floor, prefix_within
+from core.live.split import byte_offsets, count_units, events, events_with_range, grapheme_floor, prefix_within
 from core.live.surface import Dialect, Entity, LengthUnit, Rendered
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ def render_final(source: str, dialect: Dialect) -> Rendered:
     if dialect == "markdown":
         text = source.strip()
         fence = open_fence(text)  # an answer cut off inside a code block still shows it as code
-        return Rendered(f"{text}\n{fence}" if fence else text, "markdown")
+        text = f"{text}\n{fence}" if fence else text
+        return Rendered(neutralize_links(text, _code_spans(text)) if _LINK_NOT_WEB.search(text) else text, "markdown")
     try:
         text, entities = markdown_to_entities(source)
     except Exception:  # a converter bug must not cost the answer: show it unformatted instead
@@ -44,7 +45,7 @@ def render_final(source: str, dialect: Dialect) -> Rendered:
     kept = tuple(
         Entity(e.type, e.offset, e.length, e.url or "", e.language or "")
         for e in entities
-        if e.type in _KEPT_ENTITIES
+        if e.type in _KEPT_ENTITIES and (e.type != "text_link" or is_web_link(e.url or ""))
     )
     return _trimmed(text, kept)
 
@@ -60,7 +61,7 @@ def render_live(source: str, dialect: Dialect) -> Rendered:
     if dialect == "entities":
         return Rendered(text, "plain")
     fence = open_fence(text)
-    return Rendered(f"{text}\n{fence}" if fence else text, "markdown")
+    return Rendered(neutralize_links(f"{text}\n{fence}" if fence else text), "markdown")
 
 
 def render_plain(rendered: Rendered, dialect: Dialect) -> Rendered:
@@ -144,6 +145,68 @@ def _trimmed(text: str, entities: tuple[Entity, ...]) -> Rendered:
     return Rendered(stripped, "entities", tuple(clipped)) if clipped else Rendered(stripped, "plain")
 
 
+# --- links: only absolute http(s) URLs become clickable ----------------------------------------------
+
+_WEB_URL = re.compile(r"https?://[^\s/?#\\]+[^\s\\]*", re.IGNORECASE)
+
+
+def is_web_link(url: str) -> bool:
+    """An absolute http(s) URL with a host: what a link in model output may point to.
+
+    Everything else is shown as text: `tg://user?id=` (a mention that notifies someone), `javascript:`,
+    `file:`, `mailto:`, relative paths and fragments (which platforms may also refuse as a link target).
+    """
+    return _WEB_URL.fullmatch(url.strip()) is not None
+
+
+# `](` not followed by an http(s) URL: the middle of a masked link (`[text](url)`) to somewhere else.
+_LINK_NOT_WEB = re.compile(r"\]\((?![ \t]*<?https?://)", re.IGNORECASE)
+
+
+def neutralize_links(text: str, code: list[tuple[int, int]] | None = None) -> str:
+    """Markdown in which only http(s) masked links remain: every other `](` becomes `]\\(`.
+
+    The masked-link rule needs `](` literally, so the backslash breaks the link and the platform shows
+    the text as written (the backslash itself is hidden). `code` spans (sorted) are left alone; without
+    them (a live preview, which must not parse) every such `](` is escaped. One C-speed substitution per
+    stretch between code spans, no backtracking.
+    """
+    if not code:
+        return _LINK_NOT_WEB.sub(_ESCAPED_LINK, text)
+    out: list[str] = []
+    position = 0
+    for start, end in code:
+        out.append(_LINK_NOT_WEB.sub(_ESCAPED_LINK, text[position:start]))
+        out.append(text[start:end])
+        position = end
+    out.append(_LINK_NOT_WEB.sub(_ESCAPED_LINK, text[position:]))
+    return "".join(out)
+
+
+_ESCAPED_LINK = "]\\\\("  # the replacement template for "]\\(" (re.sub reads backslashes)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Code spans and code blocks of `text` (str indices, sorted): where a `](` is only code."""
+    spans: list[tuple[int, int]] = []
+    block_start = -1
+    for event, span in events_with_range(text):
+        if isinstance(event, str):
+            continue
+        key, value = next(iter(event.items()))
+        if key == "Code":
+            spans.append((span["start"], span["end"]))
+        elif key == "Start" and not isinstance(value, str) and "CodeBlock" in value:
+            block_start = span["start"]
+        elif key == "End" and value == "CodeBlock" and block_start >= 0:
+            spans.append((block_start, span["end"]))
+            block_start = -1
+    if not text.isascii():
+        to_char = byte_offsets(text)
+        spans = [(to_char(start), to_char(end)) for start, end in spans]
+    return spans
+
+
 # --- the "markdown" dialect -------------------------------------------------------------------------
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\*_~`|>#\-\[\]()<])")
@@ -204,15 +267,14 @@ class ImageFilter:
     """Drops `![alt](data:...)` images and bare `data:image/...` URLs from streamed text.
 
     Holds back a tail that may still become one, so no base64 ever reaches a chat. `feed` and `flush`
-    together give the same text as `strip_images` on the whole, whatever the chunking.
+    together give the same text as `strip_images` on the whole, whatever the chunking. Each `feed` costs
+    time linear in the held tail (at most `_HOLD_MAX` characters) plus the new text: starts are found by
+    `_find_start`, which looks at each character a bounded number of times, never by a backtracking regex.
     """
 
-    _START = re.compile(r"!\[[^\]\n]*\]\(\s*<?data:|data:image/")
-    _PARTIAL = re.compile(
-        r"!(?:\[[^\]\n]{0,300}(?:\](?:\(\s{0,4}<?(?:d(?:a(?:t(?:a)?)?)?)?)?)?)?\Z"
-        r"|d(?:a(?:t(?:a(?::(?:i(?:m(?:a(?:g(?:e)?)?)?)?)?)?)?)?)?\Z"
-    )
-    _BARE_END = re.compile(r"[\s)]")
+    _HOLD_MAX = 320
+    _ALT_MAX = 300
+    _BARE = "data:image/"
 
     def __init__(self) -> None:
         self._held = ""
@@ -221,26 +283,27 @@ class ImageFilter:
     def feed(self, text: str) -> str:
         buffer, out = self._held + text, list[str]()
         self._held = ""
-        while buffer:
+        opening, bare = _NextMatch(_DATA_DESTINATION, buffer), _NextMatch(_BARE_START, buffer)
+        position = 0
+        while position < len(buffer):
             if self._skipping:
                 if self._skipping == "markdown":
-                    end = buffer.find(")")
+                    end = buffer.find(")", position)
                     end = end + 1 if end >= 0 else -1
                 else:
-                    end = _search_end(self._BARE_END, buffer)
+                    end = _search_end(self._BARE_END, buffer, position)
                 if end < 0:
                     return "".join(out)  # still inside the URL: drop what came
-                buffer, self._skipping = buffer[end:], ""
+                position, self._skipping = end, ""
                 continue
-            match = self._START.search(buffer)
-            if match is not None:
-                out.append(buffer[: match.start()])
-                buffer = buffer[match.end() :]
-                self._skipping = "markdown" if match.group().startswith("!") else "bare"
+            found = _find_start(buffer, position, opening, bare)
+            if found is not None:
+                start, end, kind = found
+                out.append(buffer[position:start])
+                position, self._skipping = end, kind
                 continue
-            partial = self._PARTIAL.search(buffer, max(0, len(buffer) - 320))
-            keep = partial.start() if partial else len(buffer)
-            out.append(buffer[:keep])
+            keep = self._partial_start(buffer, max(position, len(buffer) - self._HOLD_MAX))
+            out.append(buffer[position:keep])
             self._held = buffer[keep:]
             break
         return "".join(out)
@@ -249,9 +312,89 @@ class ImageFilter:
         held, self._held, self._skipping = ("" if self._skipping else self._held), "", ""
         return held
 
+    _BARE_END = re.compile(r"[\s)]")
+    _DEST_PREFIX = re.compile(r"(?:\(\s{0,4}<?(?:d(?:a(?:t(?:a)?)?)?)?)?")
 
-def _search_end(pattern: re.Pattern[str], text: str) -> int:
-    match = pattern.search(text)
+    def _partial_start(self, buffer: str, low: int) -> int:
+        """Where a tail that may still become an image starts (len(buffer) if none), looking from `low`."""
+        size = len(buffer)
+        best = size
+        for length in range(len(self._BARE) - 1, 0, -1):  # "d", "da", ... "data:imag" at the very end
+            if size - length >= low and buffer.endswith(self._BARE[:length]):
+                best = size - length
+                break
+        if buffer.endswith("!") and size - 1 >= low:
+            best = min(best, size - 1)
+        start = buffer.find("![", low)
+        while 0 <= start < best:
+            close = _ALT_END.search(buffer, start + 2)
+            if close is None:
+                if size - start - 2 <= self._ALT_MAX:
+                    return start
+                start = buffer.find("![", max(start + 1, size - self._ALT_MAX - 2))
+                continue
+            rest = buffer[close.start() + 1 :]
+            if (
+                close.group() == "]"
+                and close.start() - start - 2 <= self._ALT_MAX
+                and len(rest) <= 10
+                and self._DEST_PREFIX.fullmatch(rest)
+            ):
+                return start
+            start = buffer.find("![", close.start() + 1)
+        return best
+
+
+_ALT_END = re.compile(r"[\]\n]")
+_BARE_START = re.compile(r"data:image/")
+_DATA_DESTINATION = re.compile(r"\]\(\s*<?data:")
+
+
+class _NextMatch:
+    """The next match of a pattern at or after a position, remembered: asked again for a position up to
+    that match (positions only grow), it answers without searching, so no text is searched twice."""
+
+    __slots__ = ("_after", "_found", "_pattern", "_text")
+
+    def __init__(self, pattern: re.Pattern[str], text: str) -> None:
+        self._pattern, self._text = pattern, text
+        self._after, self._found = -1, -1
+
+    def __call__(self, position: int) -> int:
+        if 0 <= self._after <= position and (self._found == -1 or position <= self._found):
+            return self._found
+        match = self._pattern.search(self._text, position)
+        self._after, self._found = position, match.start() if match else -1
+        return self._found
+
+
+def _find_start(
+    text: str, position: int, opening: _NextMatch, bare: _NextMatch
+) -> tuple[int, int, Literal["markdown", "bare"]] | None:
+    """The leftmost `![alt](data:` or `data:image/` at or after `position`: (start, end, kind), or None.
+
+    Read from the middle out: `opening` finds each `](` that opens a data: URL (a C-speed search), and the
+    `![` that goes with it is the first after the last `]` or newline before it. Each stretch of text is
+    searched a bounded number of times, however many `![` or `](` it holds.
+    """
+    bare_at = bare(position)
+    limit = len(text) if bare_at < 0 else bare_at  # an image must start before it to come first
+    floor = position - 1
+    while floor + 1 < limit and (close := opening(floor + 1)) >= 0:
+        floor = max(floor, text.rfind("]", floor + 1, close), text.rfind("\n", floor + 1, close))
+        start = text.find("![", floor + 1, min(close, limit))
+        if start >= 0:
+            match = _DATA_DESTINATION.match(text, close)
+            assert match is not None  # `opening` found it
+            return start, match.end(), "markdown"
+        floor = close
+    if bare_at >= 0:
+        return bare_at, bare_at + len(ImageFilter._BARE), "bare"
+    return None
+
+
+def _search_end(pattern: re.Pattern[str], text: str, position: int = 0) -> int:
+    match = pattern.search(text, position)
     return match.start() if match else -1
 
 

@@ -108,10 +108,18 @@ def is_grapheme_boundary(text: str, index: int) -> bool:
     return True
 
 
+# Unicode's stream-safe text format (UAX #15) caps a run of non-starters at 30: a longer "cluster" is
+# hostile (zalgo text), and is cut inside rather than searched back through on every cut.
+_CLUSTER_MAX = 32
+
+
 def grapheme_floor(text: str, index: int) -> int:
-    """The nearest grapheme boundary at or before `index`."""
+    """The nearest grapheme boundary at or before `index` (`index` itself past an absurdly long cluster)."""
+    start = index
     while index > 0 and not is_grapheme_boundary(text, index):
         index -= 1
+        if start - index > _CLUSTER_MAX:
+            return start
     return index
 
 
@@ -151,7 +159,9 @@ class _Candidate:
     reopen: str = ""  # put before the rest (the opening fence line, a table header)
 
 
-_SENTENCE_END = re.compile(r"(?:[.!?…]+[\"'”’)\]]*\s+)|(?:[。！？]+[」』）]*\s*)")
+# Matches start only at the first mark of a run, and runs are taken whole (possessive): a run of "."
+# without a space after it is scanned once, not once per dot (which was quadratic in the run).
+_SENTENCE_END = re.compile(r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+\s+|(?<![。！？])[。！？]++[」』）]*+\s*")
 _WHITESPACE = re.compile(r"\s+")
 _INLINE = frozenset({"Emphasis", "Strong", "Strikethrough", "Link", "Image", "Superscript", "Subscript"})
 _LEAVES = frozenset({"Paragraph", "Heading", "TableCell"})
@@ -166,9 +176,10 @@ _BLOCK_START = re.compile(
 )
 _LOOKAHEAD = 12
 _FENCE = re.compile(r"([ \t]*)(`{3,}|~{3,})")
+_REOPEN_MAX = 80  # characters of an opening fence line (fence, language) repeated in the next message
 
 
-def _events_with_range(text: str) -> Iterator[tuple[Any, Any]]:
+def events_with_range(text: str) -> Iterator[tuple[Any, Any]]:
     """pyromark's events, read by hand as plain dicts (its TypedDict union is too wide to narrow)."""
     return iter(pyromark.events_with_range(text, options=PARSE_OPTIONS))
 
@@ -176,6 +187,11 @@ def _events_with_range(text: str) -> Iterator[tuple[Any, Any]]:
 def events(text: str) -> Iterator[Any]:
     """pyromark's events without ranges, as plain values."""
     return iter(pyromark.events(text, options=PARSE_OPTIONS))
+
+
+def byte_offsets(text: str) -> Callable[[int], int]:
+    """pyromark's UTF-8 byte offsets in `text` -> str indices."""
+    return _ByteOffsets(text)
 
 
 def _kind(value: Any) -> str:
@@ -218,7 +234,7 @@ def find_candidates(prefix: str) -> tuple[list[_Candidate], list[CodeBlock]]:
     """Every natural cut in `prefix`, and its code blocks (for hard cuts inside one)."""
     scanner = _Scanner(prefix)
     to_char = _ByteOffsets(prefix)
-    for event, span in _events_with_range(prefix):
+    for event, span in events_with_range(prefix):
         start, end = to_char(span["start"]), to_char(span["end"])
         if isinstance(event, str):  # SoftBreak, HardBreak, Rule
             scanner.on_break(event, start, end)
@@ -325,8 +341,8 @@ def _code_repair(text: str, start: int, kind: Any) -> tuple[str, str]:
     line_end = text.find("\n", start)
     opening = text[line_start : line_end if line_end != -1 else len(text)]
     match = _FENCE.match(opening)
-    if match is None:
-        return "", ""
+    if match is None or len(opening) > _REOPEN_MAX:
+        return "", ""  # a fence line longer than any real one is hostile: carried, it would fill every message
     indent, fence = match.groups()
     return f"\n{indent}{fence}", opening + "\n"
 
@@ -371,7 +387,7 @@ def inline_spans(text: str) -> list[tuple[int, int]]:
     to_char = _ByteOffsets(text)
     spans: list[tuple[int, int]] = []
     depth = 0
-    for event, span in _events_with_range(text):
+    for event, span in events_with_range(text):
         if isinstance(event, str):
             continue
         key, value = next(iter(event.items()))
@@ -397,13 +413,16 @@ def _hard_cut(
     """No natural cut fits: cut at the last grapheme boundary that does, reopening a cut code block."""
     prefix = segment[:end]
     position = max(end - _LOOKAHEAD, carry_length + 1) if end < len(segment) else end
+    # Stepping back over text that would start a block is bounded: in text made of nothing else ("> > >",
+    # "- - -") every position starts one, and a cut one character long would make the layout quadratic.
+    lowest = carry_length + 1 + (position - carry_length) // 2
     while True:
         position = max(grapheme_floor(segment, position), carry_length + 1)
         close = reopen = ""
         for start, stop, block_close, block_reopen in code_blocks:
             if start < position < stop:
                 close, reopen = block_close, block_reopen
-        if position > carry_length + 1 and not close and _BLOCK_START.match(prefix, position):
+        if position > lowest and not close and _BLOCK_START.match(prefix, position):
             position -= 1
             continue
         cut = _apply(prefix, _Candidate(position, Boundary.GRAPHEME, close, reopen))

@@ -2,5 +2,6 @@
 
 from core.upstream.chunks import Completion
 from core.upstream.client import UpstreamClient
+from core.upstream.guard import ByteBudget
 
-__all__ = ["Completion", "UpstreamClient"]
+__all__ = ["ByteBudget", "Completion", "UpstreamClient"]

@@ -13,12 +13,10 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from core.errors import (
-    ImageError,
     ReplyTimeoutError,
     StreamInterruptedError,
     UpstreamError,
@@ -44,6 +42,7 @@ from core.upstream.faults import (
     transport_error,
     unavailable,
 )
+from core.upstream.guard import ByteBudget, PublicOnlyBackend, fetch_image, image_client, image_failed
 from core.upstream.sse import SSEDecoder, SSEError
 
 log = logging.getLogger(__name__)
@@ -82,6 +81,8 @@ class UpstreamClient:
         backoff_base_seconds: float = 0.5,
         backoff_max_seconds: float = 20.0,
         clock: Callable[[], float] = time.time,
+        allow_private_image_urls: bool = False,
+        image_network: PublicOnlyBackend | None = None,
     ) -> None:
         self._clock = clock  # Unix seconds: the reference for a Retry-After HTTP-date
         self._base_url = base_url.rstrip("/")
@@ -97,12 +98,9 @@ class UpstreamClient:
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout_seconds),
         )
-        # Images live on third-party hosts: a client that has never seen the key. Identity encoding keeps
-        # the byte cap honest (no decompression bomb).
-        self._downloads = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            follow_redirects=True,
-            max_redirects=5,
+        # Images live on third-party hosts: a client that has never seen the key (core.upstream.guard).
+        self._downloads = image_client(
+            user_agent=USER_AGENT, allow_private=allow_private_image_urls, network=image_network
         )
 
     def __repr__(self) -> str:
@@ -189,38 +187,24 @@ class UpstreamClient:
 
         return await self._with_retries(once)
 
-    async def download(self, url: str, *, max_bytes: int, timeout_seconds: float) -> bytes:
+    async def download(
+        self, url: str, *, max_bytes: int, timeout_seconds: float | None = None, budget: ByteBudget | None = None
+    ) -> bytes:
         """Fetch an http(s) image URL the model returned, without our credentials, at most `max_bytes`.
 
-        Raises ImageError (user-safe message) on a bad scheme, non-2xx, network failure, timeout or oversize.
+        Unless `allow_private_image_urls`, only public addresses are connected to, on every redirect hop
+        (core.upstream.guard). `budget` is shared by the downloads of one answer. Raises ImageError, with
+        the same user message whatever the cause (bad scheme, refused address, non-2xx, network failure,
+        timeout, oversize), so the messages tell an attacker nothing about the network.
         """
         try:
-            scheme = urlsplit(url).scheme.lower()
-        except ValueError:  # e.g. "Invalid IPv6 URL"
-            scheme = ""
-        if scheme not in ("http", "https"):
-            raise ImageError("image URL not http(s)", user_message="The image link could not be used.")
-        failed = "The image could not be downloaded."
-        try:
-            async with (
-                asyncio.timeout(timeout_seconds),  # a deadline for the whole download, not per read
-                self._downloads.stream("GET", url, timeout=timeout_seconds) as response,
-            ):
-                if not response.is_success:
-                    raise ImageError(f"image download HTTP {response.status_code}", user_message=failed)
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise _image_too_large(max_bytes)
-                data = bytearray()
-                async for piece in response.aiter_bytes():
-                    data += piece
-                    if len(data) > max_bytes:
-                        raise _image_too_large(max_bytes)
-                return bytes(data)
+            async with asyncio.timeout(timeout_seconds):  # a deadline for the whole download, not per read
+                budget = budget or ByteBudget(max_bytes)
+                return await fetch_image(self._downloads, url, max_bytes=max_bytes, budget=budget)
         except TimeoutError:
-            raise ImageError("image download timed out", user_message=failed) from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise ImageError(f"image download failed: {type(exc).__name__}", user_message=failed) from None
+            raise image_failed("image download timed out") from None
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: "Invalid IPv6 URL"
+            raise image_failed(f"image download failed: {type(exc).__name__}: {exc}") from None
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -451,8 +435,3 @@ async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_second
     except (TimeoutError, httpx.HTTPError):
         pass  # the status alone decides the error; the body only adds detail
     return bytes(data[:max_bytes])
-
-
-def _image_too_large(max_bytes: int) -> ImageError:
-    limit = f"{max_bytes / 1_000_000:.0f} MB" if max_bytes >= 1_000_000 else f"{max(1, max_bytes // 1000)} kB"
-    return ImageError("image over the size cap", user_message=f"The image is too large (limit {limit}).")

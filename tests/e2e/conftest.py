@@ -1,38 +1,46 @@
-"""Shared set-up of the end-to-end tests: the fake upstream, settings for it, PTB's timedelta opt-in."""
+"""Shared set-up of the end-to-end tests: the fake upstream, the Discord adapter's fake Discord and its
+world, logging put back after `configure_logging`, PTB's timedelta opt-in.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from core import Settings
+from tests.e2e import support
+from tests.e2e.discord_harness import World, build_world, fast_limits
+from tests.e2e.support import API_KEY, make_settings
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
 
-API_KEY = "sk-test-SECRET-key-0123456789abcdef"
-
-
-def make_settings(upstream: FakeUpstream, tmp_path: Path, **overrides: Any) -> Settings:
-    """Settings for the real assistant against `upstream`, with a SQLite file under `tmp_path`."""
-    values: dict[str, Any] = {
-        "llm_base_url": upstream.base_url,
-        "llm_api_key": API_KEY,
-        "chat_model": "fake/echo",
-        "image_model": "fake/painter",
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
-        "llm_max_retries": 0,
-        "stream_idle_timeout": 2.0,
-    }
-    return Settings(_env_file=None, **(values | overrides))
+__all__ = ["API_KEY", "make_settings"]  # where older test files import them from; new ones use support
 
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
     async with FakeUpstream(api_key=API_KEY) as fake:
         yield fake
+
+
+@pytest.fixture
+async def dc() -> AsyncIterator[FakeDiscord]:
+    """The fake Discord at the adapter's tested pace; the test fails if the adapter went over its limits."""
+    async with FakeDiscord(rate_limits=fast_limits()) as fake:
+        yield fake
+        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
+
+
+@pytest.fixture
+def world(dc: FakeDiscord) -> World:
+    return build_world(dc)
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    with support.restored_logging():
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

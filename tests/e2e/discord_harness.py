@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from core import Settings, open_assistant
-from tests.fakes.discord import FakeChannel, FakeDiscord, FakeGuild, FakeUser, RateLimitPolicy, StoredMessage
+from tests.e2e.support import API_KEY as API_KEY  # the tests' secret, imported from here too
+from tests.e2e.support import make_settings
+from tests.fakes.discord import (
+    FakeChannel,
+    FakeDiscord,
+    FakeGuild,
+    FakeInteraction,
+    FakeUser,
+    RateLimitPolicy,
+    StoredMessage,
+)
 from tests.fakes.upstream import FakeUpstream
 from tests.profiles import DISCORD
 
@@ -25,7 +35,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
     from bots.discord_adapter import ParleyDiscord
 
-API_KEY = "sk-test-DISCORD-SECRET-5f2b9c"
 SPEED = 0.1  # 1 s of Discord's limits and of the adapter's pacing takes 0.1 s here
 FAST_PROFILE = replace(
     DISCORD,
@@ -65,17 +74,12 @@ def build_world(dc: FakeDiscord) -> World:
 def discord_settings(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path, **overrides: Any) -> Settings:
     """Only the REST base is given: the gateway URL comes from GET /gateway/bot, as in production."""
     values: dict[str, Any] = {
-        "llm_base_url": upstream.base_url,
-        "llm_api_key": API_KEY,
-        "chat_model": "fake/echo",
-        "image_model": "fake/painter",
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
         "stream_idle_timeout": 1.0,
         "llm_max_retries": 1,
         "discord_bot_token": dc.token,
         "discord_api_base_url": dc.rest_base,
     }
-    return Settings(_env_file=None, **(values | overrides))
+    return make_settings(upstream, tmp_path, **(values | overrides))
 
 
 @asynccontextmanager
@@ -126,3 +130,9 @@ async def bot_says(dc: FakeDiscord, channel: FakeChannel | int, test: Callable[[
         return next((m for m in dc.bot_messages(channel) if test(m.content)), None)
 
     return await dc.wait_for(found, WAIT_SECONDS)
+
+
+async def answered(dc: FakeDiscord, interaction: FakeInteraction) -> StoredMessage:
+    """The message a deferred command ended with (its first follow-up replaces the "thinking…" one)."""
+    await dc.wait_for(lambda: interaction.followup_ids)
+    return dc.message(interaction.followup_ids[-1])

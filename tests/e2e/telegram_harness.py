@@ -17,8 +17,8 @@ from typing import Any
 
 from bots.telegram_bot import run_telegram
 from core import Settings, open_assistant
-from tests.e2e.conftest import API_KEY, make_settings
-from tests.fakes.telegram import FakeChat, FakeTelegram, RateLimits, StoredMessage
+from tests.e2e.support import API_KEY, PARLEY, make_settings, parley_env
+from tests.fakes.telegram import FakeChat, FakeTelegram, FakeUser, RateLimits, StoredMessage
 from tests.fakes.upstream import FakeUpstream
 
 TOKEN = "123456789:AAHfakeTelegramTokenForTests_0123456789"
@@ -26,7 +26,7 @@ BOT_USERNAME = "parley_test_bot"
 SPEED = 0.2  # 1 s of Telegram's limits and of the adapter's pacing takes 0.2 s here
 WAIT_SECONDS = 8.0
 
-__all__ = ["API_KEY", "BOT_USERNAME", "TOKEN", "World", "bot_texts", "fast_limits", "telegram_world"]
+__all__ = ["API_KEY", "BOT_USERNAME", "TOKEN", "World", "bot_texts", "fast_limits", "reads", "telegram_world"]
 
 
 def fast_limits() -> RateLimits:
@@ -82,6 +82,11 @@ class World:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def dm(self, first_name: str) -> tuple[FakeUser, FakeChat]:
+        """A new user of the fake Telegram and their private chat with the bot."""
+        user = self.tg.user(first_name)
+        return user, self.tg.private_chat(user)
+
     def texts(self, chat: FakeChat, *, thread_id: int | None = None) -> list[str]:
         return bot_texts(self.tg, chat, thread_id=thread_id)
 
@@ -114,9 +119,39 @@ class World:
         assert shown is not None
         return shown
 
+    def run_env(self, **values: str) -> dict[str, str]:
+        """The environment of a `parley run telegram` between this world's fakes, its SQLite file in the
+        process's working folder, then `values`."""
+        return parley_env(
+            LLM_BASE_URL=self.up.base_url, LLM_API_KEY=API_KEY, CHAT_MODEL="fake/echo",
+            DATABASE_URL="sqlite:///parley.db", TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=self.tg.base_url,
+            **values,
+        )  # fmt: skip
+
+    @contextlib.asynccontextmanager
+    async def parley_run(self, cwd: Path, **values: str) -> AsyncIterator[asyncio.subprocess.Process]:
+        """A real `parley run telegram` process (env: `run_env(**values)`), yielded once it polls the fake;
+        killed on exit if the test has not stopped it."""
+        process = await asyncio.create_subprocess_exec(
+            PARLEY, "run", "telegram", cwd=cwd, env=self.run_env(**values),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await self.tg.wait_for(lambda: self.tg.calls_of("getUpdates"), 30)
+            yield process
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
     async def idle(self) -> None:
         """Wait until the bot has confirmed every update (PTB asks for the next batch only then)."""
         await self.tg.wait_for(lambda: not self.tg.pending_updates, WAIT_SECONDS)
+
+
+def reads(expected: str) -> Callable[[str], bool]:
+    """A test for `World.said`: the message reads exactly `expected` (bound now, not when a loop moves on)."""
+    return lambda text: text == expected
 
 
 def bot_texts(tg: FakeTelegram, chat: FakeChat, *, thread_id: int | None = None) -> list[str]:

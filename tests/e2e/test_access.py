@@ -23,7 +23,7 @@ from core import (
     UserRef,
     open_assistant,
 )
-from tests.e2e.conftest import make_settings
+from tests.e2e.support import make_settings
 from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.upstream import FakeUpstream
 from tests.store.conftest import fresh_postgres_database

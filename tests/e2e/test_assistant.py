@@ -26,6 +26,7 @@ from core import (
     open_assistant,
 )
 from core.assistant import Assistant, user_hash
+from core.errors import IMAGE_NOT_SHOWN
 from tests.e2e.conftest import API_KEY, make_settings
 from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.images import png_bytes
@@ -213,7 +214,7 @@ async def test_imagine_with_reference_and_failures(upstream: FakeUpstream, tmp_p
         assert no_image.value.user_message == "The model did not return an image."
         with pytest.raises(ImageError) as broken:
             await assistant.imagine("a dog", conversation=KEY, user=ANN)
-        assert "broken image" in broken.value.user_message
+        assert broken.value.user_message == IMAGE_NOT_SHOWN  # one wording for every failed image of an answer
         with pytest.raises(InputError):
             await assistant.imagine("   ", conversation=KEY, user=ANN)
     first = upstream.chat_requests[0].body

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core import AccessDeniedError, Assistant, ConversationKey, Turn, UserRef, open_assistant
-from tests.e2e.conftest import make_settings
+from tests.e2e.support import make_settings
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e

@@ -4,34 +4,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.discord_harness import API_KEY, World, bot_says, build_world, discord_settings, fast_limits, running_bot
-from tests.fakes.discord import FakeDiscord, FakeInteraction, StoredMessage
+from tests.e2e.discord_harness import World, answered, bot_says, build_world, discord_settings, running_bot
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
-
-
-async def answered(dc: FakeDiscord, interaction: FakeInteraction) -> StoredMessage:
-    await dc.wait_for(lambda: interaction.followup_ids)
-    return dc.message(interaction.followup_ids[-1])
 
 
 async def test_access_admin_commands_and_forget(dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path) -> None:

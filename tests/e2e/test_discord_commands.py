@@ -10,7 +10,6 @@ import base64
 import io
 import logging
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import discord
@@ -23,6 +22,7 @@ from core import ConfigError, open_assistant
 from tests.e2e.discord_harness import (
     API_KEY,
     World,
+    answered,
     bot_says,
     build_world,
     discord_settings,
@@ -31,7 +31,7 @@ from tests.e2e.discord_harness import (
 )
 from tests.e2e.log_lines import REPLY_STORED, log_line
 from tests.fakes.clock import FakeWallClock, utc
-from tests.fakes.discord import FakeDiscord, FakeInteraction, StoredMessage, Upload
+from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
 
@@ -42,32 +42,8 @@ GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 0, 1 << 9, 1 << 
 REST_DEFAULT = "https://discord.com/api/v10"
 
 
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
-
-
-@pytest.fixture
-def world(dc: FakeDiscord) -> World:
-    return build_world(dc)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
-
-
 def data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
-
-
-async def answered(dc: FakeDiscord, interaction: FakeInteraction) -> StoredMessage:
-    """The message a deferred command ended with (its first follow-up replaces the "thinking…" one)."""
-    await dc.wait_for(lambda: interaction.followup_ids)
-    return dc.message(interaction.followup_ids[-1])
 
 
 def noise_png(side: int) -> bytes:

@@ -7,13 +7,12 @@ Through the real discord.py adapter and the fake Discord; each test failed befor
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.discord_harness import API_KEY, World, bot_says, build_world, discord_settings, fast_limits, running_bot
-from tests.fakes.discord import FakeDiscord, FakeInteraction, StoredMessage, Upload
+from tests.e2e.discord_harness import World, answered, bot_says, build_world, discord_settings, running_bot
+from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
 
@@ -22,24 +21,6 @@ pytestmark = pytest.mark.e2e
 MANAGE_MESSAGES = 1 << 13  # Discord permission bit (docs: "Permissions", Bitwise Permission Flags)
 REFUSAL = "Sorry, this bot is private. Ask its operator for access."
 ADMINS_ONLY = "Only admins can change the conversation everyone here shares."
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
-
-
-async def answered(dc: FakeDiscord, interaction: FakeInteraction) -> StoredMessage:
-    await dc.wait_for(lambda: interaction.followup_ids)
-    return dc.message(interaction.followup_ids[-1])
 
 
 def user_texts(upstream: FakeUpstream) -> list[list[str]]:

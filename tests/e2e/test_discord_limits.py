@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.discord_harness import API_KEY, World, build_world, discord_settings, fast_limits, running_bot
+from tests.e2e.discord_harness import World, discord_settings, fast_limits, running_bot
 from tests.fakes.discord import FakeDiscord, StoredMessage
 from tests.fakes.upstream import FakeUpstream
 
@@ -24,18 +24,8 @@ WRITES = ("POST /channels/{channel_id}/messages", EDIT)
 
 @pytest.fixture
 async def dc() -> AsyncIterator[FakeDiscord]:
+    """conftest's fake Discord without its zero-429 check: these tests inject 429s and count them."""
     async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-
-
-@pytest.fixture
-def world(dc: FakeDiscord) -> World:
-    return build_world(dc)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
         yield fake
 
 

@@ -6,18 +6,14 @@ Every scenario ends by checking that the fake Discord answered no 429 (the `dc` 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.discord_harness import (
-    API_KEY,
     World,
     bot_says,
-    build_world,
     discord_settings,
-    fast_limits,
     final_reply,
     running_bot,
 )
@@ -27,25 +23,7 @@ from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-NO_MENTIONS = {"parse": []}
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
-
-
-@pytest.fixture
-def world(dc: FakeDiscord) -> World:
-    return build_world(dc)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
 
 def user_texts(upstream: FakeUpstream, index: int = -1) -> list[str]:

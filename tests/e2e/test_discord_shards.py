@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import discord
@@ -11,13 +10,11 @@ import pytest
 
 from core import ConfigError, open_assistant
 from tests.e2e.discord_harness import (
-    API_KEY,
     FAST_PROFILE,
     STARTUP_SECONDS,
     bot_says,
     build_world,
     discord_settings,
-    fast_limits,
 )
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
@@ -25,19 +22,6 @@ from tests.fakes.upstream import FakeUpstream
 from bots.discord_adapter import ParleyDiscord, build_client  # isort: skip  (after the harness's warning filter)
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
 
 
 async def test_a_process_running_shard_1_hears_only_its_guilds_and_no_dms(

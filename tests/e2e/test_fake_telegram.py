@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from telegram import Bot, MessageEntity, Update
 from telegram.error import BadRequest, Conflict, RetryAfter
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 from tests.fakes.images import png_bytes
 from tests.fakes.telegram import SECRET_HEADER, FakeTelegram, RateLimits
@@ -276,7 +276,7 @@ async def test_application_polling_delivers_update_to_handler(tg: FakeTelegram) 
         assert update.effective_message is not None
         await update.effective_message.reply_text("pong")
 
-    application: Application = (  # type: ignore[type-arg]
+    application = (
         ApplicationBuilder().token(TOKEN).base_url(tg.base_url).base_file_url(tg.base_file_url).build()
     )
     application.add_handler(MessageHandler(filters.TEXT, answer))
@@ -340,7 +340,9 @@ async def test_webhook_pushes_updates_with_the_secret_and_blocks_polling(tg: Fak
         await runner.cleanup()
     [(update, secret)] = received
     assert secret == "s3cret"
-    assert update["message"]["entities"] == [{"type": "bot_command", "offset": 0, "length": 6}]  # type: ignore[index]
+    message = update["message"]
+    assert isinstance(message, dict)
+    assert message["entities"] == [{"type": "bot_command", "offset": 0, "length": 6}]
     await bot.delete_webhook()
     assert await bot.get_updates() == ()  # delivered, so confirmed
 

@@ -11,7 +11,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,10 +30,10 @@ from core import (
     open_assistant,
     serve_metrics,
 )
-from core.logs import CONTENT_LOGGERS, JsonFormatter, TextFormatter, configure_logging
-from tests.e2e.conftest import API_KEY, make_settings
-from tests.e2e.telegram_harness import API_KEY as TG_API_KEY
-from tests.e2e.telegram_harness import TOKEN, telegram_world
+from core.logs import JsonFormatter, TextFormatter, configure_logging
+from tests.e2e.support import API_KEY, free_port, make_settings
+from tests.e2e.telegram_harness import telegram_world
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.live_surface import FakePlatform, FakeSurface
 from tests.fakes.upstream import FakeUpstream
 from tests.profiles import TELEGRAM_PRIVATE
@@ -74,24 +74,15 @@ def _sample(exposition: str, name: str, labels: str = "") -> float:
     return float(match.group(1))
 
 
-class Clock:
-    """Unix seconds that move only when a test moves them (the assistant's quota windows, its health cache)."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeWallClock:
+    """The assistant's wall clock (its quota windows, its health cache): moves only when a test moves it."""
+    return FakeWallClock(utc(2027, 1, 15, 8, 0, 0))
 
 
 @pytest.fixture
 async def observed(
-    upstream: FakeUpstream, tmp_path: Path, clock: Clock
+    upstream: FakeUpstream, tmp_path: Path, clock: FakeWallClock
 ) -> AsyncIterator[tuple[Assistant, httpx.AsyncClient]]:
     metrics = Metrics()
     settings = make_settings(upstream, tmp_path)
@@ -114,7 +105,7 @@ async def _docker_health_check(client: httpx.AsyncClient) -> int:
 
 
 async def test_healthz_is_200_while_both_answer_and_503_naming_the_upstream_when_it_is_down(
-    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient], clock: Clock
+    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient], clock: FakeWallClock
 ) -> None:
     _, client = observed
     response = await client.get("/healthz")
@@ -124,7 +115,7 @@ async def test_healthz_is_200_while_both_answer_and_503_naming_the_upstream_when
     assert await _docker_health_check(client) == 0
 
     await upstream.__aexit__(None, None, None)  # the gateway goes away
-    clock.now += 15  # the upstream's state is kept 15 s (tests/e2e/test_operations_abuse.py)
+    clock.advance(15)  # the upstream's state is kept 15 s (tests/e2e/test_operations_abuse.py)
     response = await client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -183,24 +174,6 @@ def test_metrics_of_two_processes_do_not_share_a_registry() -> None:
 
 
 # --- logs ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """configure_logging replaces the root's handlers (pytest's too): put everything back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    levels = {name: logging.getLogger(name).level for name in CONTENT_LOGGERS}
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-        for name, saved in levels.items():
-            logging.getLogger(name).setLevel(saved)
 
 
 async def _logged_reply(upstream: FakeUpstream, tmp_path: Path, *, log_content: bool) -> str:
@@ -283,30 +256,12 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: Path) -> None:
     """The composition root end to end: METRICS_PORT set, a real `parley run telegram`, one chat message."""
-    port = _free_port()
+    port = free_port()
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
-        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-        env = {
-            **keep, "PTB_TIMEDELTA": "true", "LLM_BASE_URL": w.up.base_url, "LLM_API_KEY": TG_API_KEY,
-            "CHAT_MODEL": "fake/echo", "DATABASE_URL": "sqlite:///parley.db", "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": w.tg.base_url, "METRICS_PORT": str(port), "LOG_FORMAT": "json",
-        }  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            await w.tg.wait_for(lambda: w.tg.calls_of("getUpdates"), 30)
+        user, chat = w.dm("Ann")
+        async with w.parley_run(tmp_path, METRICS_PORT=str(port), LOG_FORMAT="json") as process:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
                 assert (await client.get("/healthz")).status_code == 200
                 assert _listen_addresses(port) == {"127.0.0.1"}  # METRICS_LISTEN unset: this host only
@@ -315,10 +270,6 @@ async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: P
                 exposition = (await client.get("/metrics")).text
             process.send_signal(signal.SIGTERM)
             out, err = await asyncio.wait_for(process.communicate(), 20)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
     assert process.returncode == 0
     assert _sample(exposition, "parley_replies_total", '{outcome="completed"}') == 1
     assert _sample(exposition, "parley_first_visible_text_seconds_count") == 1  # the adapter passed the hook

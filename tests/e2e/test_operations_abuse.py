@@ -8,8 +8,7 @@ import asyncio
 import contextlib
 import io
 import logging
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,11 +18,12 @@ import pytest
 from bots.telegram_bot import run_telegram
 from core import Metrics, open_assistant, serve_metrics
 from core.logs import configure_logging
-from tests.e2e.conftest import make_settings
 from tests.e2e.discord_harness import API_KEY as DISCORD_API_KEY
 from tests.e2e.discord_harness import build_world, discord_settings, running_bot
 from tests.e2e.discord_harness import fast_limits as discord_limits
+from tests.e2e.support import free_port, make_settings
 from tests.e2e.telegram_harness import TOKEN, WAIT_SECONDS, World, telegram_world
+from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
 
@@ -38,41 +38,12 @@ MARK = "<redacted>"
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GhJkLm.aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789_-"
 
 
-class FakeClock:
-    """Seconds that move only when the test says so."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
+def captured_logs(restored_logging: None) -> io.StringIO:
     """Everything every logger emits, configured as `parley run` does at LOG_LEVEL=DEBUG, LOG_CONTENT=true."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    names = ("aiosqlite", "telegram", "discord", "httpcore", "httpx", "websockets", "aiohttp")
-    levels = {name: logging.getLogger(name).level for name in names}
     stream = io.StringIO()
     configure_logging("DEBUG", log_format="text", log_content=True, stream=stream)
-    try:
-        yield stream
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
-        for name, saved in levels.items():
-            logging.getLogger(name).setLevel(saved)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return stream
 
 
 def _models_calls(upstream: FakeUpstream) -> int:
@@ -85,7 +56,7 @@ def _models_calls(upstream: FakeUpstream) -> int:
 async def test_fifty_healthz_requests_cost_one_upstream_call_and_the_next_comes_after_15_seconds(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    clock = FakeClock()
+    clock = FakeWallClock(utc(2027, 1, 15, 8, 0, 0))
     metrics = Metrics()
     async with (
         open_assistant(make_settings(upstream, tmp_path), metrics=metrics, clock=clock) as assistant,
@@ -97,16 +68,16 @@ async def test_fifty_healthz_requests_cost_one_upstream_call_and_the_next_comes_
         assert {a.json()["upstream"] for a in answers} == {"ok"}
         assert _models_calls(upstream) == 1
 
-        clock.now += HEALTH_CACHE_SECONDS - 0.5
+        clock.advance(HEALTH_CACHE_SECONDS - 0.5)
         assert (await client.get("/healthz")).status_code == 200
         assert _models_calls(upstream) == 1
-        clock.now += 0.5  # 15 s after the check: asked again
+        clock.advance(0.5)  # 15 s after the check: asked again
         assert (await client.get("/healthz")).status_code == 200
         assert _models_calls(upstream) == 2
 
         await upstream.__aexit__(None, None, None)  # the gateway goes away: seen at the next check
         assert (await client.get("/healthz")).status_code == 200
-        clock.now += HEALTH_CACHE_SECONDS
+        clock.advance(HEALTH_CACHE_SECONDS)
         answer = await client.get("/healthz")
         assert answer.status_code == 503 and answer.json()["upstream"] == "UpstreamUnavailableError"
 
@@ -131,8 +102,7 @@ async def test_telegram_debug_logs_with_content_hold_no_form_of_the_bot_token(
     secret_half = TOKEN.split(":", 1)[1]
     encoded = quote(TOKEN, safe="")
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "hello PELICAN")
             await w.said(chat, lambda t: t == "Echo: hello PELICAN")
@@ -173,7 +143,7 @@ async def test_discord_debug_logs_with_content_hold_neither_the_bot_token_nor_an
 
 
 @contextlib.asynccontextmanager
-async def _webhook_bot(w: World, metrics: Metrics, clock: FakeClock) -> AsyncIterator[None]:
+async def _webhook_bot(w: World, metrics: Metrics, clock: FakeWallClock) -> AsyncIterator[None]:
     """`run_telegram` in webhook mode with metrics and our clock, until setWebhook succeeded."""
     async with open_assistant(w.settings, metrics=metrics) as assistant:
         task = asyncio.create_task(run_telegram(assistant, w.settings, clock=clock))
@@ -193,27 +163,27 @@ async def test_forged_webhook_pushes_get_403_even_with_a_non_utf8_secret_and_are
     url = f"http://127.0.0.1:{port}/hook"
     secret = "s3cret_Token-42"
     forged = {"update_id": 1, "message": {"message_id": 9, "date": 0, "chat": {"id": 1, "type": "private"}}}
-    headers: list[dict[str, str | bytes]] = [
-        {SECRET_HEADER: b"\xff\xfe\xc3("},  # not UTF-8
-        {SECRET_HEADER: secret.encode() + b"\xe9"},  # the secret and a Latin-1 byte
-        {SECRET_HEADER: "wrong"},
+    name = SECRET_HEADER.encode()
+    headers: list[dict[bytes, bytes]] = [
+        {name: b"\xff\xfe\xc3("},  # not UTF-8
+        {name: secret.encode() + b"\xe9"},  # the secret and a Latin-1 byte
+        {name: b"wrong"},
         {},
     ]
-    clock, metrics = FakeClock(), Metrics()
+    clock, metrics = FakeWallClock(utc(2027, 1, 15, 8, 0, 0)), Metrics()
     async with telegram_world(
         tmp_path, telegram_webhook_url=url, telegram_webhook_secret=secret,
         telegram_webhook_listen="127.0.0.1", telegram_webhook_port=port,
     ) as w:  # fmt: skip
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with _webhook_bot(w, metrics, clock), httpx.AsyncClient(timeout=10) as http:
             answers = await asyncio.gather(
                 *(http.post(url, json=forged, headers=headers[i % len(headers)]) for i in range(100))
             )
             assert [a.status_code for a in answers] == [403] * 100
             assert captured_logs.getvalue().count("without the right secret token refused") == 1
-            clock.now += REFUSAL_LOG_SECONDS
-            assert (await http.post(url, json=forged, headers={SECRET_HEADER: b"\x80"})).status_code == 403
+            clock.advance(REFUSAL_LOG_SECONDS)
+            assert (await http.post(url, json=forged, headers={name: b"\x80"})).status_code == 403
             w.tg.user_sends(chat, user, "still served?")  # Telegram's own push, with the secret
             await w.said(chat, lambda t: t == "Echo: still served?")
     logged = captured_logs.getvalue()

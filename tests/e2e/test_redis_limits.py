@@ -17,7 +17,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from core import Assistant, Completed, ConversationKey, QuotaExceededError, StoreError, Turn, UserRef, open_assistant
-from tests.e2e.conftest import make_settings
+from tests.e2e.support import make_settings
 from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.upstream import FakeUpstream
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -21,8 +18,9 @@ import pytest
 from aiohttp import web
 
 from core.store import upgrade
+from tests.e2e.support import PARLEY, free_port, parley_env
 from tests.e2e.telegram_harness import API_KEY, TOKEN, bot_texts, fast_limits
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import FakeChat, FakeTelegram
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
 from tests.store.conftest import fresh_postgres_database
 
@@ -35,12 +33,6 @@ WAIT_SECONDS = 15.0
 def slow_echo(request: RecordedRequest) -> Reply:
     """Echo, streamed over ~0.3 s, so that a turn is still running when the next message arrives."""
     return Reply(text=f"Echo: {request.last_user_text} " + "." * 40, chunk_chars=4, tokens_per_second=40)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @asynccontextmanager
@@ -107,10 +99,9 @@ class Process:
 
 @asynccontextmanager
 async def parley(tmp_path: Path, name: str, env: dict[str, str]) -> AsyncIterator[Process]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path,
-        env={**keep, "PTB_TIMEDELTA": "true", **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        PARLEY, "run", "telegram", cwd=tmp_path, env=parley_env(**env),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     running = Process(process, tmp_path / f"{name}.log")
     try:
@@ -182,8 +173,8 @@ async def test_one_conversation_in_order_across_webhook_processes(tmp_path: Path
                 tg.user_sends(bob_chat, bob, "b1")  # lands on the process busy with a1: must not wait
             await wait_until(tg, asked_upstream(up, text))
 
-        def answered(chat: object, count: int) -> bool:
-            return len([t for t in bot_texts(tg, chat) if t.endswith("." * 40)]) >= count  # type: ignore[arg-type]
+        def answered(chat: FakeChat, count: int) -> bool:
+            return len([t for t in bot_texts(tg, chat) if t.endswith("." * 40)]) >= count
 
         await wait_until(tg, lambda: answered(ann_chat, 4) and answered(bob_chat, 1))
         deliveries = [status for _, status in tg.webhook.deliveries]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.store.tables import Base
-from tests.e2e.telegram_harness import BOT_USERNAME, World, telegram_world
+from tests.e2e.telegram_harness import BOT_USERNAME, World, reads, telegram_world
 from tests.fakes.clock import FakeWallClock, utc
 
 pytestmark = pytest.mark.e2e
@@ -91,12 +91,11 @@ async def _stored_texts(w: World) -> list[str]:
 async def test_a_flood_is_refused_before_the_upstream(tmp_path: Path) -> None:
     clock = FakeWallClock(utc(2026, 11, 23, 12, 0, 10))  # 10 s into a minute, and it stays there
     async with telegram_world(tmp_path, user_requests_per_minute=2) as w:
-        ann = w.tg.user("Ann")
-        chat = w.tg.private_chat(ann)
+        ann, chat = w.dm("Ann")
         async with w.bot(clock=clock):
             for text in ("one", "two"):
                 w.tg.user_sends(chat, ann, text)
-                await w.said(chat, lambda t, text=text: t == f"Echo: {text}")  # type: ignore[misc]
+                await w.said(chat, reads(f"Echo: {text}"))
             w.tg.user_sends(chat, ann, "three")
             refusal = await w.said(chat, lambda t: "too many messages" in t)
         assert refusal.text.endswith("You have sent too many messages; try again in 50 seconds.")

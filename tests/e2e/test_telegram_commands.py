@@ -16,8 +16,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_commands_are_registered_and_start_and_help_answer(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/start")
             start = await w.said(chat, lambda t: t.startswith("Hi Ann!"))
@@ -38,8 +37,7 @@ async def test_commands_are_registered_and_start_and_help_answer(tmp_path: Path)
 
 async def test_without_an_image_model_imagine_is_not_offered(tmp_path: Path) -> None:
     async with telegram_world(tmp_path, image_model=None) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/imagine a cat")
             await w.said(chat, lambda t: "not set up" in t)
@@ -49,8 +47,7 @@ async def test_without_an_image_model_imagine_is_not_offered(tmp_path: Path) -> 
 
 async def test_model_lists_the_choices_and_switches_this_conversation(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/model")
             listing = await w.said(chat, lambda t: t.startswith("Model: fake/echo"))
@@ -75,8 +72,7 @@ async def test_usage_reports_tokens_of_the_conversation_and_today(tmp_path: Path
                 "prompt_tokens_details": {"cached_tokens": 1000},
             },
         )
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         clock = FakeWallClock(utc(2026, 12, 31, 23, 59, 59))  # "today" must not end between reply and /usage
         with log_line(*REPLY_STORED) as stored:
             async with w.bot(clock=clock):
@@ -92,8 +88,7 @@ async def test_usage_reports_tokens_of_the_conversation_and_today(tmp_path: Path
 
 async def test_an_unknown_command_gets_a_hint(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/frobnicate now")
             await w.said(chat, lambda t: t.startswith("I don't know that command"))

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_upstream_failures_are_shown_briefly_and_the_bot_keeps_serving(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         w.up.add_error(401, {"error": {"message": f"Incorrect API key provided: {API_KEY}"}})
         w.up.add_error(429, headers={"Retry-After": "7"})
         w.up.add_error(500)
@@ -50,8 +49,7 @@ async def test_the_key_and_the_token_never_reach_telegram_or_the_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, httpx's request URLs included
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         w.up.add_error(401, {"error": {"message": f"Incorrect API key provided: {API_KEY}"}})
         w.up.add_reply(f"Nice try: {API_KEY[:6]}…")
         async with w.bot():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.telegram_harness import BOT_USERNAME, telegram_world
+from tests.e2e.telegram_harness import BOT_USERNAME, reads, telegram_world
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ async def test_channels_speaking_through_channel_bot_keep_separate_histories_usa
             await w.said(group, lambda t: t == "Echo: news secret")
             for text in ("sports here", "again"):
                 w.tg.chat_sends(group, sports, f"@{BOT_USERNAME} {text}")
-                await w.said(group, lambda t, text=text: t == f"Echo: {text}")  # type: ignore[misc]
+                await w.said(group, reads(f"Echo: {text}"))
             w.tg.chat_sends(group, news, "/usage")
             usage = await w.said(group, lambda t: t.startswith("Model:"))
             w.tg.chat_sends(group, news, "/forget")

@@ -42,8 +42,7 @@ async def test_a_flood_wait_in_the_middle_of_a_reply_loses_nothing_and_holds_the
     # fail the world's expect_429s), so the answer completing proves the adapter waited it out.
     async with telegram_world(tmp_path, expect_429s=1, telegram_stream_mode="edit") as w:
         w.up.add_reply(answer, chunk_chars=12, tokens_per_second=60)  # ~2 s of streaming
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         w.tg.fail_next("editMessageText", 429, "Too Many Requests: retry after 1", retry_after=1)
         async with w.bot():
             w.tg.user_sends(chat, user, "count for me")
@@ -65,8 +64,7 @@ async def test_a_relative_link_falls_back_to_plain_text_and_the_answer_completes
     shown = f"See the README and jump back to top.\n\nBold still reads fine, and a real link too.\n\n{tail}"
     async with telegram_world(tmp_path) as w:
         w.up.add_reply(answer, chunk_chars=10, tokens_per_second=80)
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "where are the docs?")
             [message] = await w.final(chat, shown)
@@ -104,8 +102,7 @@ async def test_a_9000_character_emoji_and_cjk_answer_arrives_whole_in_several_me
     assert utf16_len(answer) > 3 * TELEGRAM_MAX_UTF16  # 4+ messages by UTF-16 units, 3 by code points
     async with telegram_world(tmp_path, telegram_stream_mode="edit") as w:
         w.up.add_reply(answer, chunk_chars=300, tokens_per_second=40)
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "emoji please")
             await w.said(chat, lambda t: t.endswith("END"))

@@ -28,8 +28,7 @@ def image_parts(body: Any) -> list[bytes]:
 async def test_photo_with_caption_becomes_a_vision_turn(tmp_path: Path) -> None:
     photo = png_bytes(64, 48)
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, photo=w.tg.add_file(photo), caption="what is this?")
             await w.said(chat, lambda t: t == "Echo: what is this?")
@@ -41,8 +40,7 @@ async def test_photo_with_caption_becomes_a_vision_turn(tmp_path: Path) -> None:
 async def test_an_album_becomes_one_turn(tmp_path: Path) -> None:
     first, second = png_bytes(10, 10, (255, 0, 0)), png_bytes(12, 12, (0, 0, 255))
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(
                 chat, user, photo=w.tg.add_file(first), caption="compare these", media_group_id="g1"
@@ -59,8 +57,7 @@ async def test_imagine_uploads_a_png_photo(tmp_path: Path) -> None:
     picture = png_bytes(40, 30)
     async with telegram_world(tmp_path) as w:
         w.up.add_reply("A red square, as asked.", images=[data_url(picture)])
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/imagine a red square")
             [message] = await w.tg.wait_for(lambda: w.tg.messages(chat))
@@ -79,8 +76,7 @@ async def test_imagine_cuts_a_long_caption_and_sends_the_rest_as_a_message(tmp_p
     caption = " ".join(f"word{i}" for i in range(300))  # ~2,400 characters
     async with telegram_world(tmp_path) as w:
         w.up.add_reply(caption, images=[data_url(png_bytes(20, 20))])
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/imagine a long story")
             await w.said(chat, lambda t: t.endswith("word299"))
@@ -93,8 +89,7 @@ async def test_imagine_sends_an_odd_shaped_image_as_a_document(tmp_path: Path) -
     banner = png_bytes(2100, 100)  # aspect ratio 21: Telegram refuses it as a photo
     async with telegram_world(tmp_path) as w:
         w.up.add_reply("", images=[data_url(banner)])
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/imagine a banner")
             [message] = await w.tg.wait_for(lambda: w.tg.messages(chat))
@@ -105,8 +100,7 @@ async def test_imagine_sends_an_odd_shaped_image_as_a_document(tmp_path: Path) -
 async def test_imagine_as_a_reply_to_a_photo_sends_it_as_reference(tmp_path: Path) -> None:
     original, edited = png_bytes(16, 16, (0, 200, 0)), png_bytes(16, 16, (0, 0, 200))
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, photo=w.tg.add_file(original), caption="my picture")
             photo_message = w.tg.chat_history(chat)[-1]
@@ -121,8 +115,7 @@ async def test_imagine_as_a_reply_to_a_photo_sends_it_as_reference(tmp_path: Pat
 
 async def test_imagine_without_a_prompt_gives_a_usage_hint(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/imagine")
             message = await w.said(chat, lambda t: "/imagine" in t)
@@ -133,8 +126,7 @@ async def test_a_photo_captioned_imagine_is_edited_from_that_photo(tmp_path: Pat
     original, edited = png_bytes(8, 8, (9, 9, 9)), png_bytes(8, 8, (250, 250, 250))
     async with telegram_world(tmp_path) as w:
         w.up.add_reply("Brighter.", images=[data_url(edited)])
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, photo=w.tg.add_file(original), caption="/imagine make it brighter")
             await w.said(chat, lambda t: t == "Brighter.")
@@ -148,8 +140,7 @@ async def test_several_generated_images_go_as_one_album(tmp_path: Path, second: 
     first = png_bytes(5, 5)
     async with telegram_world(tmp_path) as w:
         w.up.add_reply("Two takes.", images=[data_url(first), data_url(second)])
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "/imagine two takes")
             await w.tg.wait_for(lambda: len(w.tg.messages(chat)) == 2)

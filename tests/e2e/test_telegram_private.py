@@ -22,8 +22,7 @@ async def test_dm_reply_streams_in_a_draft_and_the_final_text_equals_the_upstrea
 ) -> None:
     async with telegram_world(tmp_path) as w:
         w.up.add_reply(PROSE, chunk_chars=4, tokens_per_second=80)
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "why are there tides?")
             [message] = await w.final(chat, PROSE)
@@ -38,8 +37,7 @@ async def test_refused_drafts_fall_back_to_edits_and_stay_off_in_that_chat(tmp_p
     async with telegram_world(tmp_path) as w:
         w.tg.draft_error = "Bad Request: TEXTDRAFT_PEER_INVALID"
         w.up.add_reply(PROSE, chunk_chars=4, tokens_per_second=80)
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "why are there tides?")
             [message] = await w.final(chat, PROSE)
@@ -53,8 +51,7 @@ async def test_refused_drafts_fall_back_to_edits_and_stay_off_in_that_chat(tmp_p
 async def test_draft_mode_tries_drafts_on_every_reply(tmp_path: Path) -> None:
     async with telegram_world(tmp_path, telegram_stream_mode="draft") as w:
         w.tg.draft_error = "Bad Request: TEXTDRAFT_PEER_INVALID"
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             for count, text in enumerate(("one", "two"), start=1):
                 w.up.add_reply(PROSE, chunk_chars=8, tokens_per_second=60)
@@ -71,8 +68,7 @@ async def test_draft_mode_tries_drafts_on_every_reply(tmp_path: Path) -> None:
 async def test_edit_mode_streams_by_edits_and_never_drafts(tmp_path: Path) -> None:
     async with telegram_world(tmp_path, telegram_stream_mode="edit") as w:
         w.up.add_reply(PROSE, chunk_chars=4, tokens_per_second=80)
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "why are there tides?")
             [message] = await w.final(chat, PROSE)
@@ -82,8 +78,7 @@ async def test_edit_mode_streams_by_edits_and_never_drafts(tmp_path: Path) -> No
 
 async def test_memory_across_turns_and_reset(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "my name is Ann")
             await w.said(chat, lambda t: t == "Echo: my name is Ann")
@@ -112,8 +107,7 @@ async def test_a_12000_character_answer_is_split_and_nothing_is_lost(
     async with telegram_world(tmp_path, telegram_stream_mode=mode) as w:
         w.tg.draft_error = draft_error
         w.up.add_reply(answer, chunk_chars=200, tokens_per_second=40)  # ~1.5 s of streaming
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "write a lot")
             await w.said(chat, lambda t: t.endswith("word13x94"))
@@ -156,8 +150,7 @@ async def test_formatting_heavy_answer_arrives_formatted(tmp_path: Path) -> None
     )
     async with telegram_world(tmp_path) as w:
         w.up.add_reply(markdown, chunk_chars=3, tokens_per_second=100)
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "format something")
             message = await w.said(chat, lambda t: "print('<&>')" in t)
@@ -170,8 +163,7 @@ async def test_formatting_heavy_answer_arrives_formatted(tmp_path: Path) -> None
 async def test_a_refused_formatting_falls_back_to_plain_text_once(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
         w.up.add_reply("**Bold** claim with `code` in it.")
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         w.tg.fail_next("sendMessage", 400, "Bad Request: can't parse entities: unsupported start tag")
         async with w.bot():
             w.tg.user_sends(chat, user, "format something")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -14,16 +12,11 @@ import pytest
 from pydantic import SecretStr
 
 from core import ConfigError, open_assistant
+from tests.e2e.support import free_port
 from tests.e2e.telegram_harness import API_KEY, TOKEN, telegram_world
 from tests.fakes.telegram import SECRET_HEADER
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_webhook_mode_answers_pushed_updates_and_checks_the_secret(tmp_path: Path) -> None:
@@ -36,8 +29,7 @@ async def test_webhook_mode_answers_pushed_updates_and_checks_the_secret(tmp_pat
         telegram_webhook_listen="127.0.0.1",
         telegram_webhook_port=port,
     ) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             assert (w.tg.webhook.url, w.tg.webhook.secret_token) == (url, "s3cret_Token-42")
             w.tg.user_sends(chat, user, "hello by webhook")
@@ -71,8 +63,7 @@ async def test_without_a_configured_secret_a_random_one_is_used(tmp_path: Path) 
         telegram_webhook_listen="127.0.0.1",
         telegram_webhook_port=port,
     ) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             secret = w.tg.webhook.secret_token
             w.tg.user_sends(chat, user, "hi")
@@ -82,8 +73,7 @@ async def test_without_a_configured_secret_a_random_one_is_used(tmp_path: Path) 
 
 async def test_a_restart_with_the_same_database_continues_the_conversation(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "my name is Ann")
             await w.said(chat, lambda t: t == "Echo: my name is Ann")
@@ -110,8 +100,7 @@ async def test_stopping_lets_a_reply_in_flight_finish(tmp_path: Path) -> None:
     answer = "A slow answer, still worth waiting for. " * 4
     async with telegram_world(tmp_path) as w:
         w.up.add_reply(answer, chunk_chars=8, tokens_per_second=25)  # ~0.8 s
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
+        user, chat = w.dm("Ann")
         async with w.bot():
             w.tg.user_sends(chat, user, "take your time")
             await w.tg.wait_for(lambda: w.tg.drafts(chat))
@@ -120,29 +109,13 @@ async def test_stopping_lets_a_reply_in_flight_finish(tmp_path: Path) -> None:
 
 async def test_parley_run_telegram_serves_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
-        user = w.tg.user("Ann")
-        chat = w.tg.private_chat(user)
-        keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-        env = {
-            **keep, "PTB_TIMEDELTA": "true", "LLM_BASE_URL": w.up.base_url, "LLM_API_KEY": API_KEY,
-            "CHAT_MODEL": "fake/echo", "DATABASE_URL": "sqlite:///parley.db", "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_BASE_URL": w.tg.base_url, "LOG_LEVEL": "DEBUG",
-            "LOG_CONTENT": "true",  # PTB logs its calls (URLs with the token) at DEBUG only with LOG_CONTENT
-        }  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "parley"), "run", "telegram", cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            await w.tg.wait_for(lambda: w.tg.calls_of("getUpdates"), 30)
+        user, chat = w.dm("Ann")
+        # PTB logs its calls (URLs with the token) at DEBUG only with LOG_CONTENT
+        async with w.parley_run(tmp_path, LOG_LEVEL="DEBUG", LOG_CONTENT="true") as process:
             w.tg.user_sends(chat, user, "hello from a real process")
             await w.said(chat, lambda t: t == "Echo: hello from a real process")
             process.send_signal(signal.SIGTERM)
             out, err = await asyncio.wait_for(process.communicate(), 20)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
     log = (out + err).decode()
     assert process.returncode == 0, log
     assert "Traceback" not in log and TOKEN.partition(":")[2] not in log and API_KEY not in log

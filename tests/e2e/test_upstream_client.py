@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from core.errors import (
+    IMAGE_NOT_SHOWN,
     ImageError,
     ReplyTimeoutError,
     StreamInterruptedError,
@@ -638,7 +639,7 @@ async def test_download_fetches_bytes_without_the_key(
     up: FakeUpstream, make_client: MakeClient, chunked: bool
 ) -> None:
     url = up.serve("/img/cat.png", PNG, content_type="image/png", chunked=chunked)
-    assert await make_client().download(url, max_bytes=10_000, timeout_seconds=5) == PNG
+    assert await make_client(allow_private_image_urls=True).download(url, max_bytes=10_000, timeout_seconds=5) == PNG
     request = up.requests[-1]
     assert request.path == "/img/cat.png"
     assert request.authorization is None
@@ -651,8 +652,8 @@ async def test_download_over_the_cap_is_refused(
 ) -> None:
     url = up.serve("/big.png", PNG * 10, content_type="image/png", chunked=chunked)
     with pytest.raises(ImageError) as caught:
-        await make_client().download(url, max_bytes=len(PNG), timeout_seconds=5)
-    assert "too large" in caught.value.user_message
+        await make_client(allow_private_image_urls=True).download(url, max_bytes=len(PNG), timeout_seconds=5)
+    assert caught.value.user_message == IMAGE_NOT_SHOWN
 
 
 @pytest.mark.parametrize(
@@ -664,7 +665,7 @@ async def test_download_refuses_other_schemes_and_bad_urls(make_client: MakeClie
 
 
 async def test_download_failures_are_image_errors(up: FakeUpstream, make_client: MakeClient) -> None:
-    client = make_client()
+    client = make_client(allow_private_image_urls=True)
     missing = up.serve("/gone.png", b"not found", status=404)
     with pytest.raises(ImageError):
         await client.download(missing, max_bytes=1000, timeout_seconds=1)
@@ -683,7 +684,7 @@ async def test_download_has_an_overall_deadline(make_client: MakeClient) -> None
     started = time.monotonic()
     try:
         with pytest.raises(ImageError):
-            await make_client().download(
+            await make_client(allow_private_image_urls=True).download(
                 f"http://127.0.0.1:{port}/x.png", max_bytes=1000, timeout_seconds=0.2
             )
     finally:

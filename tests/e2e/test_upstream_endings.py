@@ -12,12 +12,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.discord_harness import API_KEY as DISCORD_API_KEY
 from tests.e2e.discord_harness import bot_says, build_world, discord_settings, fast_limits, running_bot
-from tests.e2e.telegram_harness import telegram_world
+from tests.e2e.telegram_harness import reads, telegram_world
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram.entities import utf16_len
 from tests.fakes.upstream import FakeUpstream
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 # The keep-alive scenario ends at the deadline; the idle timeout is shorter, so only comments that keep
 # the stream from counting as stalled let it get there.
-TIMING = {"reply_timeout_seconds": 2.5, "stream_idle_timeout": 1.0, "llm_max_retries": 0}
+TIMING: dict[str, Any] = {"reply_timeout_seconds": 2.5, "stream_idle_timeout": 1.0, "llm_max_retries": 0}
 
 TOO_LONG = "The answer took too long and was stopped."
 CUT_SHORT = "The answer was cut short."
@@ -128,7 +129,7 @@ async def test_telegram_shows_every_kind_of_ending_and_keeps_serving(tmp_path: P
                 scenario.script(w.up)
                 w.tg.user_sends(chat, user, scenario.message)
                 expected = shown(scenario, "")  # Telegram: the note is in italics (an entity)
-                message = await w.said(chat, lambda text, expected=expected: text == expected)
+                message = await w.said(chat, reads(expected))
                 assert len(w.texts(chat)) == number + 1, w.texts(chat)
                 if scenario.note:
                     italic = message.entities[-1]
@@ -157,7 +158,7 @@ async def test_discord_shows_every_kind_of_ending_and_keeps_serving(dc: FakeDisc
             scenario.script(upstream)
             dc.user_sends(dm, world.alice, scenario.message)
             expected = shown(scenario, "-# ")  # Discord: the note is subtext
-            await bot_says(dc, dm, lambda text, expected=expected: text == expected)
+            await bot_says(dc, dm, reads(expected))
             assert [m.content for m in dc.bot_messages(dm)][number] == expected
     texts = [m.content for m in dc.bot_messages(dm)]
     assert len(texts) == len(SCENARIOS)

@@ -7,7 +7,6 @@ or fail when REQUIRE_POSTGRES=1.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from core.store import Store, open_store, upgrade
 from tests.fakes.clock import FakeWallClock, utc
+from tests.postgres import connect_admin, temporary_database
 
 PG_ADMIN_URL = os.environ.get("PARLEY_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
@@ -25,26 +25,16 @@ PG_ADMIN_URL = os.environ.get("PARLEY_TEST_PG_URL", "postgresql+asyncpg://postgr
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty, uniquely named database; dropped (even if still connected to) on exit."""
-    admin_url = make_url(PG_ADMIN_URL)
     try:
-        admin = await asyncpg.connect(
-            host=admin_url.host, port=admin_url.port, user=admin_url.username, password=admin_url.password,
-            database=admin_url.database or "postgres", timeout=5,
-        )
+        admin = await connect_admin(PG_ADMIN_URL)
     except (OSError, asyncpg.PostgresError) as exc:
+        admin_url = make_url(PG_ADMIN_URL)
         reason = f"PostgreSQL unreachable at {admin_url.host}:{admin_url.port} ({type(exc).__name__})"
         if os.environ.get("REQUIRE_POSTGRES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    name = f"parley_test_{uuid.uuid4().hex[:16]}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temporary_database(admin, PG_ADMIN_URL, prefix="parley_test_") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

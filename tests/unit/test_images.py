@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import base64
+import random
+import re
+import time
 
 import pytest
 
 from core.errors import ImageError
-from core.images import decode_data_url, extract_images, sniff_mime, to_data_url, validate_image
+from core.images import (
+    MAX_IMAGES_PER_ANSWER,
+    decode_data_url,
+    extract_images,
+    find_markdown_images,
+    sniff_mime,
+    to_data_url,
+    validate_image,
+)
 from tests.fakes.images import gif_bytes, jpeg_bytes, png_bytes, webp_bytes
 
 
@@ -103,3 +114,34 @@ async def test_broken_image_is_reported_and_others_kept() -> None:
 async def test_text_without_images_is_untouched() -> None:
     found = await extract_images("just **text** with ![not closed", max_bytes=10**6)
     assert found.images == () and found.caption == "just **text** with ![not closed"
+
+
+# The regex `find_markdown_images` replaced: the same grammar, but quadratic on a run of "![" (each "![" scans
+# to the end). Kept here as the reference the linear reader must agree with.
+REFERENCE_IMAGE = re.compile(
+    r"!\[(?P<alt>[^\]\n]*)\]\(\s*<?(?P<url>data:[^)\s>]*(?:\s+[A-Za-z0-9+/=]+)*|https?://[^)\s>]+)>?"
+    r"(?:\s+\"[^\"]*\")?\s*\)"
+)
+PIECES = ["![", "!", "[", "]", "(", ")", "](", "a", " ", "\n", "<", ">", '"', "data:", "http://", "x", "QUJD", "=="]
+
+
+def test_the_linear_image_reader_agrees_with_the_reference_regex() -> None:
+    generator = random.Random(11)
+    for _ in range(20_000):
+        text = "".join(generator.choice(PIECES) for _ in range(generator.randint(0, 14)))
+        expected = [(m.start(), m.end(), m["alt"].strip(), m["url"]) for m in REFERENCE_IMAGE.finditer(text)]
+        expected = expected[:MAX_IMAGES_PER_ANSWER]
+        assert [(i.start, i.end, i.alt, i.url) for i in find_markdown_images(text)] == expected, text
+
+
+HOSTILE_UNITS = ["![", "[![", "![x](", "![x](http://", "![x](http://a ", "![x](http://a)", "](", "![a](data:", "[", "`"]
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+async def test_a_megabyte_of_hostile_markdown_is_read_in_linear_time(unit: str) -> None:
+    text = unit * (1_000_000 // len(unit))
+    started = time.perf_counter()
+    found = await extract_images(text, max_bytes=10**6)
+    elapsed = time.perf_counter() - started
+    assert found.images == () and len(found.failures) <= MAX_IMAGES_PER_ANSWER
+    assert elapsed < 1.0, f"{elapsed:.2f}s: the quadratic regex took seconds for 16k characters, hours for 1M"

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import random
+import re
+import time
+from typing import Literal
+
+import pytest
 
 from core.live.markdown import (
     ImageFilter,
@@ -125,3 +130,87 @@ def test_lone_surrogates_from_broken_escapes_become_replacement_characters() -> 
     assert clean_surrogates("a\ud800b") == "a\ufffdb"
     assert clean_surrogates("ok 🚀") == "ok 🚀"
     assert render_final(clean_surrogates("**x\udc00**"), "entities").text == "x\ufffd"
+
+
+
+class ReferenceFilter:
+    """The filter before the linear rewrite (its _START regex is quadratic on a run of "!["): the reference.
+
+    Holds back a tail that may still become one, so no base64 ever reaches a chat. `feed` and `flush`
+    together give the same text as `strip_images` on the whole, whatever the chunking.
+    """
+
+    _START = re.compile(r"!\[[^\]\n]*\]\(\s*<?data:|data:image/")
+    _PARTIAL = re.compile(
+        r"!(?:\[[^\]\n]{0,300}(?:\](?:\(\s{0,4}<?(?:d(?:a(?:t(?:a)?)?)?)?)?)?)?\Z"
+        r"|d(?:a(?:t(?:a(?::(?:i(?:m(?:a(?:g(?:e)?)?)?)?)?)?)?)?)?\Z"
+    )
+    _BARE_END = re.compile(r"[\s)]")
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._skipping: Literal["", "markdown", "bare"] = ""
+
+    def feed(self, text: str) -> str:
+        buffer, out = self._held + text, list[str]()
+        self._held = ""
+        while buffer:
+            if self._skipping:
+                if self._skipping == "markdown":
+                    end = buffer.find(")")
+                    end = end + 1 if end >= 0 else -1
+                else:
+                    end = _search_end(self._BARE_END, buffer)
+                if end < 0:
+                    return "".join(out)  # still inside the URL: drop what came
+                buffer, self._skipping = buffer[end:], ""
+                continue
+            match = self._START.search(buffer)
+            if match is not None:
+                out.append(buffer[: match.start()])
+                buffer = buffer[match.end() :]
+                self._skipping = "markdown" if match.group().startswith("!") else "bare"
+                continue
+            partial = self._PARTIAL.search(buffer, max(0, len(buffer) - 320))
+            keep = partial.start() if partial else len(buffer)
+            out.append(buffer[:keep])
+            self._held = buffer[keep:]
+            break
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held, self._skipping = ("" if self._skipping else self._held), "", ""
+        return held
+
+
+def _search_end(pattern: re.Pattern[str], text: str) -> int:
+    match = pattern.search(text)
+    return match.start() if match else -1
+
+
+FILTER_PIECES = ["![", "!", "[", "]", "](", "(", ")", "a", " ", "\n", "<", "data:", "data:image/", "d", "da", "QUJD"]
+
+
+def test_the_linear_image_filter_agrees_with_the_reference_whatever_the_chunking() -> None:
+    generator = random.Random(7)
+    for _ in range(5_000):
+        text = "".join(generator.choice(FILTER_PIECES) for _ in range(generator.randint(0, 16)))
+        reference, linear = ReferenceFilter(), ImageFilter()
+        cuts = sorted(generator.sample(range(len(text) + 1), min(3, len(text) + 1)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        expected = "".join(reference.feed(piece) for piece in pieces) + reference.flush()
+        got = "".join(linear.feed(piece) for piece in pieces) + linear.flush()
+        assert got == expected, (text, pieces)
+
+
+@pytest.mark.parametrize("unit", ["![", "[![", "![x](data:", "](", "](tg://", "data:", "d", "`", "[", "> "])
+def test_a_megabyte_of_hostile_markdown_passes_the_live_filters_in_linear_time(unit: str) -> None:
+    text = unit * (1_000_000 // len(unit))
+    started = time.perf_counter()
+    stripped = strip_images(text)
+    live = ImageFilter()
+    streamed = "".join(live.feed(text[i : i + 4000]) for i in range(0, len(text), 4000)) + live.flush()
+    shown = render_live(text, "markdown")
+    elapsed = time.perf_counter() - started
+    assert streamed == stripped and "](tg:" not in shown.text
+    assert elapsed < 1.0, f"{elapsed:.2f}s for 1M characters: a pass over model output is not linear"

@@ -16,7 +16,7 @@ from core.live.split import (
     is_grapheme_boundary,
     prefix_within,
 )
-from core.live.surface import Rendered
+from core.live.surface import Dialect, LengthUnit, Rendered
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"
 FLAG_FR = "🇫🇷"
@@ -25,11 +25,11 @@ E_ACUTE = "e\u0301"
 KEYCAP = "1\ufe0f\u20e3"
 
 
-def layout(window: int, platform: str = "entities", unit: str = "utf16") -> Layout:
+def layout(window: int, platform: Dialect = "entities", unit: LengthUnit = "utf16") -> Layout:
     return Layout(
-        window_units=window, unit=unit,  # type: ignore[arg-type]
-        render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
-        fits=lambda rendered: count_units(rendered.text, unit) <= window,  # type: ignore[arg-type]
+        window_units=window, unit=unit,
+        render=lambda source: render_final(source, platform),
+        fits=lambda rendered: count_units(rendered.text, unit) <= window,
     )
 
 
@@ -61,13 +61,13 @@ def test_a_lone_surrogate_pair_is_never_split() -> None:
 
 
 @pytest.mark.parametrize("unit", ["utf16", "codepoint"])
-def test_text_without_spaces_is_cut_between_graphemes_only(unit: str) -> None:
+def test_text_without_spaces_is_cut_between_graphemes_only(unit: LengthUnit) -> None:
     clusters = [FAMILY, FLAG_FR, THUMB, E_ACUTE, KEYCAP, "字", "a"]
     rng = random.Random(7)
     text = "".join(rng.choice(clusters) for _ in range(400))
     pieces = layout(50, "markdown", unit).finish(text)
     assert "".join(p.text for p in pieces) == text
-    assert all(count_units(p.text, unit) <= 50 for p in pieces)  # type: ignore[arg-type]
+    assert all(count_units(p.text, unit) <= 50 for p in pieces)
     position = 0
     for piece in pieces:
         position += len(piece.text)
@@ -99,7 +99,8 @@ def test_never_cuts_inside_bold_or_a_link() -> None:
 def test_a_cut_code_block_is_closed_and_reopened_with_its_language() -> None:
     code = "\n".join(f"value_{i} = compute({i})  # line {i}" for i in range(120))
     source = f"Intro.\n\n```python\n{code}\n```\n\nAfter."
-    for platform, unit, window in (("entities", "utf16", 1000), ("markdown", "codepoint", 700)):
+    cases: list[tuple[Dialect, LengthUnit, int]] = [("entities", "utf16", 1000), ("markdown", "codepoint", 700)]
+    for platform, unit, window in cases:
         pieces = layout(window, platform, unit).finish(source)
         assert len(pieces) >= 4
         code_pieces = [p for p in pieces if "value_" in p.text]
@@ -142,3 +143,24 @@ def test_a_final_text_that_differs_from_the_stream_is_cut_afresh() -> None:
     streamed.advance("word " * 100)
     final = "other " * 60
     assert streamed.finish(final) == layout(200).finish(final)
+
+
+@pytest.mark.parametrize(
+    ("platform", "unit"),
+    [
+        ("entities", "> "), ("entities", "- "), ("markdown", "> "), ("markdown", "- "), ("markdown", "`"),
+        ("entities", "e" + "\u0301" * 200), ("markdown", "."),
+    ],
+)
+def test_hostile_text_is_cut_into_nearly_full_messages(platform: str, unit: str) -> None:
+    # Text where every position starts a block ("> > >"), one endless fence line or one endless grapheme
+    # cluster used to be cut a character or two at a time: thousands of messages, each re-parsing a whole
+    # window (quadratic). Now every message takes at least a good part of a window.
+    window = 4096 if platform == "entities" else 1984
+    text = unit * (24_000 // len(unit))
+    layout = Layout(
+        window_units=window, unit="utf16", render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
+        fits=lambda rendered: count_units(rendered.text, "utf16") <= window + 16,
+    )
+    messages = layout.finish(text)
+    assert len(messages) <= 3 * len(text) // window + 2

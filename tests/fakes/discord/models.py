@@ -379,7 +379,7 @@ class Waiters:
             self._event.set()
             self._event = None
 
-    async def wait_for(self, predicate: Callable[[], T], timeout_seconds: float) -> T:
+    async def wait_for(self, predicate: Callable[[], T | None], timeout_seconds: float) -> T:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_seconds
         while True:

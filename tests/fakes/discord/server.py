@@ -280,7 +280,7 @@ class FakeDiscord:
         """Send any other gateway event as is."""
         self._gateway.dispatch(event, data, intent=intent)
 
-    async def wait_for(self, predicate: Callable[[], T], timeout_seconds: float = DEFAULT_WAIT_SECONDS) -> T:
+    async def wait_for(self, predicate: Callable[[], T | None], timeout_seconds: float = DEFAULT_WAIT_SECONDS) -> T:
         """Wait until predicate() is truthy (re-checked on every change, and every 50 ms) and return its value;
         TimeoutError after `timeout_seconds`."""
         return await self._state.waiters.wait_for(predicate, timeout_seconds)

@@ -327,7 +327,7 @@ class FakeTelegram(UserSide):
             walk(call.params)
         return found
 
-    async def wait_for(self, predicate: Callable[[], T], timeout_seconds: float = 5.0) -> T:
+    async def wait_for(self, predicate: Callable[[], T | None], timeout_seconds: float = 5.0) -> T:
         """Wait until `predicate()` is truthy (checked after every change) and return its value."""
         try:
             async with asyncio.timeout(timeout_seconds):
