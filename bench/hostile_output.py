@@ -72,7 +72,7 @@ def filter_pass(text: str) -> None:
 
 
 def layout_pass(text: str) -> None:
-    for platform, window in (("telegram", 4096), ("discord", 1984)):
+    for platform, window in (("entities", 4096), ("markdown", 1984)):
         Layout(
             window_units=window,
             unit="utf16",

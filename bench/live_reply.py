@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
 from core.events import Completed, Event, Image, TextDelta
-from core.live import TELEGRAM_PRIVATE, Budget, Handle, LiveReply, Profile, Rendered
+from core.live import Budget, Handle, LiveReply, Profile, Rendered
+from tests.profiles import DEFAULT_SETTINGS, TELEGRAM_PRIVATE
 
 REPLIES = 500
 TOKENS_PER_SECOND = 100
@@ -107,7 +108,7 @@ async def scenario(mode: str, replies: int, seconds: int) -> dict[str, float]:
     tokens = answer_tokens(TOKENS_PER_SECOND * seconds)
     producers = [Producer(tokens) for _ in range(replies)]
     surfaces = [NoOpSurface(f"chat-{i}", TELEGRAM_PRIVATE) for i in range(replies)]
-    budget = Budget(30.0 if mode == "telegram" else 1e9)
+    budget = Budget(DEFAULT_SETTINGS.telegram_requests_per_second if mode == "telegram" else 1e9)
     lags: list[float] = []
     stop = asyncio.Event()
     prober = asyncio.create_task(probe_lag(lags, stop))

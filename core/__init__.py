@@ -32,11 +32,6 @@ from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextD
 from core.images import sniff_mime, validate_image, validate_user_image
 from core.inputs import check_turn_bytes
 from core.live import (
-    DISCORD,
-    DISCORD_REQUESTS_PER_SECOND,
-    TELEGRAM_GROUP,
-    TELEGRAM_PRIVATE,
-    TELEGRAM_REQUESTS_PER_SECOND,
     Budget,
     Entity,
     Handle,
@@ -46,7 +41,6 @@ from core.live import (
     Rendered,
     ReplyResult,
     Surface,
-    telegram_profile,
 )
 from core.logs import configure_logging, secrets_redacted
 from core.metrics import Metrics, serve_metrics
@@ -55,11 +49,6 @@ from core.settings import DatabaseSettings, Settings, load_settings
 from core.store import Forgotten, Stats
 
 __all__ = [
-    "DISCORD",
-    "DISCORD_REQUESTS_PER_SECOND",
-    "TELEGRAM_GROUP",
-    "TELEGRAM_PRIVATE",
-    "TELEGRAM_REQUESTS_PER_SECOND",
     "Access",
     "AccessDeniedError",
     "Assistant",
@@ -119,7 +108,6 @@ __all__ = [
     "show_message",
     "show_reply",
     "sniff_mime",
-    "telegram_profile",
     "texts",
     "upgrade_database",
     "validate_image",

@@ -188,7 +188,7 @@ class Assistant:
             if has_inline_image(full_text):
                 extracted = await extract_images(
                     full_text, max_bytes=self._settings.image_max_bytes, download=self._downloader(),
-                    deadline_seconds=self._settings.image_download_timeout,
+                    deadline_seconds=self._settings.image_download_timeout_seconds,
                 )
             # A length or content-filter stop is stored complete: the model ended the answer, nothing of
             # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
@@ -352,7 +352,7 @@ class Assistant:
             completion.image_urls,
             max_bytes=self._settings.image_max_bytes,
             download=self._downloader(),
-            deadline_seconds=self._settings.image_download_timeout,
+            deadline_seconds=self._settings.image_download_timeout_seconds,
         )
         if not extracted.images:
             if extracted.failures:
@@ -514,7 +514,7 @@ async def open_assistant(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key.get_secret_value(),
             timeout_seconds=settings.llm_timeout_seconds,
-            idle_timeout_seconds=settings.stream_idle_timeout,
+            idle_timeout_seconds=settings.stream_idle_timeout_seconds,
             reply_timeout_seconds=settings.reply_timeout_seconds,
             max_retries=settings.llm_max_retries,
             extra_body=settings.llm_extra_body,

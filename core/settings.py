@@ -1,7 +1,8 @@
 """Settings from the environment and `.env`: the only reader of either.
 
 `DatabaseSettings` is enough for `parley db upgrade`; `Settings` is what the bots need.
-Field names are the environment names in lower case.
+Field names are the environment names in lower case; durations end in `_SECONDS`. A renamed setting keeps
+its old name as an alias (`_renamed`), so existing deployments go on working.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -58,6 +59,11 @@ class DatabaseSettings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+def _renamed(name: str, old_name: str) -> AliasChoices:
+    """The environment names of a setting that was renamed: the new one first (it wins if both are set)."""
+    return AliasChoices(name, old_name)
+
+
 def _http_url(value: str) -> str:
     value = value.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
@@ -74,7 +80,9 @@ class Settings(DatabaseSettings):
     llm_extra_body: dict[str, Any] = Field(default_factory=dict)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
-    stream_idle_timeout: float = Field(default=60.0, gt=0)
+    stream_idle_timeout_seconds: float = Field(
+        default=60.0, gt=0, validation_alias=_renamed("stream_idle_timeout_seconds", "stream_idle_timeout")
+    )
     reply_timeout_seconds: float = Field(default=600.0, gt=0)
     allowed_models: Annotated[tuple[str, ...], NoDecode] = ()
 
@@ -95,7 +103,9 @@ class Settings(DatabaseSettings):
     # Images
     image_max_bytes: int = Field(default=10_000_000, ge=1024)
     image_max_bytes_per_turn: int = Field(default=10_000_000, ge=1024)
-    image_download_timeout: float = Field(default=20.0, gt=0)  # for all the linked images of one answer
+    image_download_timeout_seconds: float = Field(  # for all the linked images of one answer
+        default=20.0, gt=0, validation_alias=_renamed("image_download_timeout_seconds", "image_download_timeout")
+    )
     allow_private_image_urls: bool = False  # fetch model-linked images from loopback/private addresses too
     image_dir: str = "parley-images"
 
@@ -113,7 +123,7 @@ class Settings(DatabaseSettings):
     # Bot FAQ: about one message per second per chat, 20 per minute per group; lower only for tests.
     telegram_edit_interval_seconds: float = Field(default=1.0, gt=0)
     telegram_group_edit_interval_seconds: float = Field(default=3.0, gt=0)
-    # Bot FAQ: about 30 messages per second overall for one bot (core/live/budget.py cites it).
+    # Bot FAQ ("My bot is hitting limits"): "the API will not allow more than 30 messages per second or so".
     telegram_requests_per_second: float = Field(default=30.0, gt=0, le=1000)
 
     # Groups (Telegram and Discord)
@@ -126,7 +136,11 @@ class Settings(DatabaseSettings):
     discord_gateway_url: str | None = None
     discord_guild_ids: Annotated[tuple[int, ...], NoDecode] = ()
     discord_auto_thread: bool = False
-    # Discord allows 50 requests per second per bot; 40 leaves room for commands (core/live/budget.py).
+    # Per channel, message creation and editing share 5 per 5 s (discord-api-docs#20); 1.25 s between a
+    # reply's calls leaves room for typing and commands. Lower only for tests.
+    discord_edit_interval_seconds: float = Field(default=1.25, gt=0)
+    # Rate Limits ("Global Rate Limit"): "All bots can make up to 50 requests per second to our API".
+    # Live replies get 40 of them; typing, commands and reactions use the rest.
     discord_requests_per_second: float = Field(default=40.0, gt=0, le=1000)
     # Sharding across processes: this process runs DISCORD_SHARD_IDS of DISCORD_SHARD_COUNT (unset: automatic).
     discord_shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
@@ -248,13 +262,22 @@ class Settings(DatabaseSettings):
 S = TypeVar("S", bound=DatabaseSettings)
 
 
+def _env_names(cls: type[DatabaseSettings], name: str) -> str:
+    """How the operator may have spelled a setting: a renamed one by either of its names."""
+    field = cls.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, AliasChoices):
+        return " or ".join(str(choice).upper() for choice in alias.choices)
+    return name.upper()
+
+
 def load_settings(cls: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
     """Build settings, turning pydantic's report into one `ConfigError` that names the setting."""
     try:
         return cls(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        name = _env_names(cls, str(first["loc"][0])) if first["loc"] else "settings"
         if first["type"] == "missing":
             raise ConfigError(name, "is not set") from None
         problem = first["msg"].removeprefix("Value error, ")

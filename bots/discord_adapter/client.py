@@ -28,10 +28,9 @@ from bots.discord_adapter.conversations import (
     turn_text,
     user_ref,
 )
-from bots.discord_adapter.surface import DiscordSurface
+from bots.discord_adapter.surface import DiscordSurface, discord_profile
 from bots.discord_adapter.tasks import InFlight
 from core import (
-    DISCORD,
     AccessDeniedError,
     Assistant,
     Budget,
@@ -76,7 +75,7 @@ class ParleyDiscord(discord.Client):
         *,
         assistant: Assistant,
         settings: Settings,
-        profile: Profile = DISCORD,
+        profile: Profile | None = None,
         budget: Budget | None = None,
         guild_ready_timeout: float = 2.0,
         **options: Any,
@@ -90,7 +89,7 @@ class ParleyDiscord(discord.Client):
         )
         self._assistant = assistant
         self._settings = settings
-        self._profile = profile
+        self._profile = profile or discord_profile(settings)
         self._budget = budget or Budget(settings.discord_requests_per_second)
         self._discussion = Discussion(settings.group_context_messages)
         self._in_flight = InFlight()
@@ -103,7 +102,7 @@ class ParleyDiscord(discord.Client):
                 group_history=settings.group_history,
                 image_max_bytes=settings.image_max_bytes,
                 in_flight=self._in_flight,
-                profile=profile,
+                profile=self._profile,
             ),
         )
 

@@ -15,7 +15,7 @@ import discord
 from discord.abc import Messageable
 
 from bots.discord_adapter.uploads import fit_image
-from core import Handle, Image, Profile, Rendered, SurfaceRateLimitError
+from core import Handle, Image, Profile, Rendered, Settings, SurfaceRateLimitError
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,28 @@ MAX_FILES_PER_MESSAGE = 10  # "up to 10 files" per message (Discord docs, "Uploa
 MAX_CONTENT_CHARS = 2000
 TOO_LARGE_NOTE = "(An image was too large to upload here.)"
 UNKNOWN_MESSAGE = 10008  # JSON error code: the message is already gone
+
+# The typing indicator lasts about 10 s (Trigger Typing Indicator): every 8 s keeps it on.
+TYPING_INTERVAL_SECONDS = 8.0
+# A live preview closes an open code fence: this much of each message stays free for it.
+LIVE_RESERVE_CHARS = 16
+
+
+def discord_profile(settings: Settings) -> Profile:
+    """Discord's profile, paced by DISCORD_EDIT_INTERVAL_SECONDS.
+
+    2000 characters of content, counted in code points ("Our API uses Python 3, so the API calculates
+    length based on the number of codepoints", discord-api-docs#1315); Discord parses Markdown itself.
+    """
+    return Profile(
+        markup="markdown",
+        max_message_units=MAX_CONTENT_CHARS,
+        caption_max_units=MAX_CONTENT_CHARS,
+        length_unit="codepoint",
+        edit_interval_seconds=settings.discord_edit_interval_seconds,
+        typing_interval_seconds=TYPING_INTERVAL_SECONDS,
+        live_reserve_units=LIVE_RESERVE_CHARS,
+    )
 
 
 @contextmanager

@@ -11,7 +11,6 @@ import functools
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from telegram import BotCommand, Message, Update, User
@@ -40,7 +39,7 @@ from bots.telegram_adapter.inbound import (
     user_of,
     without_mention,
 )
-from bots.telegram_adapter.surface import TelegramSurface
+from bots.telegram_adapter.surface import TelegramSurface, telegram_profile
 from core import (
     AccessDeniedError,
     Assistant,
@@ -54,7 +53,6 @@ from core import (
     check_turn_bytes,
     show_message,
     show_reply,
-    telegram_profile,
 )
 
 log = logging.getLogger(__name__)
@@ -287,15 +285,9 @@ class TelegramBot:
         chat_id, group = message.chat.id, is_group(message)
         mode = self._settings.telegram_stream_mode
         drafts = not group and (mode == "draft" or (mode == "auto" and chat_id not in self._no_drafts))
-        interval = (
-            self._settings.telegram_group_edit_interval_seconds
-            if group
-            else self._settings.telegram_edit_interval_seconds
-        )
-        profile = replace(telegram_profile(is_group=group, drafts=drafts), edit_interval_seconds=interval)
         return TelegramSurface(
             message.get_bot(),
-            profile,
+            telegram_profile(self._settings, is_group=group, drafts=drafts),
             chat_id=chat_id,
             thread_id=topic_of(message),
             reply_to=message.message_id if group else None,  # in groups the answer replies to its question

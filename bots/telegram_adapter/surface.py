@@ -23,11 +23,35 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, RetryAfter
 
 from bots.telegram_adapter.media import fits_as_photo
-from core import FormattingRejectedError, Handle, Image, Profile, Rendered, SurfaceRateLimitError
+from core import FormattingRejectedError, Handle, Image, Profile, Rendered, Settings, SurfaceRateLimitError
 
 log = logging.getLogger(__name__)
 
 MEDIA_GROUP_MAX = 10  # Bot API sendMediaGroup: 2-10 items
+# Bot API sendMessage: "1-4096 characters after entities parsing", captions (sendPhoto) "0-1024 characters",
+# counted in UTF-16 code units (core.telegram.org/api/entities). Formatting goes as MessageEntity values.
+MESSAGE_MAX_UNITS = 4096
+CAPTION_MAX_UNITS = 1024
+# sendChatAction: "The status is set for 5 seconds or less", hence a re-send every 4.5 s.
+TYPING_INTERVAL_SECONDS = 4.5
+# sendMessageDraft shows "a temporary 30-second preview": re-sent before it expires.
+DRAFT_REFRESH_SECONDS = 20.0
+
+
+def telegram_profile(settings: Settings, *, is_group: bool, drafts: bool = False) -> Profile:
+    """A chat's profile: paced by TELEGRAM_(GROUP_)EDIT_INTERVAL_SECONDS; `drafts` only in private chats."""
+    return Profile(
+        markup="entities",
+        max_message_units=MESSAGE_MAX_UNITS,
+        caption_max_units=CAPTION_MAX_UNITS,
+        length_unit="utf16",
+        edit_interval_seconds=(
+            settings.telegram_group_edit_interval_seconds if is_group else settings.telegram_edit_interval_seconds
+        ),
+        typing_interval_seconds=TYPING_INTERVAL_SECONDS,
+        supports_draft=drafts and not is_group,
+        draft_refresh_seconds=DRAFT_REFRESH_SECONDS,
+    )
 
 
 def as_seconds(value: int | float | dtm.timedelta) -> float:

@@ -1,21 +1,13 @@
 """Live replies: the streaming engine every adapter shares (platform-agnostic; imports only core.events/errors).
 
-Adapters implement `Surface`, pick a `Profile`, share one `Budget` per bot, and run one `LiveReply` per answer.
+Adapters implement `Surface`, build their `Profile`s (limits, pace, markup dialect), share one `Budget` per
+bot, and run one `LiveReply` per answer.
 """
 
-from core.live.budget import (
-    DISCORD_REQUESTS_PER_SECOND,
-    TELEGRAM_REQUESTS_PER_SECOND,
-    Budget,
-    Clock,
-    LoopClock,
-    Priority,
-)
+from core.live.budget import Budget, Clock, LoopClock, Priority
 from core.live.engine import LiveReply, ReasoningMode
 from core.live.surface import (
-    DISCORD,
-    TELEGRAM_GROUP,
-    TELEGRAM_PRIVATE,
+    Dialect,
     Entity,
     Handle,
     Labels,
@@ -24,17 +16,12 @@ from core.live.surface import (
     Rendered,
     ReplyResult,
     Surface,
-    telegram_profile,
 )
 
 __all__ = [
-    "DISCORD",
-    "DISCORD_REQUESTS_PER_SECOND",
-    "TELEGRAM_GROUP",
-    "TELEGRAM_PRIVATE",
-    "TELEGRAM_REQUESTS_PER_SECOND",
     "Budget",
     "Clock",
+    "Dialect",
     "Entity",
     "Handle",
     "Labels",
@@ -47,5 +34,4 @@ __all__ = [
     "Rendered",
     "ReplyResult",
     "Surface",
-    "telegram_profile",
 ]

@@ -11,13 +11,6 @@ import math
 from enum import IntEnum
 from typing import Protocol
 
-# Telegram Bot FAQ ("My bot is hitting limits"): "the API will not allow more than 30 messages per
-# second or so" across chats.
-TELEGRAM_REQUESTS_PER_SECOND = 30.0
-# Discord rate limits docs ("Global Rate Limit"): "All bots can make up to 50 requests per second to our
-# API". Live replies get 40 of them; typing, commands and reactions use the rest.
-DISCORD_REQUESTS_PER_SECOND = 40.0
-
 _FORGET_LANES_OVER = 4096  # forget idle chats once this many are remembered
 _WHOLE = 1 - 1e-9  # a token, allowing for float rounding in the refill
 

@@ -11,8 +11,8 @@ intermediate edits; a 429 holds the chat for `retry_after` and the text keeps co
 ends the waiting ticket is raised to FINAL, the final layout is computed from the authoritative text
 (`Completed.text`), and the writer reconciles until the last edit carries the complete text. A message
 that outgrows the platform limit is sealed (its final text sent) and the answer continues in a new one
-(core.live.layout). With native drafts (Telegram private chats) the open message is drafted instead of
-edited, and only final texts are sent as messages.
+(core.live.layout). With native drafts (`profile.supports_draft`) the open message is drafted instead of
+edited, and only final texts are sent as messages. Everything platform-specific comes from the `Profile`.
 
 Imports only the stdlib, core.events, core.errors and core.live.
 """
@@ -47,9 +47,6 @@ log = logging.getLogger(__name__)
 
 ReasoningMode = Literal["off", "status", "full"]
 T = TypeVar("T")
-
-# Room kept in each message for what a live preview adds to the source (Discord closes an open fence).
-_LIVE_RESERVE_UNITS = {"telegram": 0, "discord": 16}
 
 
 @dataclass(slots=True)
@@ -87,17 +84,14 @@ class LiveReply:
         self._surface = surface
         self._on_first_text = on_first_text  # called once, when the answer's first text is on screen
         self._profile: Profile = surface.profile
-        self._platform = self._profile.markup
+        self._dialect = self._profile.markup
         self._budget = budget
         self._clock = clock or budget.clock
         self._reasoning_mode = show_reasoning
         self._labels = labels or Labels()
         self._max_units = self._profile.max_message_units
         self._unit = self._profile.length_unit
-        self._layout = Layout(
-            window_units=self._max_units - _LIVE_RESERVE_UNITS[self._platform], unit=self._unit,
-            render=lambda source: render_final(source, self._platform), fits=self._fits,
-        )
+        self._layout = self._new_layout()
         # Written by the reader.
         self._chunks: list[str] = []
         self._reasoning: list[str] = []
@@ -238,7 +232,7 @@ class LiveReply:
         for index, wanted in enumerate(messages):
             is_final = open_index is None or index < open_index
             if index in self._plain:
-                wanted = render_plain(wanted, self._platform)
+                wanted = render_plain(wanted, self._dialect)
             if not is_final and self._profile.supports_draft:
                 if wanted != self._draft or self._due_draft_refresh():
                     op = _Op("draft", index, wanted, self._priority(index, is_final=False))
@@ -281,7 +275,7 @@ class LiveReply:
             self._budget.hold(self._surface.chat_key, exc.retry_after)
             return
         except FormattingRejectedError:
-            if op.rendered == render_plain(op.rendered, self._platform):
+            if op.rendered == render_plain(op.rendered, self._dialect):
                 raise
             log.info("formatting refused by the platform; message %d falls back to plain text", op.index)
             self._plain.add(op.index)
@@ -322,19 +316,19 @@ class LiveReply:
         if self._has_answer:
             self._layout.advance(self._source)
             messages.extend(self._layout.sealed)
-            live = render_live(self._layout.open_segment(self._source), self._platform)
+            live = render_live(self._layout.open_segment(self._source), self._dialect)
             if live.text:
                 messages.append(live)
             return messages, len(messages) - 1 if live.text else None
         if self._reasoning_mode == "status" and self._reasoning_before_answer:
-            messages.append(render_label(self._labels.thinking, self._platform))
+            messages.append(render_label(self._labels.thinking, self._dialect))
         return messages, (len(messages) - 1 if messages else None)
 
     def _reasoning_message(self, reasoning: str, *, is_collapsed: bool) -> Rendered:
         key = (len(reasoning), is_collapsed)
         if self._reasoning_cache[0] != key:  # rendered once per change, not once per look
             rendered = render_reasoning(
-                reasoning, self._platform, is_collapsed=is_collapsed, max_units=self._max_units,
+                reasoning, self._dialect, is_collapsed=is_collapsed, max_units=self._max_units,
                 unit=self._unit, ellipsis=self._labels.truncated_reasoning,
             )
             self._reasoning_cache = (key, rendered)
@@ -366,7 +360,7 @@ class LiveReply:
             if noted is not None:
                 pieces[-1] = noted
             else:  # the note alone, in a message of its own
-                pieces.append(self._with_note(None, note) or render_label(note, self._platform))
+                pieces.append(self._with_note(None, note) or render_label(note, self._dialect))
         if not images:
             return _Final(prefix + pieces)
         return self._with_images(prefix, pieces, text, images)
@@ -386,17 +380,21 @@ class LiveReply:
             return _Final(prefix + pieces, images)
         cut = cut_segment(
             text, window_units=caption_limit, unit=self._unit,
-            fits=lambda head: count_units(render_final(head, self._platform).text, self._unit) <= caption_limit,
+            fits=lambda head: count_units(render_final(head, self._dialect).text, self._unit) <= caption_limit,
         )
-        caption = render_final(cut.head, self._platform)
-        rest = Layout(
-            window_units=self._max_units - _LIVE_RESERVE_UNITS[self._platform], unit=self._unit,
-            render=lambda source: render_final(source, self._platform), fits=self._fits,
-        ).finish(cut.carry + text[cut.resume :])
+        caption = render_final(cut.head, self._dialect)
+        rest = self._new_layout().finish(cut.carry + text[cut.resume :])
         return _Final(prefix, images, caption, tuple(rest))
 
+    def _new_layout(self) -> Layout:
+        # Room is kept in each message for what a live preview adds to the source (a closed code fence).
+        return Layout(
+            window_units=self._max_units - self._profile.live_reserve_units, unit=self._unit,
+            render=lambda source: render_final(source, self._dialect), fits=self._fits,
+        )
+
     def _with_note(self, rendered: Rendered | None, note: str) -> Rendered | None:
-        return with_note(rendered, note, self._platform, max_units=self._max_units, unit=self._unit)
+        return with_note(rendered, note, self._dialect, max_units=self._max_units, unit=self._unit)
 
     def _fits(self, rendered: Rendered) -> bool:
         return count_units(rendered.text, self._unit) <= self._max_units
@@ -427,7 +425,7 @@ class LiveReply:
                 self.rate_limited += 1
                 self._budget.hold(lane, exc.retry_after)
             except FormattingRejectedError:
-                plain = render_plain(rendered, self._platform) if rendered is not None else None
+                plain = render_plain(rendered, self._dialect) if rendered is not None else None
                 if plain is None or plain == rendered:
                     raise
                 rendered = plain

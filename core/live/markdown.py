@@ -1,6 +1,6 @@
-"""Markdown rendered for each platform, plain fallbacks, notes, reasoning, embedded images, visible text.
+"""Markdown rendered in each markup dialect, plain fallbacks, notes, reasoning, embedded images, visible text.
 
-Pure: imports the stdlib, telegramify-markdown and core.live (pyromark through core.live.split).
+Pure: imports the stdlib, the entities converter and core.live (pyromark through core.live.split).
 """
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ import logging
 import re
 from typing import Literal
 
-import telegramify_markdown
+from telegramify_markdown import convert as markdown_to_entities
 
 from core.live.split import byte_offsets, count_units, events, events_with_range, grapheme_floor, prefix_within
-from core.live.surface import Entity, LengthUnit, Rendered
+from core.live.surface import Dialect, Entity, LengthUnit, Rendered
 
 log = logging.getLogger(__name__)
-
-Platform = Literal["telegram", "discord"]
 
 _KEPT_ENTITIES = frozenset(
     {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link", "blockquote",
@@ -24,25 +22,25 @@ _KEPT_ENTITIES = frozenset(
 )
 
 
-def render_final(source: str, platform: Platform) -> Rendered:
+def render_final(source: str, dialect: Dialect) -> Rendered:
     """The formatted form of a complete piece of Markdown.
 
-    Telegram gets plain text plus MessageEntity values (telegramify-markdown 1.x, on pulldown-cmark):
-    Telegram parses nothing, so no escaping can go wrong ("can't parse entities" needs markup to parse),
-    and the length we measure is exactly what Telegram counts (UTF-16 of the text). HTML or MarkdownV2
-    would need escaping of every `<&` or `_*[]()~>#+-=|{}.!` and a parse on Telegram's side that one
-    stray character breaks. Discord gets its own Markdown: the source passes through (an unclosed
-    fence is closed); cutting it safely is core.live.split's work.
+    "entities": plain text plus formatting spans (converted on pulldown-cmark). The platform parses
+    nothing, so no escaping can go wrong (a parse error needs markup to parse), and the length we measure
+    is exactly what it counts (UTF-16 of the text); a markup language instead would need escaping of
+    every special character and a parse on the platform's side that one stray character breaks.
+    "markdown": the source passes through (an unclosed fence is closed); the platform parses it, and
+    cutting it safely is core.live.split's work.
     """
-    if platform == "discord":
+    if dialect == "markdown":
         text = source.strip()
         fence = open_fence(text)  # an answer cut off inside a code block still shows it as code
         text = f"{text}\n{fence}" if fence else text
         return Rendered(neutralize_links(text, _code_spans(text)) if _LINK_NOT_WEB.search(text) else text, "markdown")
     try:
-        text, entities = telegramify_markdown.convert(source)
+        text, entities = markdown_to_entities(source)
     except Exception:  # a converter bug must not cost the answer: show it unformatted instead
-        log.exception("telegramify-markdown failed; sending plain text")
+        log.exception("Markdown to entities failed; sending plain text")
         return Rendered(source.strip(), "plain")
     kept = tuple(
         Entity(e.type, e.offset, e.length, e.url or "", e.language or "")
@@ -52,38 +50,38 @@ def render_final(source: str, platform: Platform) -> Rendered:
     return _trimmed(text, kept)
 
 
-def render_live(source: str, platform: Platform) -> Rendered:
+def render_live(source: str, dialect: Dialect) -> Rendered:
     """An intermediate edit: sane for any prefix of an answer, and cheap (no parse).
 
-    Telegram shows the Markdown source as plain text; the formatting arrives with the message's final
-    text. Discord renders Markdown itself and shows unclosed `**` literally, so the source passes
+    "entities": the Markdown source shows as plain text; the formatting arrives with the message's final
+    text. "markdown": the platform renders it and shows unclosed `**` literally, so the source passes
     through, with an open code fence closed so the code grows inside its block.
     """
     text = source.strip()
-    if platform == "telegram":
+    if dialect == "entities":
         return Rendered(text, "plain")
     fence = open_fence(text)
     return Rendered(neutralize_links(f"{text}\n{fence}" if fence else text), "markdown")
 
 
-def render_plain(rendered: Rendered, platform: Platform) -> Rendered:
+def render_plain(rendered: Rendered, dialect: Dialect) -> Rendered:
     """The same visible text with no formatting: the fallback when a platform refuses the markup."""
-    if platform == "telegram":
+    if dialect == "entities":
         return Rendered(rendered.text, "plain")
-    return Rendered(escape_discord(visible_text(rendered)), "markdown")
+    return Rendered(escape_markdown(visible_text(rendered)), "markdown")
 
 
-def render_label(text: str, platform: Platform) -> Rendered:
+def render_label(text: str, dialect: Dialect) -> Rendered:
     """A short line of the engine's own (status, note) shown as it is."""
-    return Rendered(text, "plain") if platform == "telegram" else Rendered(escape_discord(text), "markdown")
+    return Rendered(text, "plain") if dialect == "entities" else Rendered(escape_markdown(text), "markdown")
 
 
 def with_note(
-    rendered: Rendered | None, note: str, platform: Platform, *, max_units: int, unit: LengthUnit
+    rendered: Rendered | None, note: str, dialect: Dialect, *, max_units: int, unit: LengthUnit
 ) -> Rendered | None:
     """`rendered` followed by a note in small print; None if that outgrows the limit."""
-    if platform == "discord":
-        tail = f"-# {escape_discord(note)}"
+    if dialect == "markdown":
+        tail = f"-# {escape_markdown(note)}"
         text = f"{rendered.text}\n\n{tail}" if rendered else tail
         result = Rendered(text, "markdown")
     else:
@@ -96,22 +94,22 @@ def with_note(
 
 
 def render_reasoning(
-    text: str, platform: Platform, *, is_collapsed: bool, max_units: int, unit: LengthUnit, ellipsis: str
+    text: str, dialect: Dialect, *, is_collapsed: bool, max_units: int, unit: LengthUnit, ellipsis: str
 ) -> Rendered:
     """The model's reasoning as a quote: its latest part if it is longer than a message.
 
-    Telegram: a blockquote while it streams, an expandable (collapsed) one once the answer starts.
-    Discord: subtext lines (`-# `), small and grey either way.
+    "entities": a blockquote while it streams, an expandable (collapsed) one once the answer starts.
+    "markdown": subtext lines (`-# `), small and grey either way.
     """
     body = text.strip()
     budget = max_units
     while True:
         shown = _tail(body, budget, unit, ellipsis)
-        if platform == "telegram":
+        if dialect == "entities":
             kind = "expandable_blockquote" if is_collapsed else "blockquote"
             result = Rendered(shown, "entities", (Entity(kind, 0, count_units(shown, "utf16")),))
         else:
-            lines = (f"-# {escape_discord(line)}" for line in shown.splitlines() if line.strip())
+            lines = (f"-# {escape_markdown(line)}" for line in shown.splitlines() if line.strip())
             result = Rendered("\n".join(lines), "markdown")
         overshoot = count_units(result.text, unit) - max_units
         if overshoot <= 0:
@@ -131,7 +129,7 @@ def _tail(text: str, max_units: int, unit: LengthUnit, ellipsis: str) -> str:
 
 
 def _trimmed(text: str, entities: tuple[Entity, ...]) -> Rendered:
-    """Strip outer whitespace (Telegram does, and would then see "not modified") and clip entities."""
+    """Strip outer whitespace (the platform would, and then see "not modified") and clip entities."""
     stripped = text.strip()
     if not entities:
         return Rendered(stripped, "plain")
@@ -156,19 +154,19 @@ def is_web_link(url: str) -> bool:
     """An absolute http(s) URL with a host: what a link in model output may point to.
 
     Everything else is shown as text: `tg://user?id=` (a mention that notifies someone), `javascript:`,
-    `file:`, `mailto:`, relative paths and fragments (which Telegram also refuses in a text_link).
+    `file:`, `mailto:`, relative paths and fragments (which platforms may also refuse as a link target).
     """
     return _WEB_URL.fullmatch(url.strip()) is not None
 
 
-# `](` not followed by an http(s) URL: the middle of a Discord masked link to somewhere else.
+# `](` not followed by an http(s) URL: the middle of a masked link (`[text](url)`) to somewhere else.
 _LINK_NOT_WEB = re.compile(r"\]\((?![ \t]*<?https?://)", re.IGNORECASE)
 
 
 def neutralize_links(text: str, code: list[tuple[int, int]] | None = None) -> str:
-    """Discord Markdown in which only http(s) masked links remain: every other `](` becomes `]\\(`.
+    """Markdown in which only http(s) masked links remain: every other `](` becomes `]\\(`.
 
-    Discord's masked-link rule needs `](` literally, so the backslash breaks the link and Discord shows
+    The masked-link rule needs `](` literally, so the backslash breaks the link and the platform shows
     the text as written (the backslash itself is hidden). `code` spans (sorted) are left alone; without
     them (a live preview, which must not parse) every such `](` is escaped. One C-speed substitution per
     stretch between code spans, no backtracking.
@@ -209,15 +207,15 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-# --- Discord Markdown --------------------------------------------------------------------------------
+# --- the "markdown" dialect -------------------------------------------------------------------------
 
-_DISCORD_SPECIAL = re.compile(r"([\\*_~`|>#\-\[\]()<])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\*_~`|>#\-\[\]()<])")
 _FENCE_LINE = re.compile(r"(?m)^ {0,3}(`{3,}|~{3,})([^\n]*)$")
 
 
-def escape_discord(text: str) -> str:
-    """Text that Discord shows literally (a backslash before every Markdown character)."""
-    return _DISCORD_SPECIAL.sub(r"\\\1", text)
+def escape_markdown(text: str) -> str:
+    """Text that the "markdown" dialect shows literally (a backslash before every Markdown character)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def open_fence(text: str) -> str:
@@ -241,7 +239,7 @@ _BLOCKS = frozenset(
 
 
 def visible_text(rendered: Rendered) -> str:
-    """What a reader sees of a message, formatting removed (Discord Markdown is parsed)."""
+    """What a reader sees of a message, formatting removed (the "markdown" dialect is parsed)."""
     if rendered.markup != "markdown":
         return rendered.text
     source = _SPOILER.sub("", _SUBTEXT.sub("", rendered.text))

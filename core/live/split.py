@@ -19,7 +19,7 @@ import pyromark
 
 from core.live.surface import LengthUnit
 
-# What telegramify-markdown parses with, so that structure seen here matches what gets rendered.
+# What the entities converter parses with (pulldown-cmark too), so that structure seen here matches what gets rendered.
 PARSE_OPTIONS = (
     pyromark.Options.ENABLE_TABLES
     | pyromark.Options.ENABLE_STRIKETHROUGH
@@ -29,7 +29,7 @@ PARSE_OPTIONS = (
 
 
 def count_units(text: str, unit: LengthUnit) -> int:
-    """Length as the platform counts it: UTF-16 code units (Telegram) or code points (Discord)."""
+    """Length as the platform counts it: UTF-16 code units or code points."""
     if unit == "codepoint" or text.isascii():
         return len(text)
     return len(text.encode("utf-16-le", "surrogatepass")) >> 1

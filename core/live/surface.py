@@ -6,7 +6,7 @@ Imports only the stdlib and core.events; adapters (bots/) implement `Surface`, c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from core.events import Image
@@ -14,17 +14,21 @@ from core.events import Image
 Markup = Literal["plain", "entities", "markdown"]
 """How `Rendered.text` is to be sent.
 
-plain     Telegram: no parse_mode, no entities.
-entities  Telegram: `text` plus `entities` (MessageEntity values); no parse_mode.
-markdown  Discord: `content` as it is (Discord always parses Markdown; plain text comes escaped).
+plain     The text as it is: no formatting, nothing parsed.
+entities  `text` plus `entities`: formatting as spans over the text, which itself is not parsed.
+markdown  `text` is Markdown the platform parses (plain text comes escaped).
 """
+
+Dialect = Literal["entities", "markdown"]
+"""How a platform formats a message: the `Markup` of its formatted text (plain text is always possible)."""
 
 LengthUnit = Literal["utf16", "codepoint"]
 
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """A Telegram MessageEntity: `type` is the Bot API name, offset and length count UTF-16 code units."""
+    """A formatting span of the "entities" dialect: `type` names it (bold, text_link, ...); offset and
+    length count UTF-16 code units."""
 
     type: str
     offset: int
@@ -54,48 +58,27 @@ class Handle:
 class Profile:
     """What the engine must know about a platform (and a kind of chat) to pace and cut a reply.
 
-    `markup` picks the renderer: "telegram" (entities) or "discord" (Markdown). Lengths are counted in
-    `length_unit` on the rendered text, as the platform counts them. `edit_interval_seconds` spaces every
-    call into one chat (shared by all replies in it); `typing_interval_seconds` re-sends the typing action.
+    Adapters build it from their platform's limits and the settings. `markup` is the dialect of formatted
+    text. Lengths are counted in `length_unit` on the rendered text, as the platform counts them; a live
+    preview may add up to `live_reserve_units` to its source (a closed code fence), so that much room is
+    kept in every message. `edit_interval_seconds` spaces every call into one chat (shared by all replies
+    in it); `typing_interval_seconds` re-sends the typing action; `supports_draft` drafts the growing
+    message instead of editing it, re-sent every `draft_refresh_seconds` so it does not expire.
     """
 
-    markup: Literal["telegram", "discord"]
+    markup: Dialect
     max_message_units: int
     caption_max_units: int
     length_unit: LengthUnit
     edit_interval_seconds: float
     typing_interval_seconds: float
+    live_reserve_units: int = 0
     supports_draft: bool = False
-    # A draft is "a temporary 30-second preview" (Bot API sendMessageDraft): refresh it before then.
-    draft_refresh_seconds: float = 20.0
+    draft_refresh_seconds: float = 0.0
 
-
-# Telegram: 4096 UTF-16 code units of text after entity parsing, captions 1024 (Bot API sendMessage,
-# sendPhoto; core.telegram.org/api/entities for the unit). Bot FAQ "My bot is hitting limits": avoid
-# more than one message per second in a chat; no more than 20 messages per minute to the same group.
-# sendChatAction: "The status is set for 5 seconds or less", hence a re-send every 4.5 s.
-TELEGRAM_PRIVATE = Profile(
-    markup="telegram", max_message_units=4096, caption_max_units=1024, length_unit="utf16",
-    edit_interval_seconds=1.0, typing_interval_seconds=4.5,
-)
-TELEGRAM_GROUP = Profile(
-    markup="telegram", max_message_units=4096, caption_max_units=1024, length_unit="utf16",
-    edit_interval_seconds=3.0, typing_interval_seconds=4.5,
-)
-# Discord: 2000 characters of content, counted in code points ("Our API uses Python 3, so the API
-# calculates length based on the number of codepoints", discord-api-docs#1315). Per channel, message
-# creation and editing share 5 per 5 s (discord-api-docs#20); 1.25 s leaves room for typing and commands.
-# The typing indicator lasts about 10 s (Trigger Typing Indicator), so every 8 s keeps it on.
-DISCORD = Profile(
-    markup="discord", max_message_units=2000, caption_max_units=2000, length_unit="codepoint",
-    edit_interval_seconds=1.25, typing_interval_seconds=8.0,
-)
-
-
-def telegram_profile(*, is_group: bool, drafts: bool = False) -> Profile:
-    """The Telegram profile for a chat; `drafts` turns on sendMessageDraft (private chats only)."""
-    base = TELEGRAM_GROUP if is_group else TELEGRAM_PRIVATE
-    return replace(base, supports_draft=True) if drafts and not is_group else base
+    def __post_init__(self) -> None:
+        if self.supports_draft and self.draft_refresh_seconds <= 0:
+            raise ValueError("a profile with drafts needs draft_refresh_seconds")
 
 
 class Surface(Protocol):
@@ -124,7 +107,8 @@ class Surface(Protocol):
     async def typing(self) -> None: ...
 
     async def draft(self, text: Rendered) -> None:
-        """Telegram sendMessageDraft; called only when `profile.supports_draft`. The next `send` replaces it."""
+        """A native draft of the growing message; called only when `profile.supports_draft`. The next
+        `send` replaces it."""
         ...
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core import DISCORD, Settings, open_assistant
+from core import Settings, open_assistant
 from tests.e2e.support import API_KEY as API_KEY  # the tests' secret, imported from here too
 from tests.e2e.support import make_settings
 from tests.fakes.discord import (
@@ -28,6 +28,7 @@ from tests.fakes.discord import (
     StoredMessage,
 )
 from tests.fakes.upstream import FakeUpstream
+from tests.profiles import DISCORD
 
 with warnings.catch_warnings():
     # discord.py imports the stdlib audioop, deprecated since Python 3.11.

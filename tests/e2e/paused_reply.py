@@ -18,7 +18,7 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 def add_paused_reply(upstream: FakeUpstream, first: str, rest: str, go: asyncio.Event) -> None:
     """Queue an SSE answer: `first`, then nothing until `go` is set, then `rest`, a usage chunk and [DONE].
 
-    Give the bot a STREAM_IDLE_TIMEOUT longer than the pause.
+    Give the bot a STREAM_IDLE_TIMEOUT_SECONDS longer than the pause.
     """
 
     async def handler(request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:

@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from core import (
-    TELEGRAM_PRIVATE,
     Assistant,
     Budget,
     ConversationKey,
@@ -37,6 +36,7 @@ from tests.e2e.telegram_harness import telegram_world
 from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.live_surface import FakePlatform, FakeSurface
 from tests.fakes.upstream import FakeUpstream
+from tests.profiles import TELEGRAM_PRIVATE
 from tests.unit.test_deploy import ROOT, health_check_command
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from core import (
-    TELEGRAM_PRIVATE,
     AccessDeniedError,
     Budget,
     ConversationKey,
@@ -25,6 +24,7 @@ from tests.e2e.support import make_settings
 from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.live_surface import FakePlatform, FakeSurface
 from tests.fakes.upstream import FakeUpstream
+from tests.profiles import TELEGRAM_PRIVATE
 
 pytestmark = pytest.mark.e2e
 

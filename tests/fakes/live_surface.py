@@ -191,7 +191,7 @@ class FakeSurface:
         self._chat_key = chat_key
         self.platform = platform or FakePlatform()
         if self.platform.rules is None:  # which platform, not which limits: those are the fake's own
-            self.platform.rules = TELEGRAM_RULES if profile.markup == "telegram" else DISCORD_RULES
+            self.platform.rules = TELEGRAM_RULES if profile.markup == "entities" else DISCORD_RULES
         self.rules = self.platform.rules
         self.is_group = is_group
         self.rejects_entities = rejects_entities

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image as Pillow
 
 from bots.discord_adapter.conversations import Place, conversation_key, thread_name
+from bots.discord_adapter.surface import discord_profile
 from bots.discord_adapter.uploads import fit_image
 from core import ConfigError, ConversationKey, Image, Settings, load_settings
 from tests.fakes.images import png_bytes
@@ -67,3 +68,12 @@ def test_discord_guild_ids_are_a_comma_list_of_numbers() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(Settings, _env_file=None, **REQUIRED, discord_guild_ids="my-server")
     assert caught.value.setting == "DISCORD_GUILD_IDS"
+
+
+def test_channel_profile_keeps_discords_pace_and_follows_the_setting() -> None:
+    default = discord_profile(load_settings(Settings, _env_file=None, **REQUIRED))
+    assert default.edit_interval_seconds >= 1.0  # message writes: 5 per 5 s per channel
+    assert (default.markup, default.length_unit, default.max_message_units) == ("markdown", "codepoint", 2000)
+    assert default.live_reserve_units > 0  # room for the fence a live preview closes
+    tuned = load_settings(Settings, _env_file=None, **REQUIRED, discord_edit_interval_seconds=2.5)
+    assert discord_profile(tuned).edit_interval_seconds == 2.5

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.events import Completed, Event, TextDelta
-from core.live import DISCORD, TELEGRAM_PRIVATE, Budget, LiveReply, Profile, Rendered
+from core.live import Budget, LiveReply, Profile, Rendered
 from core.live.markdown import render_final, visible_text
 from core.live.split import count_units
 from tests.fakes.live_surface import FakeSurface, run_virtual
+from tests.profiles import DISCORD, TELEGRAM_PRIVATE
 
 EMOJI = ["👨\u200d👩\u200d👧\u200d👦", "🇯🇵", "👍🏽", "1\ufe0f\u20e3", "e\u0301", "🎉", "❤\ufe0f"]
 CJK = ["这是一个句子。", "日本語の文です。", "한국어 문장입니다.", "中文，还有逗号！"]
@@ -86,8 +87,8 @@ def squash(text: str) -> str:
 
 
 def expected_visible(source: str, profile: Profile) -> str:
-    if profile.markup == "telegram":
-        return render_final(source, "telegram").text
+    if profile.markup == "entities":
+        return render_final(source, "entities").text
     return visible_text(Rendered(source, "markdown"))
 
 

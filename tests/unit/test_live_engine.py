@@ -18,10 +18,11 @@ from core.errors import (
     UpstreamUnavailableError,
 )
 from core.events import Event, Image, TextDelta
-from core.live import DISCORD, TELEGRAM_GROUP, TELEGRAM_PRIVATE, Budget, LiveReply, Profile, ReplyResult
+from core.live import Budget, LiveReply, Profile, ReplyResult
 from core.live.markdown import render_final
 from core.live.split import count_units
 from tests.fakes.live_surface import TELEGRAM_RULES, FakePlatform, FakeSurface, run_virtual, stream
+from tests.profiles import DISCORD, TELEGRAM_GROUP, TELEGRAM_PRIVATE
 
 PNG = Image(b"\x89PNG\r\n\x1a\n" + b"0" * 64, "image/png", "a cat")
 
@@ -91,7 +92,7 @@ def test_a_429_on_the_final_edit_does_not_downgrade_the_formatting() -> None:
         surface.fail_next("send", SurfaceRateLimitError(1.0))
     reply(surface, stream(["**bold**"], interval=0.01))
     (only,) = surface.messages.values()
-    assert only == render_final("**bold**", "telegram") and only.entities
+    assert only == render_final("**bold**", "entities") and only.entities
 
 
 def test_unchanged_text_is_never_sent_again() -> None:
@@ -108,7 +109,7 @@ def test_a_rejected_formatting_falls_back_to_plain_text_and_the_stream_completes
     assert result.is_complete
     assert surface.platform.rejected_formatting >= 1
     assert all(not rendered.entities for rendered in surface.messages.values())
-    expected = squash(render_final("".join(tokens), "telegram").text)
+    expected = squash(render_final("".join(tokens), "entities").text)
     assert squash("".join(surface.visible_texts())) == expected
 
 

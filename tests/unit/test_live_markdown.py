@@ -12,7 +12,7 @@ import pytest
 from core.live.markdown import (
     ImageFilter,
     clean_surrogates,
-    escape_discord,
+    escape_markdown,
     open_fence,
     render_final,
     render_live,
@@ -27,7 +27,7 @@ from core.live.surface import Entity, Rendered
 
 
 def test_telegram_gets_plain_text_with_entities_and_literal_characters_intact() -> None:
-    rendered = render_final("  **Bold** and `x < y & z` with snake_case, 2 * 3 and [site](https://e.com)\n", "telegram")
+    rendered = render_final("  **Bold** and `x < y & z` with snake_case, 2 * 3 and [site](https://e.com)\n", "entities")
     assert rendered.markup == "entities"
     assert rendered.text == "Bold and x < y & z with snake_case, 2 * 3 and site"
     kinds = {(e.type, rendered.text[e.offset : e.offset + e.length]) for e in rendered.entities}
@@ -35,29 +35,29 @@ def test_telegram_gets_plain_text_with_entities_and_literal_characters_intact() 
 
 
 def test_telegram_entity_offsets_count_utf16_after_emoji() -> None:
-    rendered = render_final("👨\u200d👩\u200d👧 **bold**", "telegram")
+    rendered = render_final("👨\u200d👩\u200d👧 **bold**", "entities")
     (bold,) = rendered.entities
     assert bold.offset == count_units("👨\u200d👩\u200d👧 ", "utf16")
     assert bold.length == 4
 
 
 def test_code_blocks_keep_their_language() -> None:
-    rendered = render_final("```rust\nfn main() {}\n```", "telegram")
+    rendered = render_final("```rust\nfn main() {}\n```", "entities")
     assert rendered.text == "fn main() {}"
     assert rendered.entities == (Entity("pre", 0, 12, "", "rust"),)
 
 
 def test_discord_passes_markdown_through() -> None:
     source = "# Title\n\n**bold** and ||spoiler||\n```py\ncode\n```"
-    assert render_final(source, "discord") == Rendered(source, "markdown")
+    assert render_final(source, "markdown") == Rendered(source, "markdown")
 
 
 def test_live_previews_are_sane_for_unfinished_markdown() -> None:
     partial = "Here:\n\n```python\ndef f():\n    return **kw"
-    assert render_live(partial, "telegram") == Rendered(partial, "plain")
-    discord = render_live(partial, "discord")
+    assert render_live(partial, "entities") == Rendered(partial, "plain")
+    discord = render_live(partial, "markdown")
     assert discord.text.endswith("\n```") and discord.text.count("```") == 2
-    assert render_live("done\n```\ncode\n```\n", "discord").text == "done\n```\ncode\n```"
+    assert render_live("done\n```\ncode\n```\n", "markdown").text == "done\n```\ncode\n```"
 
 
 def test_open_fence_tracks_openers_and_closers() -> None:
@@ -69,13 +69,13 @@ def test_open_fence_tracks_openers_and_closers() -> None:
 
 def test_escaped_discord_text_reads_back_as_the_original() -> None:
     text = "a*b_c~d`e|f>g#h-i[j](k)<l \\ m **n** ||o||"
-    assert visible_text(Rendered(escape_discord(text), "markdown")) == text
+    assert visible_text(Rendered(escape_markdown(text), "markdown")) == text
 
 
 def test_plain_fallback_keeps_the_visible_text() -> None:
-    formatted = render_final("**Hi** `there`", "telegram")
-    assert render_plain(formatted, "telegram") == Rendered("Hi there", "plain")
-    discord = render_plain(Rendered("**Hi** `there`", "markdown"), "discord")
+    formatted = render_final("**Hi** `there`", "entities")
+    assert render_plain(formatted, "entities") == Rendered("Hi there", "plain")
+    discord = render_plain(Rendered("**Hi** `there`", "markdown"), "markdown")
     assert visible_text(discord) == "Hi there" and "\\*" not in discord.text
 
 
@@ -85,24 +85,26 @@ def test_discord_visible_text_drops_markup() -> None:
 
 
 def test_a_note_goes_after_the_text_in_small_print() -> None:
-    base = render_final("**Answer**", "telegram")
-    noted = with_note(base, "⚠️ Cut short.", "telegram", max_units=4096, unit="utf16")
+    base = render_final("**Answer**", "entities")
+    noted = with_note(base, "⚠️ Cut short.", "entities", max_units=4096, unit="utf16")
     assert noted is not None and noted.text == "Answer\n\n⚠️ Cut short."
     assert noted.entities[-1] == Entity("italic", 8, count_units("⚠️ Cut short.", "utf16"))
-    assert with_note(base, "note", "telegram", max_units=10, unit="utf16") is None
-    discord = with_note(Rendered("text", "markdown"), "Cut *short*", "discord", max_units=2000, unit="codepoint")
+    assert with_note(base, "note", "entities", max_units=10, unit="utf16") is None
+    discord = with_note(Rendered("text", "markdown"), "Cut *short*", "markdown", max_units=2000, unit="codepoint")
     assert discord == Rendered("text\n\n-# Cut \\*short\\*", "markdown")
 
 
 def test_reasoning_shows_its_latest_part_as_a_quote() -> None:
     reasoning = "".join(f"step {i} thinking.\n" for i in range(2000))
-    live = render_reasoning(reasoning, "telegram", is_collapsed=False, max_units=4096, unit="utf16", ellipsis="…")
+    live = render_reasoning(reasoning, "entities", is_collapsed=False, max_units=4096, unit="utf16", ellipsis="…")
     assert live.text.startswith("…") and live.text.endswith("step 1999 thinking.")
     assert count_units(live.text, "utf16") <= 4096
     assert [e.type for e in live.entities] == ["blockquote"]
-    collapsed = render_reasoning("short", "telegram", is_collapsed=True, max_units=4096, unit="utf16", ellipsis="…")
+    collapsed = render_reasoning("short", "entities", is_collapsed=True, max_units=4096, unit="utf16", ellipsis="…")
     assert collapsed.entities == (Entity("expandable_blockquote", 0, 5),)
-    discord = render_reasoning(reasoning, "discord", is_collapsed=False, max_units=2000, unit="codepoint", ellipsis="…")
+    discord = render_reasoning(
+        reasoning, "markdown", is_collapsed=False, max_units=2000, unit="codepoint", ellipsis="…"
+    )
     assert len(discord.text) <= 2000
     assert all(line.startswith("-# ") for line in discord.text.splitlines())
 
@@ -127,7 +129,7 @@ def test_data_url_images_never_reach_the_text_however_chunked() -> None:
 def test_lone_surrogates_from_broken_escapes_become_replacement_characters() -> None:
     assert clean_surrogates("a\ud800b") == "a\ufffdb"
     assert clean_surrogates("ok 🚀") == "ok 🚀"
-    assert render_final(clean_surrogates("**x\udc00**"), "telegram").text == "x\ufffd"
+    assert render_final(clean_surrogates("**x\udc00**"), "entities").text == "x\ufffd"
 
 
 
@@ -208,7 +210,7 @@ def test_a_megabyte_of_hostile_markdown_passes_the_live_filters_in_linear_time(u
     stripped = strip_images(text)
     live = ImageFilter()
     streamed = "".join(live.feed(text[i : i + 4000]) for i in range(0, len(text), 4000)) + live.flush()
-    shown = render_live(text, "discord")
+    shown = render_live(text, "markdown")
     elapsed = time.perf_counter() - started
     assert streamed == stripped and "](tg:" not in shown.text
     assert elapsed < 1.0, f"{elapsed:.2f}s for 1M characters: a pass over model output is not linear"

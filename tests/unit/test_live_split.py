@@ -7,7 +7,7 @@ import random
 import pytest
 
 from core.live.layout import Layout
-from core.live.markdown import Platform, render_final, visible_text
+from core.live.markdown import render_final, visible_text
 from core.live.split import (
     Boundary,
     count_units,
@@ -16,7 +16,7 @@ from core.live.split import (
     is_grapheme_boundary,
     prefix_within,
 )
-from core.live.surface import LengthUnit, Rendered
+from core.live.surface import Dialect, LengthUnit, Rendered
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"
 FLAG_FR = "🇫🇷"
@@ -25,7 +25,7 @@ E_ACUTE = "e\u0301"
 KEYCAP = "1\ufe0f\u20e3"
 
 
-def layout(window: int, platform: Platform = "telegram", unit: LengthUnit = "utf16") -> Layout:
+def layout(window: int, platform: Dialect = "entities", unit: LengthUnit = "utf16") -> Layout:
     return Layout(
         window_units=window, unit=unit,
         render=lambda source: render_final(source, platform),
@@ -65,7 +65,7 @@ def test_text_without_spaces_is_cut_between_graphemes_only(unit: LengthUnit) -> 
     clusters = [FAMILY, FLAG_FR, THUMB, E_ACUTE, KEYCAP, "字", "a"]
     rng = random.Random(7)
     text = "".join(rng.choice(clusters) for _ in range(400))
-    pieces = layout(50, "discord", unit).finish(text)
+    pieces = layout(50, "markdown", unit).finish(text)
     assert "".join(p.text for p in pieces) == text
     assert all(count_units(p.text, unit) <= 50 for p in pieces)
     position = 0
@@ -99,13 +99,13 @@ def test_never_cuts_inside_bold_or_a_link() -> None:
 def test_a_cut_code_block_is_closed_and_reopened_with_its_language() -> None:
     code = "\n".join(f"value_{i} = compute({i})  # line {i}" for i in range(120))
     source = f"Intro.\n\n```python\n{code}\n```\n\nAfter."
-    cases: list[tuple[Platform, LengthUnit, int]] = [("telegram", "utf16", 1000), ("discord", "codepoint", 700)]
+    cases: list[tuple[Dialect, LengthUnit, int]] = [("entities", "utf16", 1000), ("markdown", "codepoint", 700)]
     for platform, unit, window in cases:
         pieces = layout(window, platform, unit).finish(source)
         assert len(pieces) >= 4
         code_pieces = [p for p in pieces if "value_" in p.text]
         for piece in code_pieces:
-            if platform == "telegram":
+            if platform == "entities":
                 assert [(e.type, e.language) for e in piece.entities] == [("pre", "python")]
             else:
                 assert "```python\n" in piece.text and piece.text.count("```") % 2 == 0
@@ -116,7 +116,7 @@ def test_a_cut_code_block_is_closed_and_reopened_with_its_language() -> None:
 def test_a_cut_table_repeats_its_header() -> None:
     rows = "\n".join(f"| {i} | item number {i} |" for i in range(60))
     source = f"| n | name |\n|---|---|\n{rows}"
-    pieces = layout(600, "discord", "codepoint").finish(source)
+    pieces = layout(600, "markdown", "codepoint").finish(source)
     assert len(pieces) > 1
     assert all(p.text.startswith("| n | name |\n|---|---|") for p in pieces)
 
@@ -148,15 +148,15 @@ def test_a_final_text_that_differs_from_the_stream_is_cut_afresh() -> None:
 @pytest.mark.parametrize(
     ("platform", "unit"),
     [
-        ("telegram", "> "), ("telegram", "- "), ("discord", "> "), ("discord", "- "), ("discord", "`"),
-        ("telegram", "e" + "\u0301" * 200), ("discord", "."),
+        ("entities", "> "), ("entities", "- "), ("markdown", "> "), ("markdown", "- "), ("markdown", "`"),
+        ("entities", "e" + "\u0301" * 200), ("markdown", "."),
     ],
 )
 def test_hostile_text_is_cut_into_nearly_full_messages(platform: str, unit: str) -> None:
     # Text where every position starts a block ("> > >"), one endless fence line or one endless grapheme
     # cluster used to be cut a character or two at a time: thousands of messages, each re-parsing a whole
     # window (quadratic). Now every message takes at least a good part of a window.
-    window = 4096 if platform == "telegram" else 1984
+    window = 4096 if platform == "entities" else 1984
     text = unit * (24_000 // len(unit))
     layout = Layout(
         window_units=window, unit="utf16", render=lambda source: render_final(source, platform),  # type: ignore[arg-type]

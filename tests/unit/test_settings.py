@@ -63,3 +63,35 @@ def test_readme_table_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name.upper() for name in Settings.model_fields if f"`{name.upper()}`" not in readme]
     assert missing == []
+
+
+def test_settings_holding_seconds_are_named_in_seconds() -> None:
+    durations = [name for name in Settings.model_fields if any(w in name for w in ("timeout", "interval", "grace"))]
+    assert len(durations) >= 6  # the words found the durations, so the check below means something
+    assert [name for name in durations if not name.endswith("_seconds")] == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("STREAM_IDLE_TIMEOUT", "STREAM_IDLE_TIMEOUT_SECONDS", "stream_idle_timeout_seconds"),
+        ("IMAGE_DOWNLOAD_TIMEOUT", "IMAGE_DOWNLOAD_TIMEOUT_SECONDS", "image_download_timeout_seconds"),
+    ],
+)
+def test_renamed_seconds_settings_still_read_their_old_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"{old}=7.5\n")
+    assert getattr(load_settings(Settings, **REQUIRED), field) == 7.5  # from .env
+    monkeypatch.setenv(old, "8")
+    assert getattr(load_settings(Settings, **REQUIRED), field) == 8.0  # the environment overrides .env
+    monkeypatch.setenv(new, "")  # compose passes unset settings as empty: the old name still counts
+    assert getattr(load_settings(Settings, **REQUIRED), field) == 8.0
+    monkeypatch.setenv(new, "9")
+    assert getattr(load_settings(Settings, **REQUIRED), field) == 9.0  # the new name wins
+    monkeypatch.setenv(old, "soon")
+    monkeypatch.delenv(new)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(Settings, **REQUIRED)
+    assert caught.value.setting == f"{new} or {old}"  # the error names the variable the operator set

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bots.telegram_adapter.app import file_base_url
+from bots.telegram_adapter.surface import telegram_profile
 from core import ConfigError, Settings, load_settings
 
 REQUIRED = {"llm_base_url": "http://127.0.0.1:9/v1", "llm_api_key": "sk-x", "chat_model": "m"}
@@ -60,3 +61,15 @@ def test_invalid_values_name_the_setting(name: str, value: str) -> None:
 )
 def test_the_file_url_sits_next_to_the_api_url(base: str, files: str) -> None:
     assert file_base_url(base) == files
+
+
+def test_chat_profiles_take_their_pace_from_the_settings() -> None:
+    settings = load_settings(
+        Settings, _env_file=None, **REQUIRED,
+        telegram_edit_interval_seconds=0.5, telegram_group_edit_interval_seconds=4.0,
+    )  # fmt: skip
+    private, group = telegram_profile(settings, is_group=False), telegram_profile(settings, is_group=True)
+    assert (private.edit_interval_seconds, group.edit_interval_seconds) == (0.5, 4.0)
+    assert (private.markup, private.length_unit, private.max_message_units) == ("entities", "utf16", 4096)
+    assert telegram_profile(settings, is_group=False, drafts=True).supports_draft
+    assert not telegram_profile(settings, is_group=True, drafts=True).supports_draft  # drafts: private chats only
