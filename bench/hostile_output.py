@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
+from bots.telegram_adapter.formatting import markdown_to_entities
 from core.images import extract_images, find_markdown_images
 from core.live.layout import Layout
 from core.live.markdown import ImageFilter, neutralize_links, render_final, strip_images
@@ -76,7 +77,7 @@ def layout_pass(text: str) -> None:
         Layout(
             window_units=window,
             unit="utf16",
-            render=lambda source, p=platform: render_final(source, p),  # type: ignore[misc]
+            render=lambda source, p=platform: render_final(source, p, markdown_to_entities),  # type: ignore[misc]
             fits=lambda rendered, w=window: count_units(rendered.text, "utf16") <= w + 16,  # type: ignore[misc]
         ).finish(text)
 

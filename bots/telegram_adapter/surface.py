@@ -22,6 +22,7 @@ from telegram import (
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, EndPointNotFound, RetryAfter
 
+from bots.telegram_adapter.formatting import markdown_to_entities
 from bots.telegram_adapter.media import fits_as_photo
 from core import FormattingRejectedError, Handle, Image, Profile, Rendered, Settings, SurfaceRateLimitError
 
@@ -51,6 +52,7 @@ def telegram_profile(settings: Settings, *, is_group: bool, drafts: bool = False
         typing_interval_seconds=TYPING_INTERVAL_SECONDS,
         supports_draft=drafts and not is_group,
         draft_refresh_seconds=DRAFT_REFRESH_SECONDS,
+        to_entities=markdown_to_entities,
     )
 
 

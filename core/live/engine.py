@@ -85,6 +85,7 @@ class LiveReply:
         self._on_first_text = on_first_text  # called once, when the answer's first text is on screen
         self._profile: Profile = surface.profile
         self._dialect = self._profile.markup
+        self._to_entities = self._profile.to_entities
         self._budget = budget
         self._clock = clock or budget.clock
         self._reasoning_mode = show_reasoning
@@ -380,9 +381,9 @@ class LiveReply:
             return _Final(prefix + pieces, images)
         cut = cut_segment(
             text, window_units=caption_limit, unit=self._unit,
-            fits=lambda head: count_units(render_final(head, self._dialect).text, self._unit) <= caption_limit,
+            fits=lambda head: self._units(render_final(head, self._dialect, self._to_entities)) <= caption_limit,
         )
-        caption = render_final(cut.head, self._dialect)
+        caption = render_final(cut.head, self._dialect, self._to_entities)
         rest = self._new_layout().finish(cut.carry + text[cut.resume :])
         return _Final(prefix, images, caption, tuple(rest))
 
@@ -390,14 +391,17 @@ class LiveReply:
         # Room is kept in each message for what a live preview adds to the source (a closed code fence).
         return Layout(
             window_units=self._max_units - self._profile.live_reserve_units, unit=self._unit,
-            render=lambda source: render_final(source, self._dialect), fits=self._fits,
+            render=lambda source: render_final(source, self._dialect, self._to_entities), fits=self._fits,
         )
 
     def _with_note(self, rendered: Rendered | None, note: str) -> Rendered | None:
         return with_note(rendered, note, self._dialect, max_units=self._max_units, unit=self._unit)
 
     def _fits(self, rendered: Rendered) -> bool:
-        return count_units(rendered.text, self._unit) <= self._max_units
+        return self._units(rendered) <= self._max_units
+
+    def _units(self, rendered: Rendered) -> int:
+        return count_units(rendered.text, self._unit)
 
     # --- after the messages: images, more messages, deletions --------------------------------------
 

@@ -9,10 +9,8 @@ import logging
 import re
 from typing import Literal
 
-from telegramify_markdown import convert as markdown_to_entities
-
 from core.live.split import byte_offsets, count_units, events, events_with_range, grapheme_floor, prefix_within
-from core.live.surface import Dialect, Entity, LengthUnit, Rendered
+from core.live.surface import Dialect, Entity, EntityConverter, LengthUnit, Rendered
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +20,10 @@ _KEPT_ENTITIES = frozenset(
 )
 
 
-def render_final(source: str, dialect: Dialect) -> Rendered:
+def render_final(source: str, dialect: Dialect, to_entities: EntityConverter | None = None) -> Rendered:
     """The formatted form of a complete piece of Markdown.
 
-    "entities": plain text plus formatting spans (converted on pulldown-cmark). The platform parses
+    "entities": plain text plus formatting spans, parsed by `to_entities` (the profile's). The platform parses
     nothing, so no escaping can go wrong (a parse error needs markup to parse), and the length we measure
     is exactly what it counts (UTF-16 of the text); a markup language instead would need escaping of
     every special character and a parse on the platform's side that one stray character breaks.
@@ -37,15 +35,15 @@ def render_final(source: str, dialect: Dialect) -> Rendered:
         fence = open_fence(text)  # an answer cut off inside a code block still shows it as code
         text = f"{text}\n{fence}" if fence else text
         return Rendered(neutralize_links(text, _code_spans(text)) if _LINK_NOT_WEB.search(text) else text, "markdown")
+    if to_entities is None:
+        raise ValueError("the entities dialect needs a Markdown converter (Profile.to_entities)")
     try:
-        text, entities = markdown_to_entities(source)
+        text, entities = to_entities(source)
     except Exception:  # a converter bug must not cost the answer: show it unformatted instead
         log.exception("Markdown to entities failed; sending plain text")
         return Rendered(source.strip(), "plain")
     kept = tuple(
-        Entity(e.type, e.offset, e.length, e.url or "", e.language or "")
-        for e in entities
-        if e.type in _KEPT_ENTITIES and (e.type != "text_link" or is_web_link(e.url or ""))
+        e for e in entities if e.type in _KEPT_ENTITIES and (e.type != "text_link" or is_web_link(e.url))
     )
     return _trimmed(text, kept)
 

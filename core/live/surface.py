@@ -5,7 +5,7 @@ Imports only the stdlib and core.events; adapters (bots/) implement `Surface`, c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -37,6 +37,11 @@ class Entity:
     language: str = ""
 
 
+EntityConverter = Callable[[str], tuple[str, Sequence[Entity]]]
+"""Markdown to plain text plus entities: the "entities" dialect's parser, given by the adapter whose
+platform takes entities (the converter knows that platform's entity types)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A message body ready for one platform call. Equal values show the same thing on screen."""
@@ -64,6 +69,7 @@ class Profile:
     kept in every message. `edit_interval_seconds` spaces every call into one chat (shared by all replies
     in it); `typing_interval_seconds` re-sends the typing action; `supports_draft` drafts the growing
     message instead of editing it, re-sent every `draft_refresh_seconds` so it does not expire.
+    `to_entities` parses Markdown for the "entities" dialect (required there, unused for "markdown").
     """
 
     markup: Dialect
@@ -75,8 +81,11 @@ class Profile:
     live_reserve_units: int = 0
     supports_draft: bool = False
     draft_refresh_seconds: float = 0.0
+    to_entities: EntityConverter | None = None
 
     def __post_init__(self) -> None:
+        if self.markup == "entities" and self.to_entities is None:
+            raise ValueError("a profile of the entities dialect needs to_entities")
         if self.supports_draft and self.draft_refresh_seconds <= 0:
             raise ValueError("a profile with drafts needs draft_refresh_seconds")
 

@@ -48,3 +48,13 @@ def test_live_engine_depends_only_on_events_and_errors() -> None:
         for path, names in imports("core/live").items()
     }
     assert {path: names for path, names in bad.items() if names} == {}
+
+
+def test_live_engine_names_no_platform() -> None:
+    """core/live works from a Profile's capabilities; platform names (and their libraries) live in bots/."""
+    named = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "core/live").rglob("*.py")
+        if "telegram" in path.read_text().lower() or "discord" in path.read_text().lower()
+    }
+    assert named == set()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bots.telegram_adapter.formatting import markdown_to_entities
 from core.events import Completed, Event, TextDelta
 from core.live import Budget, LiveReply, Profile, Rendered
 from core.live.markdown import render_final, visible_text
@@ -88,7 +89,7 @@ def squash(text: str) -> str:
 
 def expected_visible(source: str, profile: Profile) -> str:
     if profile.markup == "entities":
-        return render_final(source, "entities").text
+        return render_final(source, "entities", markdown_to_entities).text
     return visible_text(Rendered(source, "markdown"))
 
 

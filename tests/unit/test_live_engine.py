@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from bots.telegram_adapter.formatting import markdown_to_entities
 from core.errors import (
     FormattingRejectedError,
     StreamInterruptedError,
@@ -92,7 +93,7 @@ def test_a_429_on_the_final_edit_does_not_downgrade_the_formatting() -> None:
         surface.fail_next("send", SurfaceRateLimitError(1.0))
     reply(surface, stream(["**bold**"], interval=0.01))
     (only,) = surface.messages.values()
-    assert only == render_final("**bold**", "entities") and only.entities
+    assert only == render_final("**bold**", "entities", markdown_to_entities) and only.entities
 
 
 def test_unchanged_text_is_never_sent_again() -> None:
@@ -109,7 +110,7 @@ def test_a_rejected_formatting_falls_back_to_plain_text_and_the_stream_completes
     assert result.is_complete
     assert surface.platform.rejected_formatting >= 1
     assert all(not rendered.entities for rendered in surface.messages.values())
-    expected = squash(render_final("".join(tokens), "entities").text)
+    expected = squash(render_final("".join(tokens), "entities", markdown_to_entities).text)
     assert squash("".join(surface.visible_texts())) == expected
 
 

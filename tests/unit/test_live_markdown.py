@@ -9,6 +9,7 @@ from typing import Literal
 
 import pytest
 
+from bots.telegram_adapter.formatting import markdown_to_entities
 from core.live.markdown import (
     ImageFilter,
     clean_surrogates,
@@ -27,7 +28,8 @@ from core.live.surface import Entity, Rendered
 
 
 def test_telegram_gets_plain_text_with_entities_and_literal_characters_intact() -> None:
-    rendered = render_final("  **Bold** and `x < y & z` with snake_case, 2 * 3 and [site](https://e.com)\n", "entities")
+    source = "  **Bold** and `x < y & z` with snake_case, 2 * 3 and [site](https://e.com)\n"
+    rendered = render_final(source, "entities", markdown_to_entities)
     assert rendered.markup == "entities"
     assert rendered.text == "Bold and x < y & z with snake_case, 2 * 3 and site"
     kinds = {(e.type, rendered.text[e.offset : e.offset + e.length]) for e in rendered.entities}
@@ -35,14 +37,14 @@ def test_telegram_gets_plain_text_with_entities_and_literal_characters_intact() 
 
 
 def test_telegram_entity_offsets_count_utf16_after_emoji() -> None:
-    rendered = render_final("👨\u200d👩\u200d👧 **bold**", "entities")
+    rendered = render_final("👨\u200d👩\u200d👧 **bold**", "entities", markdown_to_entities)
     (bold,) = rendered.entities
     assert bold.offset == count_units("👨\u200d👩\u200d👧 ", "utf16")
     assert bold.length == 4
 
 
 def test_code_blocks_keep_their_language() -> None:
-    rendered = render_final("```rust\nfn main() {}\n```", "entities")
+    rendered = render_final("```rust\nfn main() {}\n```", "entities", markdown_to_entities)
     assert rendered.text == "fn main() {}"
     assert rendered.entities == (Entity("pre", 0, 12, "", "rust"),)
 
@@ -73,7 +75,7 @@ def test_escaped_discord_text_reads_back_as_the_original() -> None:
 
 
 def test_plain_fallback_keeps_the_visible_text() -> None:
-    formatted = render_final("**Hi** `there`", "entities")
+    formatted = render_final("**Hi** `there`", "entities", markdown_to_entities)
     assert render_plain(formatted, "entities") == Rendered("Hi there", "plain")
     discord = render_plain(Rendered("**Hi** `there`", "markdown"), "markdown")
     assert visible_text(discord) == "Hi there" and "\\*" not in discord.text
@@ -85,7 +87,7 @@ def test_discord_visible_text_drops_markup() -> None:
 
 
 def test_a_note_goes_after_the_text_in_small_print() -> None:
-    base = render_final("**Answer**", "entities")
+    base = render_final("**Answer**", "entities", markdown_to_entities)
     noted = with_note(base, "⚠️ Cut short.", "entities", max_units=4096, unit="utf16")
     assert noted is not None and noted.text == "Answer\n\n⚠️ Cut short."
     assert noted.entities[-1] == Entity("italic", 8, count_units("⚠️ Cut short.", "utf16"))
@@ -129,7 +131,7 @@ def test_data_url_images_never_reach_the_text_however_chunked() -> None:
 def test_lone_surrogates_from_broken_escapes_become_replacement_characters() -> None:
     assert clean_surrogates("a\ud800b") == "a\ufffdb"
     assert clean_surrogates("ok 🚀") == "ok 🚀"
-    assert render_final(clean_surrogates("**x\udc00**"), "entities").text == "x\ufffd"
+    assert render_final(clean_surrogates("**x\udc00**"), "entities", markdown_to_entities).text == "x\ufffd"
 
 
 

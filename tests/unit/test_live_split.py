@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from bots.telegram_adapter.formatting import markdown_to_entities
 from core.live.layout import Layout
 from core.live.markdown import render_final, visible_text
 from core.live.split import (
@@ -28,7 +29,7 @@ KEYCAP = "1\ufe0f\u20e3"
 def layout(window: int, platform: Dialect = "entities", unit: LengthUnit = "utf16") -> Layout:
     return Layout(
         window_units=window, unit=unit,
-        render=lambda source: render_final(source, platform),
+        render=lambda source: render_final(source, platform, markdown_to_entities),
         fits=lambda rendered: count_units(rendered.text, unit) <= window,
     )
 
@@ -159,7 +160,7 @@ def test_hostile_text_is_cut_into_nearly_full_messages(platform: str, unit: str)
     window = 4096 if platform == "entities" else 1984
     text = unit * (24_000 // len(unit))
     layout = Layout(
-        window_units=window, unit="utf16", render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
+        window_units=window, unit="utf16", render=lambda source: render_final(source, platform, markdown_to_entities),  # type: ignore[arg-type]
         fits=lambda rendered: count_units(rendered.text, "utf16") <= window + 16,
     )
     messages = layout.finish(text)
