@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -292,12 +293,11 @@ class UpstreamClient:
 async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_seconds: float) -> bytes:
     """At most `max_bytes` of an error body; a body that fails to arrive is simply shorter."""
     data = bytearray()
-    try:
+    # A failed read is ignored: the status alone decides the error; the body only adds detail.
+    with suppress(TimeoutError, UpstreamError), upstream_faults():
         async with asyncio.timeout(timeout_seconds):
             async for piece in response.aiter_bytes():
                 data += piece
                 if len(data) >= max_bytes:
                     break
-    except (TimeoutError, httpx.HTTPError):
-        pass  # the status alone decides the error; the body only adds detail
     return bytes(data[:max_bytes])

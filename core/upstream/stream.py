@@ -7,6 +7,7 @@ idle timeout and the reply's deadline, and every fault becomes an UpstreamError 
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 
 import httpx
 
@@ -99,14 +100,13 @@ class EventReader:
     async def _drain(self) -> None:
         """Read what follows [DONE] (the end of the chunked body) so the connection returns to the pool."""
         left = DRAIN_MAX_BYTES
-        try:
+        # A failed read is ignored: the answer is complete; this connection just will not be reused.
+        with suppress(TimeoutError, UpstreamError), upstream_faults():
             async with asyncio.timeout(min(self._idle, DRAIN_SECONDS)):
                 async for piece in self._bytes:
                     left -= len(piece)
                     if left < 0:
                         break
-        except (TimeoutError, httpx.HTTPError):
-            pass  # the answer is complete; this connection just will not be reused
 
     def _decode(self, chunk: bytes, out: list[Event]) -> None:
         try:
