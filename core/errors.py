@@ -6,11 +6,11 @@
     ├── AccessDeniedError           the user may not use the bot here (ALLOWED_USERS/CHATS, grants, admin-only)
     ├── ChatAdminRequiredError      a member, not an admin, tried to change a conversation the whole group shares
     ├── QuotaExceededError          USER_REQUESTS_PER_MINUTE or USER_TOKENS_PER_DAY reached, .retry_after seconds
-    ├── UpstreamError               .status, .retryable (False unless marked R)
+    ├── UpstreamError               .status, .retryable: repeat the request before its first event? (R: yes)
     │   ├── UpstreamAuthError       401/403: the key is wrong or lacks access
-    │   ├── UpstreamRateLimitError  R  429, .retry_after seconds (or None)
-    │   ├── UpstreamUnavailableError  5xx, connection failure, timeout, malformed answer; .outage (an Outage)
-    │   │   │                          says which, and R for OVERLOADED, CONNECTION, DROPPED only
+    │   ├── UpstreamRateLimitError  R 429, .retry_after seconds (or None)
+    │   ├── UpstreamUnavailableError  .outage says why: R for 502/503/504, a connection failure, a dropped
+    │   │   │                       stream; not for another 5xx, a timeout, a malformed answer, an unsendable request
     │   │   └── ReplyTimeoutError   REPLY_TIMEOUT_SECONDS passed before the answer ended (Outage.TIMEOUT)
     │   ├── UpstreamRejectedError   400/404/413/422: the request itself was refused
     │   └── StreamInterruptedError  the stream broke after it started, .partial_text kept
