@@ -12,31 +12,41 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from core.access import Access, Gatekeeper, midnight_utc
+from core.answer import AnswerStream
 from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.events import Completed, Event, Image
+from core.health import HEALTH_TIMEOUT_SECONDS, UpstreamHealth, probe
 from core.images import (
-    ANSWER_DOWNLOAD_BUDGET_IMAGES,
-    Download,
     extract_images,
-    has_inline_image,
     to_data_url,
 )
 from core.inputs import check_turn, is_blank, too_long
 from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
 from core.settings import DatabaseSettings, Settings
-from core.store import Forgotten, Lease, NewImage, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
-from core.upstream import ByteBudget, UpstreamClient
+from core.store import (
+    ConversationRecord,
+    Forgotten,
+    Lease,
+    NewImage,
+    NewMessage,
+    Stats,
+    Store,
+    UsageTotals,
+    open_store,
+    upgrade,
+)
+from core.upstream import UpstreamClient
 
 if TYPE_CHECKING:
     from core.metrics import Metrics
@@ -45,9 +55,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_LOAD_LIMIT = 200  # newest messages read per turn; the token budget then trims further
 MODELS_CACHE_SECONDS = 600.0
-HEALTH_TIMEOUT_SECONDS = 3.0  # /healthz answers within this, whatever hangs
-# The upstream is asked (with our key) at most this often, however many /healthz requests come.
-HEALTH_CACHE_SECONDS = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +86,8 @@ class Assistant:
         self._gate = Gatekeeper(settings=settings, store=store, counter=counter, clock=clock)
         self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
         self._models_cache: tuple[float, list[str]] | None = None
-        self._clock = clock
-        self._upstream_health: tuple[float, str] | None = None  # (checked at, state) of the last probe
-        self._upstream_probe: asyncio.Task[str] | None = None  # the probe in flight, shared by callers
+        self._upstream_health = UpstreamHealth(upstream.list_models, clock)
+        self._answers = AnswerStream(settings=settings, upstream=upstream, store=store, metrics=metrics)
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
         """Stream the answer to `turn`: deltas as they come, then one `Completed`.
@@ -124,21 +130,8 @@ class Assistant:
                 ),
                 image_turns=settings.history_image_turns,
             )
-            history = await self._store.recent_messages(
-                conversation.id, limit=HISTORY_LOAD_LIMIT, image_turns=settings.history_image_turns
-            )
-            messages = build_context(
-                system_prompt=conversation.system_prompt,
-                history=[
-                    HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count)
-                    for m in history
-                ],
-                budget_tokens=self._settings.context_budget_tokens,
-                image_turns=self._settings.history_image_turns,
-                name_prefix=turn.name_prefix,
-                discussion=turn.context,
-            )
-            stream = self._stream_and_store(
+            messages = await self._context(conversation, turn)
+            stream = self._answers.stream_and_store(
                 conversation.id, conversation.model, turn.user, user_hash(turn.conversation.platform, turn.user.id),
                 messages, asked,
             )
@@ -147,113 +140,21 @@ class Assistant:
                 async for event in stream:
                     yield event
 
-    async def _stream_and_store(
-        self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]],
-        asked: int,
-    ) -> AsyncGenerator[Event, None]:
-        """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that."""
-        text: list[str] = []
-        reasoning: list[str] = []
-        tool_calls: list[ToolCall] = []
-        usage: Usage | None = None
-        finish_reason = ""
-        stored = False
-        started = time.monotonic()
-        metrics = self._metrics
-        outcome: Literal["completed", "failed", "cancelled"] = "cancelled"  # unless we get further
-        first_token = True
-        if metrics is not None:
-            metrics.active_streams.inc()
-        try:
-            events = self._upstream.stream(model=model, messages=messages, user=upstream_user)
-            async with aclosing(events):  # closes the HTTP response at once when we stop early
-                async for event in events:
-                    if first_token and metrics is not None and isinstance(event, TextDelta | ReasoningDelta):
-                        first_token = False
-                        metrics.first_token.observe(time.monotonic() - started)
-                    match event:
-                        case TextDelta(text=piece):
-                            text.append(piece)
-                        case ReasoningDelta(text=piece):
-                            reasoning.append(piece)
-                        case ToolCall():
-                            tool_calls.append(event)
-                        case Usage():
-                            usage = event
-                        case Finished(reason=reason):
-                            finish_reason = reason
-                    yield event
-            full_text = "".join(text)
-            extracted = None
-            if has_inline_image(full_text):
-                extracted = await extract_images(
-                    full_text, max_bytes=self._settings.image_max_bytes, download=self._downloader(),
-                    deadline_seconds=self._settings.image_download_timeout_seconds,
-                )
-            # A length or content-filter stop is stored complete: the model ended the answer, nothing of
-            # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
-            kept = await self._store.add_reply(
-                conversation_id,
-                NewMessage(
-                    role="assistant",
-                    text=extracted.history_text if extracted else full_text,
-                    user=user,
-                    reasoning="".join(reasoning) or None,
-                    tool_calls=tuple(tool_calls),
-                    model=model,
-                    usage=usage,
-                ),
-                answering=asked,
-            )
-            stored = True
-            if kept is None:
-                log.info("reply not stored: /forget removed its question meanwhile conversation=%s", conversation_id)
-            log.info(
-                "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
-                conversation_id, model, len(full_text), time.monotonic() - started, finish_reason,
-            )
-            if self._settings.log_content:
-                log.debug("reply text=%r", full_text)
-            outcome = "completed"
-            yield Completed(
-                text=_with_failure_note(extracted.caption, extracted.failures) if extracted else full_text,
-                images=extracted.images if extracted else (),
-                reasoning="".join(reasoning),
-                finish_reason=finish_reason,
-            )
-        except UpstreamError as exc:
-            log.warning(
-                "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
-                conversation_id, type(exc).__name__, exc.status, sum(map(len, text)),
-            )
-            outcome = "failed"
-            if metrics is not None:
-                metrics.upstream_error(type(exc).__name__)
-            raise
-        except ParleyError:
-            outcome = "failed"
-            raise
-        finally:
-            if metrics is not None:
-                metrics.active_streams.dec()
-                metrics.reply_ended(outcome)
-                if usage is not None:
-                    metrics.add_usage(usage)
-            if not stored and text:
-                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete.
-                await self._store.add_reply(
-                    conversation_id,
-                    NewMessage(
-                        role="assistant",
-                        text="".join(text),
-                        user=user,
-                        reasoning="".join(reasoning) or None,
-                        model=model,
-                        incomplete=True,
-                        usage=usage,
-                    ),
-                    answering=asked,
-                )
+    async def _context(self, conversation: ConversationRecord, turn: Turn) -> list[dict[str, Any]]:
+        """The messages sent upstream for `turn`: the newest history, trimmed to the token budget."""
+        history = await self._store.recent_messages(
+            conversation.id, limit=HISTORY_LOAD_LIMIT, image_turns=self._settings.history_image_turns
+        )
+        return build_context(
+            system_prompt=conversation.system_prompt,
+            history=[
+                HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count) for m in history
+            ],
+            budget_tokens=self._settings.context_budget_tokens,
+            image_turns=self._settings.history_image_turns,
+            name_prefix=turn.name_prefix,
+            discussion=turn.context,
+        )
 
     async def health(self, *, timeout_seconds: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, str]:
         """For /healthz: "ok" or a short reason, for the database (one trivial query) and the upstream.
@@ -261,37 +162,12 @@ class Assistant:
         The upstream counts as reachable when `GET /models` answers at all (a gateway without that
         endpoint still answers 404), except 401/403: a refused key fails every reply too. Its state is
         kept for HEALTH_CACHE_SECONDS and concurrent callers share one probe: a flood of /healthz
-        requests costs one upstream call per 15 s.
+        requests costs one upstream call per 15 s (core.health).
         """
         database, upstream_state = await asyncio.gather(
-            _probe(self._store.ping(), timeout_seconds), self._upstream_state(timeout_seconds)
+            probe(self._store.ping(), timeout_seconds), self._upstream_health.state(timeout_seconds)
         )
         return {"database": database, "upstream": upstream_state}
-
-    async def _upstream_state(self, timeout_seconds: float) -> str:
-        now = self._clock()
-        if self._upstream_health is not None:
-            checked_at, state = self._upstream_health
-            if 0 <= now - checked_at < HEALTH_CACHE_SECONDS:  # a clock set back counts as expired
-                return state
-        if self._upstream_probe is None:
-
-            async def upstream() -> None:
-                try:
-                    await self._upstream.list_models()
-                except UpstreamError as exc:
-                    if exc.status is None or exc.status in (401, 403):
-                        raise
-
-            def remember(probe: asyncio.Task[str]) -> None:
-                self._upstream_probe = None
-                if not probe.cancelled():
-                    self._upstream_health = (now, probe.result())
-
-            self._upstream_probe = asyncio.create_task(_probe(upstream(), timeout_seconds))
-            self._upstream_probe.add_done_callback(remember)
-        # Shielded: a caller that goes away does not cancel the probe the others wait for.
-        return await asyncio.shield(self._upstream_probe)
 
     def first_text_hook(self) -> Callable[[], None] | None:
         """For `LiveReply(on_first_text=...)`, built as a reply starts: times its first visible text."""
@@ -313,7 +189,7 @@ class Assistant:
         *,
         conversation: ConversationKey,
         user: UserRef,
-        references: Sequence[Any] = (),
+        references: Sequence[Image] = (),
     ) -> Completed:
         """Generate image(s) with IMAGE_MODEL; `references` (core.events.Image) are sent as `image_url` parts.
 
@@ -351,7 +227,7 @@ class Assistant:
             completion.text,
             completion.image_urls,
             max_bytes=self._settings.image_max_bytes,
-            download=self._downloader(),
+            download=self._answers.downloader(),
             deadline_seconds=self._settings.image_download_timeout_seconds,
         )
         if not extracted.images:
@@ -461,37 +337,9 @@ class Assistant:
         """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
         return await self._gate.forget(platform, user)
 
-    def _downloader(self) -> Download:
-        """A downloader for the images of one answer: they share one byte budget."""
-        max_bytes = self._settings.image_max_bytes
-        budget = ByteBudget(ANSWER_DOWNLOAD_BUDGET_IMAGES * max_bytes)
-
-        async def download(url: str) -> bytes:
-            return await self._upstream.download(url, max_bytes=max_bytes, budget=budget)
-
-        return download
-
 
 def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
     return [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in images]
-
-
-async def _probe(check: Awaitable[None], timeout_seconds: float) -> str:
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            await check
-    except TimeoutError:
-        return f"no answer within {timeout_seconds:g}s"
-    except Exception as exc:  # a probe reports any failure; /healthz is the top of its own handler
-        return type(exc).__name__  # the class only: messages may quote URLs
-    return "ok"
-
-
-def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
-    if not failures:
-        return caption
-    note = failures[0].user_message
-    return f"{caption}\n\n({note})" if caption else f"({note})"
 
 
 @asynccontextmanager

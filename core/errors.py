@@ -6,11 +6,12 @@
     ├── AccessDeniedError           the user may not use the bot here (ALLOWED_USERS/CHATS, grants, admin-only)
     ├── ChatAdminRequiredError      a member, not an admin, tried to change a conversation the whole group shares
     ├── QuotaExceededError          USER_REQUESTS_PER_MINUTE or USER_TOKENS_PER_DAY reached, .retry_after seconds
-    ├── UpstreamError               .retryable, .status
+    ├── UpstreamError               .status, .retryable: repeat the request before its first event? (R: yes)
     │   ├── UpstreamAuthError       401/403: the key is wrong or lacks access
-    │   ├── UpstreamRateLimitError  429, .retry_after seconds (or None)
-    │   ├── UpstreamUnavailableError  5xx, connection failure, timeout before any token
-    │   │   └── ReplyTimeoutError   REPLY_TIMEOUT_SECONDS passed before the answer ended
+    │   ├── UpstreamRateLimitError  R 429, .retry_after seconds (or None)
+    │   ├── UpstreamUnavailableError  .outage says why: R for 502/503/504, a connection failure, a dropped
+    │   │   │                       stream; not for another 5xx, a timeout, a malformed answer, an unsendable request
+    │   │   └── ReplyTimeoutError   REPLY_TIMEOUT_SECONDS passed before the answer ended (Outage.TIMEOUT)
     │   ├── UpstreamRejectedError   400/404/413/422: the request itself was refused
     │   └── StreamInterruptedError  the stream broke after it started, .partial_text kept
     ├── ImageError                  bad base64, not an image, over IMAGE_MAX_BYTES, download failed
@@ -25,6 +26,7 @@ upstream body, URL or key can reach a chat. This module imports nothing from the
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import ClassVar
 
 
@@ -81,11 +83,16 @@ class QuotaExceededError(ParleyError):
 
 class UpstreamError(ParleyError):
     default_message = "The model service failed. Please try again."
-    retryable = False
 
     def __init__(self, detail: str = "", *, status: int | None = None, user_message: str | None = None) -> None:
         super().__init__(detail, user_message=user_message)
         self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same request, repeated before its first event, may well succeed. Fixed per class,
+        except UpstreamUnavailableError, whose `outage` decides."""
+        return False
 
 
 class UpstreamAuthError(UpstreamError):
@@ -94,7 +101,6 @@ class UpstreamAuthError(UpstreamError):
 
 class UpstreamRateLimitError(UpstreamError):
     default_message = "The model service is busy right now. Please try again in a moment."
-    retryable = True
 
     def __init__(
         self, detail: str = "", *, status: int | None = 429, retry_after: float | None = None,
@@ -103,17 +109,51 @@ class UpstreamRateLimitError(UpstreamError):
         super().__init__(detail, status=status, user_message=user_message)
         self.retry_after = retry_after
 
+    @property
+    def retryable(self) -> bool:
+        return True  # after Retry-After, unless that is too long (core.upstream.client)
+
+
+class Outage(Enum):
+    """Why the upstream was unavailable; decides whether the same request is worth repeating."""
+
+    OVERLOADED = "overloaded"  # 502/503/504: retried
+    CONNECTION = "connection"  # connection failed or timed out, or was dropped: retried
+    DROPPED = "dropped"  # the stream ended before its finish_reason: retried
+    SERVER = "server"  # another 5xx, or an error object naming no status: repeating meets it again
+    TIMEOUT = "timeout"  # a read/write/pool timeout, no byte within the idle timeout: already a long wait
+    MALFORMED = "malformed"  # the answer is not in the API's shape (JSON, chunks, encoding)
+    UNSENDABLE = "unsendable"  # httpx cannot send the request as configured (scheme, proxy, protocol)
+
+    @property
+    def retryable(self) -> bool:
+        return self in (Outage.OVERLOADED, Outage.CONNECTION, Outage.DROPPED)
+
 
 class UpstreamUnavailableError(UpstreamError):
+    """5xx, connection failure, timeout or malformed answer before the first event; `outage` says which."""
+
     default_message = "The model service is unavailable right now. Please try again later."
-    retryable = True
+
+    def __init__(
+        self, detail: str = "", *, outage: Outage = Outage.OVERLOADED, status: int | None = None,
+        user_message: str | None = None,
+    ) -> None:
+        super().__init__(detail, status=status, user_message=user_message)
+        self.outage = outage
+
+    @property
+    def retryable(self) -> bool:
+        return self.outage.retryable
 
 
 class ReplyTimeoutError(UpstreamUnavailableError):
     """The whole reply took longer than REPLY_TIMEOUT_SECONDS (a stream can stay busy with keep-alives)."""
 
     default_message = "The answer took too long and was stopped."
-    retryable = False
+
+    def __init__(self, detail: str = "", *, user_message: str | None = None) -> None:
+        super().__init__(detail, outage=Outage.TIMEOUT, user_message=user_message)
 
 
 class UpstreamRejectedError(UpstreamError):

@@ -1,6 +1,7 @@
 """`Store`: conversations, their messages and usage, one short transaction per call; `open_store` builds it.
 
-Only core/assistant.py uses this. SQLAlchemy and driver errors become `StoreError` here and go no further.
+Only core/assistant.py and core/answer.py use this; the message values and the statements they are stored and
+read with are in core/store/messages.py. SQLAlchemy and driver errors become `StoreError` here and go no further.
 Imports core.conversation, core.events and core.errors from the rest of core.
 """
 
@@ -9,23 +10,31 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.conversation import ConversationKey, UserRef
 from core.errors import StoreError
-from core.events import Image, ToolCall, Usage
+from core.events import Usage
 from core.store import admin
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
-from core.store.images import NewImage, add_images, drop_images, load_images, prune_images
+from core.store.images import add_images, drop_images, load_images, prune_images
 from core.store.locks import KeyedLock
+from core.store.messages import (
+    ANSWERED,
+    INSERT_MESSAGE,
+    RECENT,
+    ConversationRecord,
+    NewMessage,
+    StoredMessage,
+    message_params,
+)
 from core.store.tables import ACTIVE_ONLY, Conversation, Message, User
 from core.store.usage import (
     UsageKind,
@@ -34,127 +43,6 @@ from core.store.usage import (
     insert_usage,
     user_totals_since,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationRecord:
-    id: int
-    key: ConversationKey
-    model: str
-    system_prompt: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """A message to store. `user` is the author of a user message, the requester of an assistant one."""
-
-    role: Literal["user", "assistant"]
-    text: str
-    user: UserRef | None = None
-    images: Sequence[NewImage] = ()
-    reasoning: str | None = None
-    tool_calls: Sequence[ToolCall] = ()
-    model: str | None = None
-    incomplete: bool = False
-    usage: Usage | None = None
-    platform_message_ids: Sequence[str] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """A message read back for the context. `user_name` is "" when no user is linked.
-
-    `images` are the bytes still stored (recent turns only); `image_count` how many the turn had.
-    """
-
-    id: int
-    role: str
-    text: str
-    images: tuple[Image, ...]
-    image_count: int
-    reasoning: str | None
-    model: str | None
-    incomplete: bool
-    user_name: str
-    created_at: datetime
-
-
-# Hot-path statements are built once: building one costs more than running it (SQLAlchemy caches the
-# compiled SQL, not the Python objects). Parameter names avoid column names, which INSERT reserves.
-def _param(name: str) -> BindParameter[Any]:
-    return bindparam(f"p_{name}", type_=Message.__table__.c[name].type)
-
-
-_RECENT = (
-    select(
-        Message.id, Message.role, Message.text, Message.image_count, Message.reasoning, Message.model,
-        Message.incomplete, User.name, Message.created_at,
-    )
-    .outerjoin(User, User.id == Message.user_id)
-    .where(Message.conversation_id == bindparam("p_conversation_id"))
-    .order_by(Message.id.desc())
-    .limit(bindparam("p_limit"))
-)
-# The author's id found inside the INSERT, saving a round trip; NULL for no user or an unknown one.
-_AUTHOR = (
-    select(User.id)
-    .join(Conversation, Conversation.platform == User.platform)
-    .where(Conversation.id == bindparam("p_conversation_id"), User.platform_user_id == bindparam("p_author"))
-    .scalar_subquery()
-)
-_MESSAGE_FIELDS = (
-    "conversation_id", "role", "text", "image_count", "reasoning", "tool_calls", "model", "incomplete",
-    "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
-    "platform_message_ids", "created_at",
-)
-_INSERT_MESSAGE = (
-    insert(Message)
-    .values({**{name: _param(name) for name in _MESSAGE_FIELDS}, "user_id": _AUTHOR})
-    .returning(Message.id, Message.user_id)
-)
-# The user message a reply answers, if it and its author are still there. FOR KEY SHARE OF users (PostgreSQL;
-# nothing on SQLite) makes a concurrent /forget, which locks the user row FOR UPDATE first, wait for this
-# transaction, or this one wait for it and then find nothing.
-_ANSWERED = (
-    select(Message.id)
-    .join(User, User.id == Message.user_id)
-    .where(
-        Message.id == bindparam("p_answering"),
-        Message.conversation_id == bindparam("p_conversation_id"),
-        User.platform_user_id == bindparam("p_author"),
-    )
-    .with_for_update(read=True, key_share=True, of=User)
-)
-
-
-def _storable(text: str) -> str:
-    # PostgreSQL text cannot hold NUL; the same replacement on SQLite keeps both dialects alike.
-    return text.replace("\x00", "\ufffd")
-
-
-def _message_params(conversation_id: int, message: NewMessage, now: datetime) -> dict[str, Any]:
-    usage = message.usage or Usage()
-    return {
-        "p_conversation_id": conversation_id,
-        "p_author": None if message.user is None else message.user.id,
-        "p_role": message.role,
-        "p_text": _storable(message.text),
-        "p_image_count": len(message.images),
-        "p_reasoning": None if message.reasoning is None else _storable(message.reasoning),
-        "p_tool_calls": [
-            {"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls
-        ] or None,
-        "p_model": message.model,
-        "p_incomplete": message.incomplete,
-        "p_prompt_tokens": usage.prompt_tokens,
-        "p_completion_tokens": usage.completion_tokens,
-        "p_total_tokens": usage.total_tokens,
-        "p_cached_tokens": usage.cached_tokens,
-        "p_reasoning_tokens": usage.reasoning_tokens,
-        "p_platform_message_ids": list(message.platform_message_ids),
-        "p_created_at": now,
-    }
 
 
 class Store:
@@ -174,7 +62,7 @@ class Store:
         self._advisory = locks or AdvisoryLocks(None)
         self._keyed = KeyedLock()
         # Per platform user id: a reply's final store and /forget never interleave in this process (SQLite
-        # has no row locks; on PostgreSQL the row locks of _ANSWERED and admin.forget also hold across processes).
+        # has no row locks; on PostgreSQL the row locks of ANSWERED and admin.forget also hold across processes).
         self._users = KeyedLock()
 
     def _now(self) -> datetime:
@@ -318,7 +206,7 @@ class Store:
         async with self._transaction() as connection:
             if answering is not None and message.user is not None:
                 found = await connection.execute(
-                    _ANSWERED,
+                    ANSWERED,
                     {"p_answering": answering, "p_conversation_id": conversation_id, "p_author": message.user.id},
                 )
                 if found.first() is None:
@@ -342,8 +230,8 @@ class Store:
         self, connection: AsyncConnection, conversation_id: int, message: NewMessage
     ) -> tuple[int, int | None]:
         """Insert the message; return its id and its user's id."""
-        params = _message_params(conversation_id, message, self._now())
-        row = (await connection.execute(_INSERT_MESSAGE, params)).one()
+        params = message_params(conversation_id, message, self._now())
+        row = (await connection.execute(INSERT_MESSAGE, params)).one()
         message_id, user_id = int(row.id), row.user_id
         if message.user is not None and user_id is None:  # a user never seen on this platform: create it
             platform = (
@@ -362,7 +250,7 @@ class Store:
         if limit <= 0:
             return []
         async with self._transaction(single_read=True) as connection:
-            result = await connection.execute(_RECENT, {"p_conversation_id": conversation_id, "p_limit": limit})
+            result = await connection.execute(RECENT, {"p_conversation_id": conversation_id, "p_limit": limit})
             rows = result.all()
             window = [row for row in rows if row.role == "user"][: max(1, image_turns)]  # rows: newest first
             wanted = [row.id for row in window if row.image_count]

@@ -1,7 +1,7 @@
 """UpstreamClient: one pooled httpx.AsyncClient to an OpenAI-compatible gateway, with retries.
 
-HTTP statuses, error bodies and httpx errors become core.errors through `faults.py` and nowhere else.
-Imports only core.events, core.errors and this package.
+HTTP statuses, error bodies and httpx errors become core.errors through `faults.py` and nowhere else; a
+streamed answer is read by `stream.EventReader`. Imports only core.events, core.errors and this package.
 """
 
 from __future__ import annotations
@@ -11,39 +11,34 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
-from core.errors import (
-    ReplyTimeoutError,
-    StreamInterruptedError,
-    UpstreamError,
-    UpstreamRateLimitError,
-)
-from core.events import Event, Finished, ReasoningDelta, TextDelta
+from core.errors import ReplyTimeoutError, StreamInterruptedError, UpstreamError, UpstreamRateLimitError
+from core.events import Event, TextDelta
 from core.upstream.chunks import (
     ChunkError,
     Completion,
-    ErrorChunk,
-    StreamAssembler,
     parse_completion,
     parse_error_body,
     parse_model_ids,
     parse_object,
     read_error,
-    read_error_event,
 )
 from core.upstream.faults import (
     Secret,
     error_for,
+    image_faults,
+    malformed,
+    reply_timeout,
     retry_after_seconds,
-    transport_error,
-    unavailable,
+    upstream_faults,
 )
-from core.upstream.guard import ByteBudget, PublicOnlyBackend, fetch_image, image_client, image_failed
-from core.upstream.sse import SSEDecoder, SSEError
+from core.upstream.guard import ByteBudget, PublicOnlyBackend, fetch_image, image_client
+from core.upstream.stream import EventReader
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +46,7 @@ T = TypeVar("T")
 
 ERROR_BODY_MAX_BYTES = 64 * 1024
 USER_AGENT = "parley/0.1"
-DRAIN_SECONDS = 1.0
-DRAIN_MAX_BYTES = 64 * 1024
+
 
 class UpstreamClient:
     """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
@@ -66,6 +60,8 @@ class UpstreamClient:
     it was asked for (retries included): keep-alive comments are bytes, so only the second bounds a gateway
     that keeps a stream open forever. That raises ReplyTimeoutError, or StreamInterruptedError with its
     message once text was yielded.
+
+    `transport` replaces httpx's own for the gateway (not for image downloads): a proxy, a test's recorder.
     """
 
     def __init__(
@@ -83,6 +79,7 @@ class UpstreamClient:
         clock: Callable[[], float] = time.time,
         allow_private_image_urls: bool = False,
         image_network: PublicOnlyBackend | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock  # Unix seconds: the reference for a Retry-After HTTP-date
         self._base_url = base_url.rstrip("/")
@@ -97,6 +94,7 @@ class UpstreamClient:
             base_url=self._base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
         )
         # Images live on third-party hosts: a client that has never seen the key (core.upstream.guard).
         self._downloads = image_client(
@@ -141,7 +139,7 @@ class UpstreamClient:
             try:
                 response = await self._send_by(deadline, "POST", "chat/completions", body)
                 try:
-                    reader = _EventReader(response, self._idle_timeout_seconds, self._secret, deadline)
+                    reader = EventReader(response, self._idle_timeout_seconds, self._secret, deadline)
                     while (batch := await reader.read()) is not None:
                         for event in batch:
                             started = True
@@ -171,7 +169,7 @@ class UpstreamClient:
             try:
                 return parse_completion(payload)
             except ChunkError as exc:
-                raise unavailable(f"malformed completion: {exc}", retryable=False) from None
+                raise malformed("completion", exc) from None
 
         return await self._with_retries(once)
 
@@ -183,7 +181,7 @@ class UpstreamClient:
             try:
                 return parse_model_ids(payload)
             except ChunkError as exc:
-                raise unavailable(f"malformed model list: {exc}", retryable=False) from None
+                raise malformed("model list", exc) from None
 
         return await self._with_retries(once)
 
@@ -197,14 +195,10 @@ class UpstreamClient:
         the same user message whatever the cause (bad scheme, refused address, non-2xx, network failure,
         timeout, oversize), so the messages tell an attacker nothing about the network.
         """
-        try:
+        with image_faults():
             async with asyncio.timeout(timeout_seconds):  # a deadline for the whole download, not per read
                 budget = budget or ByteBudget(max_bytes)
                 return await fetch_image(self._downloads, url, max_bytes=max_bytes, budget=budget)
-        except TimeoutError:
-            raise image_failed("image download timed out") from None
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: "Invalid IPv6 URL"
-            raise image_failed(f"image download failed: {type(exc).__name__}: {exc}") from None
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -234,15 +228,13 @@ class UpstreamClient:
             async with asyncio.timeout_at(deadline):
                 return await self._send(method, path, body)
         except TimeoutError:
-            raise _reply_timeout() from None
+            raise reply_timeout() from None
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         """Send and check the status first: a 2xx response is returned open; anything else is raised."""
         request = self._http.build_request(method, path, json=body)
-        try:
+        with upstream_faults():
             response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc) from exc
         if response.is_success:
             return response
         try:
@@ -256,15 +248,14 @@ class UpstreamClient:
     async def _fetch_object(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         response = await self._send(method, path, body)
         try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc) from exc
+            with upstream_faults():
+                raw = await response.aread()
         finally:
             await response.aclose()
         try:
             payload = parse_object(raw)
         except ChunkError as exc:
-            raise unavailable(f"malformed response: {exc}", retryable=False) from None
+            raise malformed("response", exc) from None
         info = read_error(payload)  # some gateways answer 200 with an error object
         if info is not None:
             raise error_for(None, info, self._secret)
@@ -299,139 +290,14 @@ class UpstreamClient:
         await asyncio.sleep(delay)
 
 
-class _EventReader:
-    """Reads one streamed response: bytes -> SSE -> chunks -> batches of events, one batch per read.
-
-    Faults become UpstreamErrors; events decoded before a fault in the same read are returned first and
-    the fault is raised on the next call, so the caller's partial text is exact. A gateway that ignores
-    `stream: true` and answers one JSON body is read whole and turned into the same events. Each read
-    waits at most the idle timeout, and never past `deadline` (event-loop time), whatever keeps arriving.
-    """
-
-    __slots__ = (
-        "_assembler", "_bytes", "_deadline", "_decoder", "_ended", "_failure",
-        "_finished", "_idle", "_json_body", "_secret",
-    )
-
-    def __init__(
-        self, response: httpx.Response, idle_timeout_seconds: float, secret: Secret, deadline: float | None = None
-    ) -> None:
-        self._bytes = response.aiter_bytes()
-        self._idle = idle_timeout_seconds
-        self._deadline = deadline
-        self._secret = secret
-        self._decoder = SSEDecoder()
-        self._assembler = StreamAssembler()
-        self._ended = False
-        self._finished = False
-        self._failure: UpstreamError | None = None
-        is_json = response.headers.get("content-type", "").startswith("application/json")
-        self._json_body: bytearray | None = bytearray() if is_json else None
-
-    async def read(self) -> list[Event] | None:
-        """The next non-empty batch of events, or None after the final batch."""
-        out: list[Event] = []
-        while not self._ended:
-            wait, by_deadline = self._idle, False
-            if self._deadline is not None:
-                left = self._deadline - asyncio.get_running_loop().time()
-                if left <= 0:
-                    raise _reply_timeout()
-                if left < wait:
-                    wait, by_deadline = left, True
-            try:
-                async with asyncio.timeout(wait):
-                    chunk = await anext(self._bytes, None)
-            except TimeoutError:
-                if by_deadline:
-                    raise _reply_timeout() from None
-                raise unavailable(f"no data for {self._idle}s", retryable=False) from None
-            except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
-            if chunk is None:
-                self._ended = True
-                break
-            if self._json_body is not None:
-                self._json_body += chunk
-                continue
-            self._decode(chunk, out)
-            if out:
-                return out
-        if self._failure is not None:
-            raise self._failure
-        if self._finished:
-            await self._drain()
-            return None
-        self._finished = True
-        tail = self._assembler.finish() if self._json_body is None else self._whole_json(self._json_body)
-        if tail is None:
-            raise unavailable("stream ended without finish_reason", retryable=True)
-        return tail
-
-    async def _drain(self) -> None:
-        """Read what follows [DONE] (the end of the chunked body) so the connection returns to the pool."""
-        left = DRAIN_MAX_BYTES
-        try:
-            async with asyncio.timeout(min(self._idle, DRAIN_SECONDS)):
-                async for piece in self._bytes:
-                    left -= len(piece)
-                    if left < 0:
-                        break
-        except (TimeoutError, httpx.HTTPError):
-            pass  # the answer is complete; this connection just will not be reused
-
-    def _decode(self, chunk: bytes, out: list[Event]) -> None:
-        try:
-            for sse in self._decoder.feed(chunk):
-                if sse.data == "[DONE]":
-                    self._ended = True
-                    return
-                if sse.event == "error":
-                    raise ErrorChunk(read_error_event(sse.data))
-                self._assembler.feed(parse_object(sse.data), out)
-        except ErrorChunk as exc:
-            self._fail(error_for(None, exc.info, self._secret))
-        except (ChunkError, SSEError) as exc:
-            self._fail(unavailable(f"malformed stream: {exc}", retryable=False))
-
-    def _whole_json(self, raw: bytearray) -> list[Event]:
-        try:
-            payload = parse_object(bytes(raw))
-            info = read_error(payload)
-            if info is not None:
-                raise error_for(None, info, self._secret)
-            completion = parse_completion(payload)
-        except ChunkError as exc:
-            raise unavailable(f"malformed response: {exc}", retryable=False) from None
-        events: list[Event] = []
-        if completion.reasoning:
-            events.append(ReasoningDelta(completion.reasoning))
-        if completion.text:
-            events.append(TextDelta(completion.text))
-        events.extend(completion.tool_calls)
-        if completion.usage is not None:
-            events.append(completion.usage)
-        events.append(Finished(completion.finish_reason or "stop"))  # a whole body is complete by nature
-        return events
-
-    def _fail(self, error: UpstreamError) -> None:
-        self._failure = error
-        self._ended = True
-
-
-def _reply_timeout() -> ReplyTimeoutError:
-    return ReplyTimeoutError("the reply's deadline (REPLY_TIMEOUT_SECONDS) passed")
-
-
 async def _read_bounded(response: httpx.Response, max_bytes: int, timeout_seconds: float) -> bytes:
     """At most `max_bytes` of an error body; a body that fails to arrive is simply shorter."""
     data = bytearray()
-    try:
+    # A failed read is ignored: the status alone decides the error; the body only adds detail.
+    with suppress(TimeoutError, UpstreamError), upstream_faults():
         async with asyncio.timeout(timeout_seconds):
             async for piece in response.aiter_bytes():
                 data += piece
                 if len(data) >= max_bytes:
                     break
-    except (TimeoutError, httpx.HTTPError):
-        pass  # the status alone decides the error; the body only adds detail
     return bytes(data[:max_bytes])

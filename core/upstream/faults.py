@@ -1,17 +1,25 @@
 """Upstream failures mapped to core errors, in one place: HTTP statuses, OpenAI-style error objects, httpx errors.
 
-Also `Secret`, which keeps the API key out of reprs and scrubs it from upstream words kept for logs.
+Like httpx's own `map_httpcore_exceptions`, `upstream_faults()` and `image_faults()` are the context managers
+every call into httpx runs under, so no other module turns an httpx exception into one of ours. Whether an
+error is retried is its `retryable`: fixed by its class, or for UpstreamUnavailableError by the `Outage` set
+here (core/errors.py draws the tree). Also `Secret`, which keeps the API key out of reprs and scrubs it from
+upstream words kept for logs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import httpx
 
 from core.errors import (
+    Outage,
+    ReplyTimeoutError,
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimitError,
@@ -19,6 +27,7 @@ from core.errors import (
     UpstreamUnavailableError,
 )
 from core.upstream.chunks import ErrorInfo
+from core.upstream.guard import image_failed
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 ERROR_DETAIL_MAX_CHARS = 300
@@ -75,7 +84,8 @@ def error_for(
         )
     if status is not None and status < 500:
         return UpstreamRejectedError(detail, status=status)
-    return unavailable(detail, status=status, retryable=status in RETRY_STATUSES)
+    outage = Outage.OVERLOADED if status in RETRY_STATUSES else Outage.SERVER  # a 500: a bug, met again
+    return UpstreamUnavailableError(detail, status=status, outage=outage)
 
 
 def status_from(info: ErrorInfo) -> int | None:
@@ -95,18 +105,44 @@ def status_from(info: ErrorInfo) -> int | None:
     return None
 
 
+@contextmanager
+def upstream_faults() -> Iterator[None]:
+    """Run a call into httpx (send, read) with its failures raised as UpstreamErrors (`transport_error`)."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise transport_error(exc) from exc
+
+
 def transport_error(exc: httpx.HTTPError) -> UpstreamUnavailableError:
     """httpx failures: connection trouble is worth a retry, a timeout (already a long wait) is not."""
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-        return unavailable(f"timeout: {type(exc).__name__}", retryable=False)
-    retryable = isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ConnectTimeout)
-    return unavailable(f"connection failed: {type(exc).__name__}", retryable=retryable)
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout | httpx.NetworkError | httpx.RemoteProtocolError):
+        return UpstreamUnavailableError(f"connection failed: {name}", outage=Outage.CONNECTION)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamUnavailableError(f"timeout: {name}", outage=Outage.TIMEOUT)
+    outage = Outage.MALFORMED if isinstance(exc, httpx.DecodingError) else Outage.UNSENDABLE
+    return UpstreamUnavailableError(f"connection failed: {name}", outage=outage)
 
 
-def unavailable(detail: str, *, status: int | None = None, retryable: bool) -> UpstreamUnavailableError:
-    error = UpstreamUnavailableError(detail, status=status)
-    error.retryable = retryable  # per instance: a 500 or a stall is not worth repeating, a 503 is
-    return error
+def malformed(what: str, exc: Exception) -> UpstreamUnavailableError:
+    """An answer that is not in the API's shape; `exc` names the problem, never the content."""
+    return UpstreamUnavailableError(f"malformed {what}: {exc}", outage=Outage.MALFORMED)
+
+
+def reply_timeout() -> ReplyTimeoutError:
+    return ReplyTimeoutError("the reply's deadline (REPLY_TIMEOUT_SECONDS) passed")
+
+
+@contextmanager
+def image_faults() -> Iterator[None]:
+    """Run an image download with every failure raised as the one ImageError (core.upstream.guard)."""
+    try:
+        yield
+    except TimeoutError:
+        raise image_failed("image download timed out") from None
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # ValueError: "Invalid IPv6 URL"
+        raise image_failed(f"image download failed: {type(exc).__name__}: {exc}") from None
 
 
 def retry_after_seconds(headers: httpx.Headers, *, now: float) -> float | None:

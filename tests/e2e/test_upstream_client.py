@@ -8,11 +8,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from core.errors import (
     IMAGE_NOT_SHOWN,
     ImageError,
+    Outage,
     ReplyTimeoutError,
     StreamInterruptedError,
     UpstreamAuthError,
@@ -307,6 +309,75 @@ async def test_connection_refused_is_unavailable_after_retries(make_client: Make
     with pytest.raises(UpstreamUnavailableError) as caught:
         await collect(client)
     assert caught.value.retryable
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """A transport of our own (as a proxy layer would be): httpx's real one, noting what it carries."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.paths: list[str] = []
+        self.closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self.inner.aclose()
+
+
+async def test_an_injected_transport_carries_every_gateway_request_but_no_image_download(
+    up: FakeUpstream,
+) -> None:
+    transport = RecordingTransport()
+    up.add_reply("Hello through the transport")
+    up.models = ["b-model", "a-model"]
+    image = up.serve("/img/cat.png", PNG, content_type="image/png")
+    async with UpstreamClient(
+        base_url=up.base_url, api_key=KEY, transport=transport, allow_private_image_urls=True
+    ) as client:
+        assert text_of(await collect(client)) == "Hello through the transport"
+        assert await client.list_models() == ["a-model", "b-model"]
+        assert await client.download(image, max_bytes=10_000, timeout_seconds=5) == PNG
+    assert transport.paths == ["/v1/chat/completions", "/v1/models"]  # the image came another way
+    assert transport.closed
+
+
+@pytest.mark.parametrize(
+    ("failure", "outage", "attempts"),
+    [
+        (httpx.ConnectError("refused"), Outage.CONNECTION, 3),
+        (httpx.ConnectTimeout("slow connect"), Outage.CONNECTION, 3),
+        (httpx.RemoteProtocolError("peer closed"), Outage.CONNECTION, 3),
+        (httpx.ReadTimeout("slow read"), Outage.TIMEOUT, 1),
+        (httpx.PoolTimeout("no connection free"), Outage.TIMEOUT, 1),
+        (httpx.UnsupportedProtocol("no such scheme"), Outage.UNSENDABLE, 1),
+        (httpx.DecodingError("bad gzip"), Outage.MALFORMED, 1),
+    ],
+)
+async def test_transport_failures_map_to_an_outage_and_only_connection_trouble_is_retried(
+    failure: httpx.HTTPError, outage: Outage, attempts: int
+) -> None:
+    calls: list[httpx.Request] = []
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise failure
+
+    async with UpstreamClient(
+        base_url="http://gateway.test/v1", api_key=KEY, transport=httpx.MockTransport(fail), max_retries=2,
+        backoff_base_seconds=0.001, backoff_max_seconds=0.01,
+    ) as client:
+        with pytest.raises(UpstreamUnavailableError) as caught:
+            await collect(client)
+        with pytest.raises(UpstreamUnavailableError):
+            await client.list_models()
+    assert caught.value.outage is outage
+    assert caught.value.retryable is (attempts > 1)
+    assert caught.value.__cause__ is failure
+    assert len(calls) == 2 * attempts
 
 
 # -- error mapping -----------------------------------------------------------------------------------
