@@ -4,7 +4,7 @@
     python3 dev.py bot [telegram|discord]   create .venv, install Parley, run `parley run ...`
     python3 dev.py chat                     same, then `parley chat`
     python3 dev.py test [pytest args]       create .venv, install Parley with its dev tools, run the tests
-    python3 dev.py lint                     ruff and mypy
+    python3 dev.py lint                     ruff check, ruff format --check and mypy
 
 The virtual environment is (re)installed only when pyproject.toml changed since the last install.
 """
@@ -55,7 +55,11 @@ def main(argv: list[str]) -> int:
         return run([str(BIN / "python"), "-m", "pytest", *rest])
     if command == "lint":
         ensure_venv("dev")
-        return run([str(BIN / "ruff"), "check", "."]) or run([str(BIN / "mypy")])
+        return (
+            run([str(BIN / "ruff"), "check", "."])
+            or run([str(BIN / "ruff"), "format", "--check", "."])
+            or run([str(BIN / "mypy")])
+        )
     print(__doc__)
     return 0 if command == "help" else 2
 

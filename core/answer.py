@@ -135,7 +135,12 @@ class AnswerStream:
         self._metrics = metrics
 
     async def stream_and_store(
-        self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]],
+        self,
+        conversation_id: int,
+        model: str,
+        user: UserRef,
+        upstream_user: str,
+        messages: list[dict[str, Any]],
         asked: int,
     ) -> AsyncGenerator[Event, None]:
         """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that."""
@@ -154,7 +159,10 @@ class AnswerStream:
             stored = True
             log.info(
                 "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
-                conversation_id, model, len(answer.full_text), time.monotonic() - watch.started,
+                conversation_id,
+                model,
+                len(answer.full_text),
+                time.monotonic() - watch.started,
                 answer.finish_reason,
             )
             if self._settings.log_content:
@@ -164,7 +172,10 @@ class AnswerStream:
         except UpstreamError as exc:
             log.warning(
                 "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
-                conversation_id, type(exc).__name__, exc.status, sum(map(len, answer.text)),
+                conversation_id,
+                type(exc).__name__,
+                exc.status,
+                sum(map(len, answer.text)),
             )
             watch.failed(exc)
             raise
@@ -182,7 +193,9 @@ class AnswerStream:
         if not has_inline_image(text):
             return None
         return await extract_images(
-            text, max_bytes=self._settings.image_max_bytes, download=self.downloader(),
+            text,
+            max_bytes=self._settings.image_max_bytes,
+            download=self.downloader(),
             deadline_seconds=self._settings.image_download_timeout_seconds,
         )
 

@@ -75,8 +75,14 @@ class Assistant:
     """Answers turns, one at a time per conversation, concurrently across conversations."""
 
     def __init__(
-        self, *, settings: Settings, upstream: UpstreamClient, store: Store, metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time, counter: RequestCounter | None = None,
+        self,
+        *,
+        settings: Settings,
+        upstream: UpstreamClient,
+        store: Store,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        counter: RequestCounter | None = None,
     ) -> None:
         self._metrics = metrics
         self._settings = settings
@@ -102,7 +108,9 @@ class Assistant:
         request_id.set(new_request_id())
         settings = self._settings
         images = check_turn(
-            turn, max_chars=settings.max_input_chars, image_max_bytes=settings.image_max_bytes,
+            turn,
+            max_chars=settings.max_input_chars,
+            image_max_bytes=settings.image_max_bytes,
             turn_max_bytes=settings.image_max_bytes_per_turn,
         )
         quote_author = turn.quote.author.id if turn.quote else turn.user.id
@@ -132,8 +140,12 @@ class Assistant:
             )
             messages = await self._context(conversation, turn)
             stream = self._answers.stream_and_store(
-                conversation.id, conversation.model, turn.user, user_hash(turn.conversation.platform, turn.user.id),
-                messages, asked,
+                conversation.id,
+                conversation.model,
+                turn.user,
+                user_hash(turn.conversation.platform, turn.user.id),
+                messages,
+                asked,
             )
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
@@ -147,9 +159,7 @@ class Assistant:
         )
         return build_context(
             system_prompt=conversation.system_prompt,
-            history=[
-                HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count) for m in history
-            ],
+            history=[HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count) for m in history],
             budget_tokens=self._settings.context_budget_tokens,
             image_turns=self._settings.history_image_turns,
             name_prefix=turn.name_prefix,
@@ -220,8 +230,13 @@ class Assistant:
         )
         if completion.usage is not None:
             await self._store.record_usage(
-                user, conversation.platform, conversation_id=record.id, kind="image", model=model,
-                usage=completion.usage, create_user=False,
+                user,
+                conversation.platform,
+                conversation_id=record.id,
+                kind="image",
+                model=model,
+                usage=completion.usage,
+                create_user=False,
             )
         extracted = await extract_images(
             completion.text,
@@ -344,7 +359,10 @@ def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
 
 @asynccontextmanager
 async def open_assistant(
-    settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None,
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Assistant]:
     """Own the database and the upstream client for the life of the block; upgrade the schema first.

@@ -103,7 +103,11 @@ class UpstreamRateLimitError(UpstreamError):
     default_message = "The model service is busy right now. Please try again in a moment."
 
     def __init__(
-        self, detail: str = "", *, status: int | None = 429, retry_after: float | None = None,
+        self,
+        detail: str = "",
+        *,
+        status: int | None = 429,
+        retry_after: float | None = None,
         user_message: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, user_message=user_message)
@@ -136,7 +140,11 @@ class UpstreamUnavailableError(UpstreamError):
     default_message = "The model service is unavailable right now. Please try again later."
 
     def __init__(
-        self, detail: str = "", *, outage: Outage = Outage.OVERLOADED, status: int | None = None,
+        self,
+        detail: str = "",
+        *,
+        outage: Outage = Outage.OVERLOADED,
+        status: int | None = None,
         user_message: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, user_message=user_message)
@@ -166,7 +174,11 @@ class StreamInterruptedError(UpstreamError):
     default_message = "The answer was cut short."
 
     def __init__(
-        self, detail: str = "", *, partial_text: str = "", status: int | None = None,
+        self,
+        detail: str = "",
+        *,
+        partial_text: str = "",
+        status: int | None = None,
         user_message: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, user_message=user_message)

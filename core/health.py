@@ -55,7 +55,7 @@ class UpstreamHealth:
 
 
 async def probe(check: Awaitable[None], timeout_seconds: float) -> str:
-    """"ok", or a short reason why `check` failed or did not finish within `timeout_seconds`."""
+    """ "ok", or a short reason why `check` failed or did not finish within `timeout_seconds`."""
     try:
         async with asyncio.timeout(timeout_seconds):
             await check

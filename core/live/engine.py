@@ -77,8 +77,13 @@ class LiveReply:
     """Shows one reply on a `Surface` while its events stream in. Use once: `await LiveReply(...).run(events)`."""
 
     def __init__(
-        self, surface: Surface, *, budget: Budget, show_reasoning: ReasoningMode = "status",
-        clock: Clock | None = None, labels: Labels | None = None,
+        self,
+        surface: Surface,
+        *,
+        budget: Budget,
+        show_reasoning: ReasoningMode = "status",
+        clock: Clock | None = None,
+        labels: Labels | None = None,
         on_first_text: Callable[[], None] | None = None,
     ) -> None:
         self._surface = surface
@@ -329,8 +334,12 @@ class LiveReply:
         key = (len(reasoning), is_collapsed)
         if self._reasoning_cache[0] != key:  # rendered once per change, not once per look
             rendered = render_reasoning(
-                reasoning, self._dialect, is_collapsed=is_collapsed, max_units=self._max_units,
-                unit=self._unit, ellipsis=self._labels.truncated_reasoning,
+                reasoning,
+                self._dialect,
+                is_collapsed=is_collapsed,
+                max_units=self._max_units,
+                unit=self._unit,
+                ellipsis=self._labels.truncated_reasoning,
             )
             self._reasoning_cache = (key, rendered)
         return self._reasoning_cache[1]
@@ -380,7 +389,9 @@ class LiveReply:
         if answer_shown:
             return _Final(prefix + pieces, images)
         cut = cut_segment(
-            text, window_units=caption_limit, unit=self._unit,
+            text,
+            window_units=caption_limit,
+            unit=self._unit,
             fits=lambda head: self._units(render_final(head, self._dialect, self._to_entities)) <= caption_limit,
         )
         caption = render_final(cut.head, self._dialect, self._to_entities)
@@ -390,8 +401,10 @@ class LiveReply:
     def _new_layout(self) -> Layout:
         # Room is kept in each message for what a live preview adds to the source (a closed code fence).
         return Layout(
-            window_units=self._max_units - self._profile.live_reserve_units, unit=self._unit,
-            render=lambda source: render_final(source, self._dialect, self._to_entities), fits=self._fits,
+            window_units=self._max_units - self._profile.live_reserve_units,
+            unit=self._unit,
+            render=lambda source: render_final(source, self._dialect, self._to_entities),
+            fits=self._fits,
         )
 
     def _with_note(self, rendered: Rendered | None, note: str) -> Rendered | None:

@@ -15,8 +15,18 @@ from core.live.surface import Dialect, Entity, EntityConverter, LengthUnit, Rend
 log = logging.getLogger(__name__)
 
 _KEPT_ENTITIES = frozenset(
-    {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link", "blockquote",
-     "expandable_blockquote"}
+    {
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "code",
+        "pre",
+        "text_link",
+        "blockquote",
+        "expandable_blockquote",
+    }
 )
 
 
@@ -42,9 +52,7 @@ def render_final(source: str, dialect: Dialect, to_entities: EntityConverter | N
     except Exception:  # a converter bug must not cost the answer: show it unformatted instead
         log.exception("Markdown to entities failed; sending plain text")
         return Rendered(source.strip(), "plain")
-    kept = tuple(
-        e for e in entities if e.type in _KEPT_ENTITIES and (e.type != "text_link" or is_web_link(e.url))
-    )
+    kept = tuple(e for e in entities if e.type in _KEPT_ENTITIES and (e.type != "text_link" or is_web_link(e.url)))
     return _trimmed(text, kept)
 
 

@@ -113,9 +113,16 @@ class Store:
                 # no-op and the SELECT below reads the winner's row (after its commit, on both dialects).
                 now = self._now()
                 stmt = dialect_insert(self._db.dialect, Conversation).values(
-                    platform=key.platform, chat_id=key.chat_id, thread_id=key.thread_id, scope=key.scope,
-                    user_id=user_id, model=model, system_prompt=system_prompt, active=True,
-                    created_at=now, updated_at=now,
+                    platform=key.platform,
+                    chat_id=key.chat_id,
+                    thread_id=key.thread_id,
+                    scope=key.scope,
+                    user_id=user_id,
+                    model=model,
+                    system_prompt=system_prompt,
+                    active=True,
+                    created_at=now,
+                    updated_at=now,
                 )
                 await connection.execute(
                     stmt.on_conflict_do_nothing(
@@ -148,19 +155,23 @@ class Store:
         """Deactivate the active conversation (it stays stored, without image bytes); True if there was one."""
         async with self._transaction() as connection:
             ended = (
-                await connection.execute(
-                    update(Conversation)
-                    .where(
-                        Conversation.platform == key.platform,
-                        Conversation.chat_id == key.chat_id,
-                        Conversation.thread_id == key.thread_id,
-                        Conversation.scope == key.scope,
-                        Conversation.active,
+                (
+                    await connection.execute(
+                        update(Conversation)
+                        .where(
+                            Conversation.platform == key.platform,
+                            Conversation.chat_id == key.chat_id,
+                            Conversation.thread_id == key.thread_id,
+                            Conversation.scope == key.scope,
+                            Conversation.active,
+                        )
+                        .values(active=False, updated_at=self._now())
+                        .returning(Conversation.id)
                     )
-                    .values(active=False, updated_at=self._now())
-                    .returning(Conversation.id)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             await drop_images(connection, ended)  # never sent upstream again: placeholders from now on
             return bool(ended)
 
@@ -221,8 +232,13 @@ class Store:
                 charged = user_id if user_id is not None else owner.user_id
                 if charged is not None:  # None only for a conversation made outside `active_conversation`
                     await insert_usage(
-                        connection, user_id=charged, conversation_id=conversation_id, kind=kind,
-                        model=message.model or owner.model, usage=message.usage, created_at=self._now(),
+                        connection,
+                        user_id=charged,
+                        conversation_id=conversation_id,
+                        kind=kind,
+                        model=message.model or owner.model,
+                        usage=message.usage,
+                        created_at=self._now(),
                     )
             return message_id
 
@@ -257,8 +273,16 @@ class Store:
             images = await load_images(connection, conversation_id, wanted)
         return [
             StoredMessage(
-                row.id, row.role, row.text, tuple(images.get(row.id, ())), row.image_count, row.reasoning,
-                row.model, row.incomplete, row.name or "", row.created_at,
+                row.id,
+                row.role,
+                row.text,
+                tuple(images.get(row.id, ())),
+                row.image_count,
+                row.reasoning,
+                row.model,
+                row.incomplete,
+                row.name or "",
+                row.created_at,
             )
             for row in reversed(rows)
         ]
@@ -270,8 +294,15 @@ class Store:
             )
 
     async def record_usage(
-        self, user: UserRef, platform: str, *, conversation_id: int | None, kind: UsageKind, model: str,
-        usage: Usage, create_user: bool = True,
+        self,
+        user: UserRef,
+        platform: str,
+        *,
+        conversation_id: int | None,
+        kind: UsageKind,
+        model: str,
+        usage: Usage,
+        create_user: bool = True,
     ) -> bool:
         """Record usage outside a reply (an image, say); the user's row is created if needed.
 
@@ -293,7 +324,12 @@ class Store:
                     return False
                 user_id = kept
             await insert_usage(
-                connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage,
+                connection,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                kind=kind,
+                model=model,
+                usage=usage,
                 created_at=self._now(),
             )
             return True

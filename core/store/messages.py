@@ -70,8 +70,15 @@ def _param(name: str) -> BindParameter[Any]:
 
 RECENT = (
     select(
-        Message.id, Message.role, Message.text, Message.image_count, Message.reasoning, Message.model,
-        Message.incomplete, User.name, Message.created_at,
+        Message.id,
+        Message.role,
+        Message.text,
+        Message.image_count,
+        Message.reasoning,
+        Message.model,
+        Message.incomplete,
+        User.name,
+        Message.created_at,
     )
     .outerjoin(User, User.id == Message.user_id)
     .where(Message.conversation_id == bindparam("p_conversation_id"))
@@ -86,9 +93,21 @@ _AUTHOR = (
     .scalar_subquery()
 )
 _MESSAGE_FIELDS = (
-    "conversation_id", "role", "text", "image_count", "reasoning", "tool_calls", "model", "incomplete",
-    "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
-    "platform_message_ids", "created_at",
+    "conversation_id",
+    "role",
+    "text",
+    "image_count",
+    "reasoning",
+    "tool_calls",
+    "model",
+    "incomplete",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "platform_message_ids",
+    "created_at",
 )
 INSERT_MESSAGE = (
     insert(Message)
@@ -124,9 +143,8 @@ def message_params(conversation_id: int, message: NewMessage, now: datetime) -> 
         "p_text": _storable(message.text),
         "p_image_count": len(message.images),
         "p_reasoning": None if message.reasoning is None else _storable(message.reasoning),
-        "p_tool_calls": [
-            {"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls
-        ] or None,
+        "p_tool_calls": [{"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls]
+        or None,
         "p_model": message.model,
         "p_incomplete": message.incomplete,
         "p_prompt_tokens": usage.prompt_tokens,

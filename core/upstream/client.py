@@ -152,7 +152,9 @@ class UpstreamClient:
             except UpstreamError as exc:
                 if started:
                     raise StreamInterruptedError(
-                        f"stream interrupted: {exc}", partial_text="".join(shown), status=exc.status,
+                        f"stream interrupted: {exc}",
+                        partial_text="".join(shown),
+                        status=exc.status,
                         user_message=exc.user_message if isinstance(exc, ReplyTimeoutError) else None,
                     ) from exc
                 await self._pause_or_raise(exc, attempt, deadline)
@@ -285,7 +287,11 @@ class UpstreamClient:
             raise exc
         log.warning(
             "upstream %s status=%s: retry %d/%d in %.2fs",
-            type(exc).__name__, exc.status, attempt + 1, self._max_retries, delay,
+            type(exc).__name__,
+            exc.status,
+            attempt + 1,
+            self._max_retries,
+            delay,
         )
         await asyncio.sleep(delay)
 

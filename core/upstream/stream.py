@@ -39,8 +39,16 @@ class EventReader:
     """
 
     __slots__ = (
-        "_assembler", "_bytes", "_deadline", "_decoder", "_ended", "_failure",
-        "_finished", "_idle", "_json_body", "_secret",
+        "_assembler",
+        "_bytes",
+        "_deadline",
+        "_decoder",
+        "_ended",
+        "_failure",
+        "_finished",
+        "_idle",
+        "_json_body",
+        "_secret",
     )
 
     def __init__(

@@ -63,7 +63,11 @@ def test_group_names_and_discussion() -> None:
         HistoryItem("user", "what now?", author="bob"),
     ]
     messages = build_context(
-        system_prompt="s", history=history, budget_tokens=1000, image_turns=1, name_prefix=True,
+        system_prompt="s",
+        history=history,
+        budget_tokens=1000,
+        image_turns=1,
+        name_prefix=True,
         discussion=["carl: pizza tonight?", "dana: yes"],
     )
     assert messages[1]["content"] == "ann: hi" and messages[2]["content"] == "hello"
