@@ -6,12 +6,13 @@ the stream to `AnswerStream`). Knows no chat platform.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from core.conversation import UserRef
 from core.errors import ImageError, ParleyError, UpstreamError
@@ -23,6 +24,8 @@ from core.upstream import ByteBudget, UpstreamClient
 
 if TYPE_CHECKING:
     from core.metrics import Metrics
+
+T = TypeVar("T")
 
 log = logging.getLogger("core.assistant")  # the reply's log lines keep the logger they always had
 
@@ -155,8 +158,10 @@ class AnswerStream:
                     answer.add(event)
                     yield event
             extracted = await self._answer_images(answer.full_text)
-            await self._store_answer(conversation_id, answer.message(user, model, extracted), asked)
-            stored = True
+            try:
+                await self._store_answer(conversation_id, answer.message(user, model, extracted), asked)
+            finally:
+                stored = True  # written (even if we were cancelled meanwhile), or failed: never a second copy
             log.info(
                 "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
                 conversation_id,
@@ -186,7 +191,9 @@ class AnswerStream:
             watch.ended(answer.usage)
             if not stored and answer.text:
                 # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete.
-                await self._store.add_reply(conversation_id, answer.partial_message(user, model), answering=asked)
+                await _to_completion(
+                    self._store.add_reply(conversation_id, answer.partial_message(user, model), answering=asked)
+                )
 
     async def _answer_images(self, text: str) -> ExtractedImages | None:
         """The images a finished answer shows inline (data URLs, links), or None when it has none."""
@@ -202,7 +209,7 @@ class AnswerStream:
     async def _store_answer(self, conversation_id: int, message: NewMessage, asked: int) -> None:
         # A length or content-filter stop is stored complete: the model ended the answer, nothing of
         # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
-        kept = await self._store.add_reply(conversation_id, message, answering=asked)
+        kept = await _to_completion(self._store.add_reply(conversation_id, message, answering=asked))
         if kept is None:
             log.info("reply not stored: /forget removed its question meanwhile conversation=%s", conversation_id)
 
@@ -215,6 +222,19 @@ class AnswerStream:
             return await self._upstream.download(url, max_bytes=max_bytes, budget=budget)
 
         return download
+
+
+async def _to_completion(write: Awaitable[T]) -> T:
+    """Run a store write to its end even if the reply is cancelled meanwhile (the live engine cancels its
+    reader when the chat breaks off), then let the cancellation go on. A transaction cut in the middle
+    leaves SQLite's write lock with a connection on its way out, and the conversation's next write then
+    meets "database is locked"."""
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:

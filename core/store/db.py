@@ -42,10 +42,13 @@ def prepare_sqlite_folder(database_url: str) -> None:
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers work while one writer commits; synchronous=NORMAL is safe with WAL (no corruption,
     # at worst the last commits lost on power failure) and saves an fsync per commit (SQLite docs "WAL").
+    # busy_timeout first: the journal_mode pragma itself needs a lock, and without a timeout a connection
+    # opened while another one writes (a second process migrating, a pooled connection mid-commit) fails at
+    # once with "database is locked" instead of waiting.
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
