@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 ReasoningMode = Literal["off", "status", "full"]
 T = TypeVar("T")
+# Answers longer than this (characters) get their final layout in a worker thread: ~200 ms per MB for ordinary
+# text and up to ~1 s per MB for hostile Markdown (bench/hostile_output.py --layout), too long to hold the loop.
+FINAL_LAYOUT_THREAD_CHARS = 65_536
 
 
 @dataclass(slots=True)
@@ -213,6 +216,11 @@ class LiveReply:
             self._changed.clear()
             if self._crash is not None:
                 raise self._crash
+            if self._ended and self._final is None and self._is_large():
+                # Laying out a huge answer is linear but takes a while: in a worker thread, the loop (every
+                # other chat, the Discord heartbeat) keeps running. Only this task touches the layout.
+                self._pull()
+                self._final = await asyncio.to_thread(self._compute_final)
             op = self._next_op()
             if op is None:
                 if self._final is not None:
@@ -231,6 +239,10 @@ class LiveReply:
             if op is not None:
                 await self._perform(op)
         await self._finish_extras()
+
+    def _is_large(self) -> bool:
+        completed = self._completed
+        return len(self._source) + (len(completed.text) if completed else 0) > FINAL_LAYOUT_THREAD_CHARS
 
     def _next_op(self) -> _Op | None:
         messages, open_index = self._frame()
