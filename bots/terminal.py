@@ -25,12 +25,16 @@ from core import (
     Settings,
     StreamInterruptedError,
     TextDelta,
+    ToolRunning,
     Turn,
     UserRef,
     texts,
 )
 
 log = logging.getLogger(__name__)
+
+TOOL_NAMES_SHOWN = 3  # in the "tools running" line; names are model output, so bounded
+TOOL_NAME_MAX_CHARS = 64
 
 HELP = """commands:
   /reset            start a new conversation
@@ -138,6 +142,10 @@ class TerminalChat:
                         thinking_shown = self._interactive
                         if thinking_shown:
                             self._err.write("(thinking…)\n")
+                    case ToolRunning(names=names):  # on stderr: stdout keeps only the answers
+                        shown = ", ".join(name[:TOOL_NAME_MAX_CHARS] for name in names[:TOOL_NAMES_SHOWN])
+                        self._err.write(f"(🔧 {shown}…)\n")
+                        self._err.flush()
                     case Completed(images=images):
                         note = event.note  # e.g. the answer hit the length limit
                         if images:

@@ -36,6 +36,7 @@ from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
 from core.settings import DatabaseSettings, Settings
 from core.store import Forgotten, Lease, NewImage, NewMessage, Stats, Store, UsageTotals, open_store, upgrade
+from core.tools import Draw, Exchange, ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry, image_drawer
 from core.upstream import ByteBudget, UpstreamClient
 
 if TYPE_CHECKING:
@@ -70,8 +71,15 @@ class Assistant:
     def __init__(
         self, *, settings: Settings, upstream: UpstreamClient, store: Store, metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time, counter: RequestCounter | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
+        """`tools`: what the chat model may call; by default the built-in tools the settings enable."""
         self._metrics = metrics
+        self._tools = ToolLoop(
+            default_tools(settings) if tools is None else tools,
+            ToolLimits(settings.tool_timeout_seconds, settings.tool_max_rounds, settings.tool_result_max_chars),
+            log_content=settings.log_content,
+        )
         self._settings = settings
         self._upstream = upstream
         self._store = store
@@ -130,7 +138,7 @@ class Assistant:
             messages = build_context(
                 system_prompt=conversation.system_prompt,
                 history=[
-                    HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count)
+                    HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count, m.tool_calls)
                     for m in history
                 ],
                 budget_tokens=self._settings.context_budget_tokens,
@@ -138,9 +146,11 @@ class Assistant:
                 name_prefix=turn.name_prefix,
                 discussion=turn.context,
             )
+            upstream_user = user_hash(turn.conversation.platform, turn.user.id)
+            # Built only here, after the access check: strangers are never offered tools.
+            tools = ToolContext(images=images, draw=self._drawer(turn.conversation, turn.user, conversation.id))
             stream = self._stream_and_store(
-                conversation.id, conversation.model, turn.user, user_hash(turn.conversation.platform, turn.user.id),
-                messages, asked,
+                conversation.id, conversation.model, turn.user, upstream_user, messages, asked, tools,
             )
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
@@ -149,12 +159,13 @@ class Assistant:
 
     async def _stream_and_store(
         self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]],
-        asked: int,
+        asked: int, tools: ToolContext,
     ) -> AsyncGenerator[Event, None]:
         """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that."""
         text: list[str] = []
         reasoning: list[str] = []
         tool_calls: list[ToolCall] = []
+        exchange = Exchange()
         usage: Usage | None = None
         finish_reason = ""
         stored = False
@@ -165,7 +176,10 @@ class Assistant:
         if metrics is not None:
             metrics.active_streams.inc()
         try:
-            events = self._upstream.stream(model=model, messages=messages, user=upstream_user)
+            events = self._tools.run(
+                self._upstream.stream, model=model, messages=messages, user=upstream_user, context=tools,
+                exchange=exchange,
+            )
             async with aclosing(events):  # closes the HTTP response at once when we stop early
                 async for event in events:
                     if first_token and metrics is not None and isinstance(event, TextDelta | ReasoningDelta):
@@ -184,6 +198,7 @@ class Assistant:
                             finish_reason = reason
                     yield event
             full_text = "".join(text)
+            final_text = full_text[exchange.final_offset :]  # the text of earlier rounds is stored with them
             extracted = None
             if has_inline_image(full_text):
                 extracted = await extract_images(
@@ -196,7 +211,7 @@ class Assistant:
                 conversation_id,
                 NewMessage(
                     role="assistant",
-                    text=extracted.history_text if extracted else full_text,
+                    text=extracted.history_text if extracted else final_text,
                     user=user,
                     reasoning="".join(reasoning) or None,
                     tool_calls=tuple(tool_calls),
@@ -204,6 +219,7 @@ class Assistant:
                     usage=usage,
                 ),
                 answering=asked,
+                before=_exchange_messages(exchange, user, model),
             )
             stored = True
             if kept is None:
@@ -217,7 +233,7 @@ class Assistant:
             outcome = "completed"
             yield Completed(
                 text=_with_failure_note(extracted.caption, extracted.failures) if extracted else full_text,
-                images=extracted.images if extracted else (),
+                images=(*(extracted.images if extracted else ()), *exchange.images),
                 reasoning="".join(reasoning),
                 finish_reason=finish_reason,
             )
@@ -461,6 +477,25 @@ class Assistant:
         """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
         return await self._gate.forget(platform, user)
 
+    def _drawer(self, key: ConversationKey, user: UserRef, conversation_id: int) -> Draw | None:
+        """The `generate_image` capability of one reply: IMAGE_MODEL, its usage charged to `user`."""
+        model = self._settings.image_model
+        if not model:
+            return None
+
+        async def record(usage: Usage) -> None:
+            await self._store.record_usage(
+                user, key.platform, conversation_id=conversation_id, kind="image", model=model, usage=usage,
+                create_user=False,
+            )
+
+        return image_drawer(
+            upstream=self._upstream, model=model, upstream_user=user_hash(key.platform, user.id),
+            max_prompt_chars=self._settings.max_input_chars, image_max_bytes=self._settings.image_max_bytes,
+            download=self._downloader(), deadline_seconds=self._settings.image_download_timeout_seconds,
+            on_usage=record,
+        )
+
     def _downloader(self) -> Download:
         """A downloader for the images of one answer: they share one byte budget."""
         max_bytes = self._settings.image_max_bytes
@@ -470,6 +505,36 @@ class Assistant:
             return await self._upstream.download(url, max_bytes=max_bytes, budget=budget)
 
         return download
+
+
+def default_tools(settings: Settings) -> ToolRegistry:
+    """The built-in tools the settings turn on: `generate_image` with IMAGE_MODEL, unless IMAGE_TOOL=false."""
+    registry = ToolRegistry()
+    if settings.image_model and settings.image_tool:
+        registry.register(ImageTool())
+    return registry
+
+
+def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[NewMessage]:
+    """The tool rounds of a reply as stored messages: each call message, then its results."""
+    stored: list[NewMessage] = []
+    for done in exchange.rounds:
+        calls = tuple(outcome.call for outcome in done.outcomes)
+        stored.append(
+            NewMessage(
+                role="assistant", text=done.text, user=user, reasoning=done.reasoning or None, tool_calls=calls,
+                model=model,
+            )
+        )
+        stored.extend(
+            NewMessage(role="tool", text=outcome.text, user=user, tool_calls=(_answered(outcome.call),))
+            for outcome in done.outcomes
+        )
+    return stored
+
+
+def _answered(call: ToolCall) -> ToolCall:
+    return ToolCall(call.id, call.name, "")  # a result stores which call it answers; the arguments are in it
 
 
 def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
@@ -497,7 +562,7 @@ def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
 @asynccontextmanager
 async def open_assistant(
     settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.time, tools: ToolRegistry | None = None,
 ) -> AsyncIterator[Assistant]:
     """Own the database and the upstream client for the life of the block; upgrade the schema first.
 
@@ -523,7 +588,8 @@ async def open_assistant(
         ) as upstream,
     ):
         yield Assistant(
-            settings=settings, upstream=upstream, store=store, metrics=metrics, clock=clock, counter=counter
+            settings=settings, upstream=upstream, store=store, metrics=metrics, clock=clock, counter=counter,
+            tools=tools,
         )
 
 

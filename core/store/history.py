@@ -47,9 +47,12 @@ class ConversationRecord:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message to store. `user` is the author of a user message, the requester of an assistant one."""
+    """A message to store. `user` is the author of a user message, the requester of an assistant one.
 
-    role: Literal["user", "assistant"]
+    A "tool" message is a tool's result; its `tool_calls` holds the one call it answers (id and name).
+    """
+
+    role: Literal["user", "assistant", "tool"]
     text: str
     user: UserRef | None = None
     images: Sequence[NewImage] = ()
@@ -78,6 +81,7 @@ class StoredMessage:
     incomplete: bool
     user_name: str
     created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 # Hot-path statements are built once: building one costs more than running it (SQLAlchemy caches the
@@ -89,7 +93,7 @@ def _param(name: str) -> BindParameter[Any]:
 _RECENT = (
     select(
         Message.id, Message.role, Message.text, Message.image_count, Message.reasoning, Message.model,
-        Message.incomplete, User.name, Message.created_at,
+        Message.incomplete, User.name, Message.created_at, Message.tool_calls,
     )
     .outerjoin(User, User.id == Message.user_id)
     .where(Message.conversation_id == bindparam("p_conversation_id"))
@@ -126,6 +130,17 @@ _ANSWERED = (
     )
     .with_for_update(read=True, key_share=True, of=User)
 )
+
+
+def _calls(stored: Any) -> tuple[ToolCall, ...]:
+    """The `tool_calls` column read back; anything malformed is skipped (the column is ours, but JSON)."""
+    if not isinstance(stored, list):
+        return ()
+    return tuple(
+        ToolCall(id=str(item.get("id", "")), name=str(item.get("name", "")), arguments=str(item.get("arguments", "")))
+        for item in stored
+        if isinstance(item, dict)
+    )
 
 
 def _storable(text: str) -> str:
@@ -298,22 +313,25 @@ class Store:
             return message_id
 
     async def add_reply(
-        self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat", answering: int | None = None
+        self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat", answering: int | None = None,
+        before: Sequence[NewMessage] = (),
     ) -> int | None:
         """Store an assistant message and, if it has usage, a usage record: both or neither.
 
         The usage is charged to `message.user`, else to whoever started the conversation; its model is
         `message.model`, else the conversation's. With `answering` (the id of the user message replied to)
         nothing is stored, and None returned, when that message or its author is gone: `/forget` ran while
-        the reply was streaming, and must not be undone by it.
+        the reply was streaming, and must not be undone by it. `before` (a tool exchange: the assistant's
+        calls and the tools' results) is stored first, in the same transaction.
         """
         if answering is None or message.user is None:
-            return await self._store_reply(conversation_id, message, kind=kind, answering=None)
+            return await self._store_reply(conversation_id, message, kind=kind, answering=None, before=before)
         async with self._users(message.user.id):
-            return await self._store_reply(conversation_id, message, kind=kind, answering=answering)
+            return await self._store_reply(conversation_id, message, kind=kind, answering=answering, before=before)
 
     async def _store_reply(
-        self, conversation_id: int, message: NewMessage, *, kind: UsageKind, answering: int | None
+        self, conversation_id: int, message: NewMessage, *, kind: UsageKind, answering: int | None,
+        before: Sequence[NewMessage] = (),
     ) -> int | None:
         async with self._transaction() as connection:
             if answering is not None and message.user is not None:
@@ -323,6 +341,8 @@ class Store:
                 )
                 if found.first() is None:
                     return None
+            for earlier in before:
+                await self._insert_message(connection, conversation_id, earlier)
             message_id, user_id = await self._insert_message(connection, conversation_id, message)
             if message.usage is not None:
                 owner = (
@@ -370,7 +390,7 @@ class Store:
         return [
             StoredMessage(
                 row.id, row.role, row.text, tuple(images.get(row.id, ())), row.image_count, row.reasoning,
-                row.model, row.incomplete, row.name or "", row.created_at,
+                row.model, row.incomplete, row.name or "", row.created_at, _calls(row.tool_calls),
             )
             for row in reversed(rows)
         ]
