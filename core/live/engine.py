@@ -393,16 +393,17 @@ class LiveReply:
     def _with_images(
         self, prefix: list[Rendered], pieces: list[Rendered], text: str, images: tuple[Image, ...]
     ) -> _Final:
-        """Images go with the text as caption when it fits; otherwise after the text already shown,
-        or (nothing shown yet) with the caption's worth of text and the rest as messages after them."""
+        """Images follow text already shown (it stays: read, and in a group the reply to the question);
+        else they go with the text as caption when it fits, or with the caption's worth of text and the
+        rest as messages after them."""
         caption_limit = self._profile.caption_max_units
         answer_shown = self._answer_shown
         if not pieces:
             return _Final(prefix, images)
+        if answer_shown:  # the text read stays where it is (in a group, the reply to the question)
+            return _Final(prefix + pieces, images)
         if len(pieces) == 1 and count_units(pieces[0].text, self._unit) <= caption_limit:
             return _Final(prefix, images, pieces[0])
-        if answer_shown:
-            return _Final(prefix + pieces, images)
         cut = cut_segment(
             text, window_units=caption_limit, unit=self._unit,
             fits=lambda head: count_units(render_final(head, self._dialect).text, self._unit) <= caption_limit,
