@@ -59,3 +59,31 @@ async def test_a_mention_gets_a_status_line_while_the_picture_is_drawn_then_the_
     assert any(version.startswith("On it.") and STATUS in shown(version) for version in answer.versions)
     assert "🔧" not in answer.content  # the answer replaced the status line
     assert upstream.chat_requests[2].tool_results[0]["content"] == "Done: an image was shown to the user."
+
+
+async def test_two_drawings_in_one_round_then_the_round_limit_stops_the_model_with_a_note(
+    dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    picture = png_bytes(10, 10)
+    encoded = base64.b64encode(picture).decode()
+    upstream.add_reply(
+        finish_reason="tool_calls", tool_call_index="reused",
+        tool_calls=[ToolCallScript("c1", "generate_image", '{"prompt": "a"}'),
+                    ToolCallScript("c2", "generate_image", '{"prompt": "b"}')],
+    )  # fmt: skip
+    upstream.add_reply(f"![a](data:image/png;base64,{encoded})")
+    upstream.add_reply(f"![b](data:image/png;base64,{encoded})")
+    upstream.add_reply(
+        "Both drawn.", finish_reason="tool_calls",
+        tool_calls=[ToolCallScript("c3", "generate_image", '{"prompt": "c"}')],
+    )  # fmt: skip
+    dm = dc.dm_channel(world.alice)
+    async with running_bot(dc, discord_settings(dc, upstream, tmp_path, tool_max_rounds=1)) as bot:
+        dc.user_sends(dm, world.alice, "draw a and b")
+        message = await dc.wait_for(lambda: next((m for m in dc.bot_messages(dm) if m.attachments), None))
+        await dc.wait_for(lambda: bot.handlers_in_flight == 0)
+    assert [a.data for a in message.attachments] == [picture, picture]
+    texts = [m.content for m in dc.bot_messages(dm) if m.content]
+    assert texts[0].startswith("Both drawn.") and "more tool calls than allowed" in texts[0]
+    assert [m["tool_call_id"] for m in upstream.chat_requests[3].tool_results] == ["c1", "c2"]
+    assert len(upstream.chat_requests) == 4  # the third call was not run

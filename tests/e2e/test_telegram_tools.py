@@ -43,3 +43,25 @@ async def test_a_mention_in_a_group_gets_a_drawing_from_the_chat_model_in_the_sa
         # The replied-to photo goes to the image model as a reference, as with /imagine.
         assert drawing.body["model"] == "fake/painter" and image_parts(drawing.body) == [mascot]
         assert chat_second.tool_results[0]["content"] == "Done: an image was shown to the user."
+
+
+async def test_a_failed_drawing_and_a_gateway_refusing_tools_still_get_answers(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path) as w:
+        w.up.add_reply(
+            finish_reason="tool_calls", tool_calls=[ToolCallScript("c1", "generate_image", '{"prompt": "a cat"}')]
+        )
+        w.up.add_error(400, {"error": {"message": "content policy: key sk-hidden", "type": "bad_request"}})
+        w.up.add_reply("I could not draw that, sorry.")
+        user, chat = w.dm("Ann")
+        async with w.bot():
+            w.tg.user_sends(chat, user, "draw a cat")
+            await w.said(chat, lambda t: t == "I could not draw that, sorry.")
+            w.up.refuse_tools = True  # from now on, as if the operator switched to a model without tools
+            w.tg.user_sends(chat, user, "hello")
+            await w.said(chat, lambda t: t == "Echo: hello")
+            w.tg.user_sends(chat, user, "again")
+            await w.said(chat, lambda t: t == "Echo: again")
+        assert w.texts(chat) == ["I could not draw that, sorry.", "Echo: hello", "Echo: again"]
+        assert w.up.chat_requests[2].tool_results[0]["content"] == "error: the tool failed (UpstreamRejectedError)"
+        # The refused request, its retry without tools, then no tools offered at all.
+        assert [r.tool_names for r in w.up.chat_requests[3:]] == [["generate_image"], [], []]
