@@ -46,16 +46,28 @@ async def fill(database_url: str) -> None:
             await connection.execute(
                 insert(Conversation),
                 [
-                    {"platform": "bench", "chat_id": str(n), "user_id": n % USERS + 1, "model": "m",
-                     "system_prompt": "", "active": True, "created_at": now, "updated_at": now}
+                    {
+                        "platform": "bench",
+                        "chat_id": str(n),
+                        "user_id": n % USERS + 1,
+                        "model": "m",
+                        "system_prompt": "",
+                        "active": True,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
                     for n in range(CONVERSATIONS)
                 ],
             )
             rows = [
-                {"conversation_id": n % CONVERSATIONS + 1, "user_id": n % USERS + 1,
-                 "role": "user" if n % 2 == 0 else "assistant",
-                 "text": f"message {n}: " + "lorem ipsum dolor sit amet " * 8,
-                 "platform_message_ids": [str(n)], "created_at": now}
+                {
+                    "conversation_id": n % CONVERSATIONS + 1,
+                    "user_id": n % USERS + 1,
+                    "role": "user" if n % 2 == 0 else "assistant",
+                    "text": f"message {n}: " + "lorem ipsum dolor sit amet " * 8,
+                    "platform_message_ids": [str(n)],
+                    "created_at": now,
+                }
                 for n in range(MESSAGES)
             ]
             for start in range(0, len(rows), INSERT_BATCH_ROWS):

@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="time the layout at 1M characters too (slow)")
     args = parser.parse_args()
     passes: dict[str, Callable[[str], object]] = {
-        "images": images_pass, "filter": filter_pass, "links": neutralize_links
+        "images": images_pass,
+        "filter": filter_pass,
+        "links": neutralize_links,
     }
     if args.layout:
         passes["layout"] = layout_pass

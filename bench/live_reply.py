@@ -150,7 +150,9 @@ async def scenario(mode: str, replies: int, seconds: int) -> dict[str, float]:
 def run_child(mode: str, replies: int, seconds: int) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, __file__, "--mode", mode, "--replies", str(replies), "--seconds", str(seconds)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     result: dict[str, float] = json.loads(output.strip().splitlines()[-1])
     return result
@@ -169,8 +171,10 @@ def main() -> None:
     base = results["baseline"]
     base_us = base["cpu_s"] / base["tokens"] * 1e6
     print(f"{args.replies} replies x {TOKENS_PER_SECOND} tokens/s x {args.seconds} s, no-op surface, real clock")
-    print(f"baseline (producers only): {base_us:.1f} µs CPU/token, lag p99 {base['lag_p99_ms']:.1f} ms, "
-          f"peak RSS {base['peak_rss_mb']:.0f} MB")
+    print(
+        f"baseline (producers only): {base_us:.1f} µs CPU/token, lag p99 {base['lag_p99_ms']:.1f} ms, "
+        f"peak RSS {base['peak_rss_mb']:.0f} MB"
+    )
     for mode in ("engine", "telegram"):
         r = results[mode]
         total_us = r["cpu_s"] / r["tokens"] * 1e6

@@ -56,9 +56,10 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int) -> No
         first_token.setdefault(question, time.monotonic())  # the first content chunk leaves at once
         return Reply(text=answer_for(question), chunk_chars=5, tokens_per_second=TOKENS_PER_SECOND)
 
-    async with FakeUpstream(api_key=API_KEY, default_reply=reply) as up, FakeTelegram(
-        token=TOKEN, limits=RateLimits(global_per_second=30.0, global_burst=30)
-    ) as tg:
+    async with (
+        FakeUpstream(api_key=API_KEY, default_reply=reply) as up,
+        FakeTelegram(token=TOKEN, limits=RateLimits(global_per_second=30.0, global_burst=30)) as tg,
+    ):
         pipe.send((up.base_url, tg.base_url))
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bot is polling
         rng = random.Random(seed)
@@ -192,7 +193,8 @@ async def main() -> None:
     rates = [float(r) for r in args.rates.split(",")]
     print(
         f"Poisson arrivals for {args.seconds:.0f} s; each reply {TOKENS_PER_REPLY} tokens at "
-        f"{TOKENS_PER_SECOND:.0f}/s; fake Bot API per-chat limits and 30 requests/s global", flush=True
+        f"{TOKENS_PER_SECOND:.0f}/s; fake Bot API per-chat limits and 30 requests/s global",
+        flush=True,
     )
     for db in args.db.split(","):
         print(f"{db}:", flush=True)

@@ -79,7 +79,10 @@ async def _measure(base_url: str) -> dict[str, float]:
     events, client_cpu, client_wall = min(client_runs, key=lambda run: run[1])
     received, bare_cpu = min(bare_runs, key=lambda run: run[1])
     return {
-        "events": events, "bytes": received, "client_cpu": client_cpu, "client_wall": client_wall,
+        "events": events,
+        "bytes": received,
+        "client_cpu": client_cpu,
+        "client_wall": client_wall,
         "bare_cpu": bare_cpu,
     }
 

@@ -1,8 +1,8 @@
 """The `parley` command and the only composition root: settings in, assistant and adapters built here.
 
-    parley run [telegram|discord]   every adapter whose token is set, or the one named
-    parley chat                     a terminal conversation through the same core
-    parley db upgrade               bring the database schema to the newest revision
+parley run [telegram|discord]   every adapter whose token is set, or the one named
+parley chat                     a terminal conversation through the same core
+parley db upgrade               bring the database schema to the newest revision
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = load_settings(Settings)
         _configure_logging(
-            settings.log_level, quiet=args.command == "chat", log_format=settings.log_format,
+            settings.log_level,
+            quiet=args.command == "chat",
+            log_format=settings.log_format,
             log_content=settings.log_content,
         )
         with secrets_redacted(*_secrets(settings)):
@@ -89,8 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _secrets(settings: Settings) -> list[str]:
     """Every secret setting, kept out of all log lines (core/logs.py), whichever library would log it."""
     values = (
-        settings.llm_api_key, settings.telegram_bot_token, settings.telegram_webhook_secret,
-        settings.discord_bot_token, settings.redis_url,
+        settings.llm_api_key,
+        settings.telegram_bot_token,
+        settings.telegram_webhook_secret,
+        settings.discord_bot_token,
+        settings.redis_url,
     )
     return [value.get_secret_value() for value in values if value is not None]
 
@@ -120,10 +125,15 @@ async def _chat(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, platform: str | None) -> int:
-    wanted = [platform] if platform else [
-        name for name, token in (("telegram", settings.telegram_bot_token), ("discord", settings.discord_bot_token))
-        if token is not None
-    ]
+    wanted = (
+        [platform]
+        if platform
+        else [
+            name
+            for name, token in (("telegram", settings.telegram_bot_token), ("discord", settings.discord_bot_token))
+            if token is not None
+        ]
+    )
     if not wanted:
         raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set (nor DISCORD_BOT_TOKEN): no adapter to run")
     for name in wanted:

@@ -54,9 +54,7 @@ def _local_user() -> str:
 class TerminalChat:
     """Reads messages, streams answers to `out`, and reports problems on `err` as one line each."""
 
-    def __init__(
-        self, assistant: Assistant, settings: Settings, *, inp: TextIO, out: TextIO, err: TextIO
-    ) -> None:
+    def __init__(self, assistant: Assistant, settings: Settings, *, inp: TextIO, out: TextIO, err: TextIO) -> None:
         self._assistant = assistant
         self._settings = settings
         self._inp, self._out, self._err = inp, out, err

@@ -40,7 +40,11 @@ class Gatekeeper:
     """
 
     def __init__(
-        self, *, settings: Settings, store: Store, counter: RequestCounter | None = None,
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        counter: RequestCounter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -120,9 +124,7 @@ class Gatekeeper:
                     user_message=f"You have sent too many messages; try again in {wait} seconds.",
                 )
 
-    async def set_access(
-        self, admin: UserRef, platform: str, kind: str, subject_id: str, *, granted: bool
-    ) -> None:
+    async def set_access(self, admin: UserRef, platform: str, kind: str, subject_id: str, *, granted: bool) -> None:
         """`/grant` and `/revoke`: admins only; `kind` is "user" or "chat"."""
         self._require_admin(platform, admin)
         subject_id = subject_id.strip()

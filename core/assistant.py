@@ -69,8 +69,14 @@ class Assistant:
     """Answers turns, one at a time per conversation, concurrently across conversations."""
 
     def __init__(
-        self, *, settings: Settings, upstream: UpstreamClient, store: Store, metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time, counter: RequestCounter | None = None,
+        self,
+        *,
+        settings: Settings,
+        upstream: UpstreamClient,
+        store: Store,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        counter: RequestCounter | None = None,
         tools: ToolRegistry | None = None,
     ) -> None:
         """`tools`: what the chat model may call; by default the built-in tools the settings enable."""
@@ -104,7 +110,9 @@ class Assistant:
         request_id.set(new_request_id())
         settings = self._settings
         images = check_turn(
-            turn, max_chars=settings.max_input_chars, image_max_bytes=settings.image_max_bytes,
+            turn,
+            max_chars=settings.max_input_chars,
+            image_max_bytes=settings.image_max_bytes,
             turn_max_bytes=settings.image_max_bytes_per_turn,
         )
         quote_author = turn.quote.author.id if turn.quote else turn.user.id
@@ -150,7 +158,13 @@ class Assistant:
             # Built only here, after the access check: strangers are never offered tools.
             tools = ToolContext(images=images, draw=self._drawer(turn.conversation, turn.user, conversation.id))
             stream = self._stream_and_store(
-                conversation.id, conversation.model, turn.user, upstream_user, messages, asked, tools,
+                conversation.id,
+                conversation.model,
+                turn.user,
+                upstream_user,
+                messages,
+                asked,
+                tools,
             )
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
@@ -158,8 +172,14 @@ class Assistant:
                     yield event
 
     async def _stream_and_store(
-        self, conversation_id: int, model: str, user: UserRef, upstream_user: str, messages: list[dict[str, Any]],
-        asked: int, tools: ToolContext,
+        self,
+        conversation_id: int,
+        model: str,
+        user: UserRef,
+        upstream_user: str,
+        messages: list[dict[str, Any]],
+        asked: int,
+        tools: ToolContext,
     ) -> AsyncGenerator[Event, None]:
         """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that."""
         text: list[str] = []
@@ -177,7 +197,11 @@ class Assistant:
             metrics.active_streams.inc()
         try:
             events = self._tools.run(
-                self._upstream.stream, model=model, messages=messages, user=upstream_user, context=tools,
+                self._upstream.stream,
+                model=model,
+                messages=messages,
+                user=upstream_user,
+                context=tools,
                 exchange=exchange,
             )
             async with aclosing(events):  # closes the HTTP response at once when we stop early
@@ -202,7 +226,9 @@ class Assistant:
             extracted = None
             if has_inline_image(full_text):
                 extracted = await extract_images(
-                    full_text, max_bytes=self._settings.image_max_bytes, download=self._downloader(),
+                    full_text,
+                    max_bytes=self._settings.image_max_bytes,
+                    download=self._downloader(),
                     deadline_seconds=self._settings.image_download_timeout_seconds,
                 )
             # A length or content-filter stop is stored complete: the model ended the answer, nothing of
@@ -226,7 +252,11 @@ class Assistant:
                 log.info("reply not stored: /forget removed its question meanwhile conversation=%s", conversation_id)
             log.info(
                 "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
-                conversation_id, model, len(full_text), time.monotonic() - started, finish_reason,
+                conversation_id,
+                model,
+                len(full_text),
+                time.monotonic() - started,
+                finish_reason,
             )
             if self._settings.log_content:
                 log.debug("reply text=%r", full_text)
@@ -240,7 +270,10 @@ class Assistant:
         except UpstreamError as exc:
             log.warning(
                 "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
-                conversation_id, type(exc).__name__, exc.status, sum(map(len, text)),
+                conversation_id,
+                type(exc).__name__,
+                exc.status,
+                sum(map(len, text)),
             )
             outcome = "failed"
             if metrics is not None:
@@ -360,8 +393,13 @@ class Assistant:
         )
         if completion.usage is not None:
             await self._store.record_usage(
-                user, conversation.platform, conversation_id=record.id, kind="image", model=model,
-                usage=completion.usage, create_user=False,
+                user,
+                conversation.platform,
+                conversation_id=record.id,
+                kind="image",
+                model=model,
+                usage=completion.usage,
+                create_user=False,
             )
         extracted = await extract_images(
             completion.text,
@@ -485,14 +523,23 @@ class Assistant:
 
         async def record(usage: Usage) -> None:
             await self._store.record_usage(
-                user, key.platform, conversation_id=conversation_id, kind="image", model=model, usage=usage,
+                user,
+                key.platform,
+                conversation_id=conversation_id,
+                kind="image",
+                model=model,
+                usage=usage,
                 create_user=False,
             )
 
         return image_drawer(
-            upstream=self._upstream, model=model, upstream_user=user_hash(key.platform, user.id),
-            max_prompt_chars=self._settings.max_input_chars, image_max_bytes=self._settings.image_max_bytes,
-            download=self._downloader(), deadline_seconds=self._settings.image_download_timeout_seconds,
+            upstream=self._upstream,
+            model=model,
+            upstream_user=user_hash(key.platform, user.id),
+            max_prompt_chars=self._settings.max_input_chars,
+            image_max_bytes=self._settings.image_max_bytes,
+            download=self._downloader(),
+            deadline_seconds=self._settings.image_download_timeout_seconds,
             on_usage=record,
         )
 
@@ -522,7 +569,11 @@ def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[Ne
         calls = tuple(outcome.call for outcome in done.outcomes)
         stored.append(
             NewMessage(
-                role="assistant", text=done.text, user=user, reasoning=done.reasoning or None, tool_calls=calls,
+                role="assistant",
+                text=done.text,
+                user=user,
+                reasoning=done.reasoning or None,
+                tool_calls=calls,
                 model=model,
             )
         )
@@ -561,8 +612,12 @@ def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
 
 @asynccontextmanager
 async def open_assistant(
-    settings: Settings, *, migrate: bool = True, metrics: Metrics | None = None,
-    clock: Callable[[], float] = time.time, tools: ToolRegistry | None = None,
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
+    tools: ToolRegistry | None = None,
 ) -> AsyncIterator[Assistant]:
     """Own the database and the upstream client for the life of the block; upgrade the schema first.
 
@@ -588,7 +643,12 @@ async def open_assistant(
         ) as upstream,
     ):
         yield Assistant(
-            settings=settings, upstream=upstream, store=store, metrics=metrics, clock=clock, counter=counter,
+            settings=settings,
+            upstream=upstream,
+            store=store,
+            metrics=metrics,
+            clock=clock,
+            counter=counter,
             tools=tools,
         )
 

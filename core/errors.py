@@ -97,7 +97,11 @@ class UpstreamRateLimitError(UpstreamError):
     retryable = True
 
     def __init__(
-        self, detail: str = "", *, status: int | None = 429, retry_after: float | None = None,
+        self,
+        detail: str = "",
+        *,
+        status: int | None = 429,
+        retry_after: float | None = None,
         user_message: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, user_message=user_message)
@@ -126,7 +130,11 @@ class StreamInterruptedError(UpstreamError):
     default_message = "The answer was cut short."
 
     def __init__(
-        self, detail: str = "", *, partial_text: str = "", status: int | None = None,
+        self,
+        detail: str = "",
+        *,
+        partial_text: str = "",
+        status: int | None = None,
         user_message: str | None = None,
     ) -> None:
         super().__init__(detail, status=status, user_message=user_message)

@@ -69,9 +69,7 @@ class Image:
 
     @property
     def extension(self) -> str:
-        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(
-            self.mime, "bin"
-        )
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}.get(self.mime, "bin")
 
 
 FINISH_NOTES = {

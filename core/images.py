@@ -28,6 +28,7 @@ MAX_IMAGES_PER_ANSWER = 64  # markdown images taken out of one answer; later one
 MAX_DOWNLOADS_PER_ANSWER = 4  # linked images fetched per answer; more are refused unfetched
 ANSWER_DOWNLOAD_BUDGET_IMAGES = 2  # one answer's downloads read at most this many IMAGE_MAX_BYTES in total
 
+
 def sniff_mime(data: bytes) -> str | None:
     """The image type the bytes really are (png, jpeg, webp, gif), or None."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -150,7 +151,11 @@ async def extract_images(
 
 
 async def _load_all(
-    urls: Sequence[str], alts: Sequence[str], *, max_bytes: int, download: Download | None,
+    urls: Sequence[str],
+    alts: Sequence[str],
+    *,
+    max_bytes: int,
+    download: Download | None,
     deadline_seconds: float | None,
 ) -> list[Image | ImageError]:
     """Each URL's image or failure, in order: data URLs decoded, the first few http(s) URLs fetched together."""

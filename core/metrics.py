@@ -33,12 +33,16 @@ class Metrics:
         self.replies = Counter("parley_replies", "Replies by outcome.", ["outcome"], registry=r)
         self.tokens = Counter("parley_tokens", "Tokens reported by the upstream, by kind.", ["kind"], registry=r)
         self.first_token = Histogram(
-            "parley_first_token_seconds", "Upstream request to its first streamed token.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "parley_first_token_seconds",
+            "Upstream request to its first streamed token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.first_text = Histogram(
-            "parley_first_visible_text_seconds", "Reply shown on the platform: start to first visible answer text.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "parley_first_visible_text_seconds",
+            "Reply shown on the platform: start to first visible answer text.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.upstream_errors = Counter(
             "parley_upstream_errors", "Upstream failures by kind (error class).", ["kind"], registry=r

@@ -17,15 +17,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from core.errors import ConfigError
 
 _DEFAULT_SYSTEM_PROMPT = (
-    "You are Parley, a helpful assistant in a chat app. Answer clearly and concisely; "
-    "use Markdown when it helps."
+    "You are Parley, a helpful assistant in a chat app. Answer clearly and concisely; use Markdown when it helps."
 )
 
 
 class DatabaseSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///parley.db"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -26,7 +26,8 @@ def await_chain(task: asyncio.Task[Any]) -> str:
         if frame is not None:
             lines.append(f'  File "{frame.f_code.co_filename}", line {frame.f_lineno}, in {frame.f_code.co_name}')
         awaited = (
-            getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+            getattr(awaited, "cr_await", None)
+            or getattr(awaited, "ag_await", None)
             or getattr(awaited, "gi_yieldfrom", None)
         )
     return "\n".join(lines)

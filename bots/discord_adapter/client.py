@@ -201,12 +201,7 @@ class ParleyDiscord(discord.Client):
             return  # our own messages come back through the gateway too; other bots are never answered
         place = place_of(message.channel, channel_id=message.channel.id, in_guild=message.guild is not None)
         replying = not place.is_dm and await self._replies_to_bot(message)
-        if not (
-            place.is_dm
-            or replying
-            or mentions_bot(message, self.user.id)
-            or in_bot_thread(message, self.user.id)
-        ):
+        if not (place.is_dm or replying or mentions_bot(message, self.user.id) or in_bot_thread(message, self.user.id)):
             # Not for us: nothing is stored; the line is only remembered in memory for GROUP_CONTEXT_MESSAGES.
             self._discussion.add(place.channel_id, message.author.display_name, overheard_line(message))
             return
@@ -232,9 +227,7 @@ class ParleyDiscord(discord.Client):
             if self._settings.discord_auto_thread or any(is_image(a) for a in message.attachments):
                 key = conversation_key(place, message.author.id, group_history=self._settings.group_history)
                 await self._assistant.require_access(key, user_ref(message.author))
-            channel, answer_place, reply_to = await self._where_to_answer(
-                message, place, opens_thread=opens_thread
-            )
+            channel, answer_place, reply_to = await self._where_to_answer(message, place, opens_thread=opens_thread)
             turn = await self._turn(message, place, answer_place)
             surface = DiscordSurface(
                 channel,
@@ -259,14 +252,8 @@ class ParleyDiscord(discord.Client):
         self, message: discord.Message, place: Place, *, opens_thread: bool
     ) -> tuple[discord.abc.Messageable, Place, discord.Message | None]:
         """The channel, or (DISCORD_AUTO_THREAD) a new thread started from a server channel's message."""
-        if (
-            self._settings.discord_auto_thread
-            and opens_thread
-            and isinstance(message.channel, discord.TextChannel)
-        ):
-            name = thread_name(
-                turn_text(message, self._bot_id), f"Conversation with {message.author.display_name}"
-            )
+        if self._settings.discord_auto_thread and opens_thread and isinstance(message.channel, discord.TextChannel):
+            name = thread_name(turn_text(message, self._bot_id), f"Conversation with {message.author.display_name}")
             try:
                 thread = await message.create_thread(name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES)
             except discord.HTTPException as exc:  # no permission to create threads: answer in the channel
@@ -278,9 +265,7 @@ class ParleyDiscord(discord.Client):
     async def _turn(self, message: discord.Message, place: Place, answer_place: Place) -> Turn:
         is_group = not place.is_dm
         return Turn(
-            conversation=conversation_key(
-                answer_place, message.author.id, group_history=self._settings.group_history
-            ),
+            conversation=conversation_key(answer_place, message.author.id, group_history=self._settings.group_history),
             user=user_ref(message.author),
             text=turn_text(message, self._bot_id),
             images=await read_images(
@@ -323,8 +308,4 @@ def build_client(*, assistant: Assistant, settings: Settings, **options: Any) ->
 
 
 def _upload_limit(message: discord.Message) -> int:
-    return (
-        message.guild.filesize_limit
-        if message.guild is not None
-        else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-    )
+    return message.guild.filesize_limit if message.guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES

@@ -66,9 +66,7 @@ class SlashCommands:
         self._image_max_bytes = image_max_bytes
         self._in_flight = in_flight
 
-    async def imagine(
-        self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None
-    ) -> None:
+    async def imagine(self, interaction: discord.Interaction, prompt: str, image: discord.Attachment | None) -> None:
         await interaction.response.defer(thinking=True)
         async with self._answering(interaction, ephemeral=False):
             key, user = self._where(interaction)
@@ -104,9 +102,7 @@ class SlashCommands:
             current = await self._assistant.current_model(key, user)
             await self._tell(interaction, markdown(texts.model_choices(current, await self._assistant.models())))
 
-    async def model_choices(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
+    async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         try:
             key, user = self._where(interaction)
             if not (await self._assistant.access(key, user)).allowed:
@@ -185,9 +181,7 @@ async def report_failure(interaction: discord.Interaction, text: str, *, deferre
             await interaction.delete_original_response()
         await interaction.followup.send(text, ephemeral=True, allowed_mentions=NONE)
     except discord.HTTPException as exc:
-        log.warning(
-            "could not report a failed /%s (HTTP %s, code %s)", _name(interaction), exc.status, exc.code
-        )
+        log.warning("could not report a failed /%s (HTTP %s, code %s)", _name(interaction), exc.status, exc.code)
 
 
 def markdown(text: texts.Text) -> str:
@@ -200,9 +194,7 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
 
     @tree.command(name="imagine", description="Draw a picture")
     @app_commands.describe(prompt="What to draw", image="A picture to start from (optional)")
-    async def imagine(
-        interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None
-    ) -> None:
+    async def imagine(interaction: discord.Interaction, prompt: str, image: discord.Attachment | None = None) -> None:
         await commands.imagine(interaction, prompt, image)
 
     @tree.command(name="reset", description="Start a new conversation here")

@@ -58,7 +58,11 @@ def conversation_key(place: Place, user_id: int, *, group_history: GroupHistory)
     threads of their parent channel; a DM is no group."""
     chat_id, thread_id = (place.parent_id, str(place.channel_id)) if place.is_thread else (place.channel_id, "")
     return conversation_for(
-        PLATFORM, str(chat_id), thread_id=thread_id, user_id=str(user_id), is_group=not place.is_dm,
+        PLATFORM,
+        str(chat_id),
+        thread_id=thread_id,
+        user_id=str(user_id),
+        is_group=not place.is_dm,
         group_history=group_history,
     )
 
@@ -117,9 +121,7 @@ async def read_image(attachment: discord.Attachment, *, max_bytes: int) -> Image
     return validate_user_image(await attachment.read(), max_bytes=max_bytes, alt=attachment.filename)
 
 
-async def read_images(
-    attachments: Sequence[discord.Attachment], *, max_bytes: int, max_total: int
-) -> list[Image]:
+async def read_images(attachments: Sequence[discord.Attachment], *, max_bytes: int, max_total: int) -> list[Image]:
     """The attached images; over `max_total` bytes together (IMAGE_MAX_BYTES_PER_TURN) refused before reading."""
     images = [a for a in attachments if is_image(a)]
     check_turn_bytes(sum(a.size for a in images), max_total)

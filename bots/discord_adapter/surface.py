@@ -130,9 +130,7 @@ class DiscordSurface:
             if len(noted) <= MAX_CONTENT_CHARS:
                 content = noted
         handles: list[Handle] = []
-        batches = [
-            usable[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(usable), MAX_FILES_PER_MESSAGE)
-        ]
+        batches = [usable[i : i + MAX_FILES_PER_MESSAGE] for i in range(0, len(usable), MAX_FILES_PER_MESSAGE)]
         for index, batch in enumerate(batches or [[]]):
             if not batch and not content:
                 break

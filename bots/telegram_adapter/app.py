@@ -40,9 +40,7 @@ def build_application(settings: Settings) -> AnyApplication:
     """The PTB Application: concurrent updates (the core orders each conversation), our base URLs."""
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
-    builder = (
-        ApplicationBuilder().token(settings.telegram_bot_token.get_secret_value()).concurrent_updates(True)
-    )
+    builder = ApplicationBuilder().token(settings.telegram_bot_token.get_secret_value()).concurrent_updates(True)
     if settings.telegram_api_base_url:
         builder = builder.base_url(settings.telegram_api_base_url).base_file_url(
             file_base_url(settings.telegram_api_base_url)
@@ -119,9 +117,7 @@ async def _receive(
         try:
             await application.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
         except BadRequest:  # Telegram's words may quote the URL, and its path may hold a secret
-            raise ConfigError(
-                "TELEGRAM_WEBHOOK_URL", "was refused by Telegram (a public HTTPS URL?)"
-            ) from None
+            raise ConfigError("TELEGRAM_WEBHOOK_URL", "was refused by Telegram (a public HTTPS URL?)") from None
         # Not the URL: operators often put secrets in its path.
         log.info(
             "telegram: @%s receives updates by webhook on %s:%d",

@@ -169,7 +169,10 @@ class TelegramBot:
             return
         turn = await self._turn(album, me)
         await show_reply(
-            self._assistant, turn, self._surface(first), budget=self._budget,
+            self._assistant,
+            turn,
+            self._surface(first),
+            budget=self._budget,
             show_reasoning=self._settings.show_reasoning,
         )
 
@@ -213,9 +216,7 @@ class TelegramBot:
             case "start":
                 sender = message.from_user if message.sender_chat is None else None
                 first_name = sender.first_name if sender else user.name
-                await self._say(
-                    message, texts.start(first_name, username=me.username or "", image_model=image_model)
-                )
+                await self._say(message, texts.start(first_name, username=me.username or "", image_model=image_model))
             case "help":
                 await self._say(message, texts.help_text(username=me.username or "", image_model=image_model))
             case "reset":

@@ -72,8 +72,12 @@ def conversation_of(message: Message, *, group_history: str) -> ConversationKey:
     """The conversation of `message` (core's rule, `conversation_for`); forum topics are threads."""
     topic = topic_of(message)
     return conversation_for(
-        PLATFORM, str(message.chat.id), thread_id=str(topic) if topic else "", user_id=user_of(message).id,
-        is_group=is_group(message), group_history=group_history,
+        PLATFORM,
+        str(message.chat.id),
+        thread_id=str(topic) if topic else "",
+        user_id=user_of(message).id,
+        is_group=is_group(message),
+        group_history=group_history,
     )
 
 
@@ -177,9 +181,7 @@ async def download_images(messages: Iterable[Message], *, max_bytes: int) -> lis
     images: list[Image] = []
     for media in _image_media(messages):
         if media.file_size is not None and media.file_size > max_bytes:
-            raise ImageError(
-                "photo too large", user_message=texts.image_too_large(max_bytes)
-            )
+            raise ImageError("photo too large", user_message=texts.image_too_large(max_bytes))
         try:
             data = bytes(await (await media.get_file()).download_as_bytearray())
         except TelegramError as exc:

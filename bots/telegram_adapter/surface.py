@@ -230,9 +230,7 @@ class TelegramSurface:
                     )
                 return
             except (BadRequest, EndPointNotFound) as exc:  # refused, or a Bot API server without drafts
-                log.info(
-                    "drafts refused in chat %s (%s); streaming by edits", self._chat_id, type(exc).__name__
-                )
+                log.info("drafts refused in chat %s (%s); streaming by edits", self._chat_id, type(exc).__name__)
                 self._drafts_refused = True
                 if self._on_drafts_refused is not None:
                     self._on_drafts_refused()

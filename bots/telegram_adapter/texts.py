@@ -49,9 +49,7 @@ def start(first_name: str, *, username: str, image_model: bool) -> str:
     ]
     if image_model:
         lines.append("I can also draw: /imagine a lighthouse at dusk.")
-    lines.append(
-        f"In groups, mention @{plain(username)} or reply to one of my messages. /help lists everything."
-    )
+    lines.append(f"In groups, mention @{plain(username)} or reply to one of my messages. /help lists everything.")
     return "\n\n".join(lines)
 
 

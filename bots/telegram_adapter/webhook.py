@@ -36,8 +36,16 @@ class WebhookServer:
     """`async with WebhookServer(queue, bot, path=, secret=, listen=, port=)`: serves until the block ends."""
 
     def __init__(
-        self, queue: asyncio.Queue[object], bot: Bot, *, path: str, secret: str, listen: str, port: int,
-        on_rejected: Callable[[], None] = _nothing, clock: Callable[[], float] = time.monotonic,
+        self,
+        queue: asyncio.Queue[object],
+        bot: Bot,
+        *,
+        path: str,
+        secret: str,
+        listen: str,
+        port: int,
+        on_rejected: Callable[[], None] = _nothing,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
         self._bot = bot

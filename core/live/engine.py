@@ -80,8 +80,13 @@ class LiveReply:
     """Shows one reply on a `Surface` while its events stream in. Use once: `await LiveReply(...).run(events)`."""
 
     def __init__(
-        self, surface: Surface, *, budget: Budget, show_reasoning: ReasoningMode = "status",
-        clock: Clock | None = None, labels: Labels | None = None,
+        self,
+        surface: Surface,
+        *,
+        budget: Budget,
+        show_reasoning: ReasoningMode = "status",
+        clock: Clock | None = None,
+        labels: Labels | None = None,
         on_first_text: Callable[[], None] | None = None,
     ) -> None:
         self._surface = surface
@@ -353,8 +358,12 @@ class LiveReply:
         key = (len(reasoning), is_collapsed)
         if self._reasoning_cache[0] != key:  # rendered once per change, not once per look
             rendered = render_reasoning(
-                reasoning, self._dialect, is_collapsed=is_collapsed, max_units=self._max_units,
-                unit=self._unit, ellipsis=self._labels.truncated_reasoning,
+                reasoning,
+                self._dialect,
+                is_collapsed=is_collapsed,
+                max_units=self._max_units,
+                unit=self._unit,
+                ellipsis=self._labels.truncated_reasoning,
             )
             self._reasoning_cache = (key, rendered)
         return self._reasoning_cache[1]
@@ -405,7 +414,9 @@ class LiveReply:
         if len(pieces) == 1 and count_units(pieces[0].text, self._unit) <= caption_limit:
             return _Final(prefix, images, pieces[0])
         cut = cut_segment(
-            text, window_units=caption_limit, unit=self._unit,
+            text,
+            window_units=caption_limit,
+            unit=self._unit,
             fits=lambda head: count_units(render_final(head, self._dialect).text, self._unit) <= caption_limit,
         )
         caption = render_final(cut.head, self._dialect)
@@ -415,8 +426,10 @@ class LiveReply:
     def _new_layout(self) -> Layout:
         # Room is kept in each message for what a live preview adds to the source (a closed code fence).
         return Layout(
-            window_units=self._max_units - self._profile.live_reserve_units, unit=self._unit,
-            render=lambda source: render_final(source, self._dialect), fits=self._fits,
+            window_units=self._max_units - self._profile.live_reserve_units,
+            unit=self._unit,
+            render=lambda source: render_final(source, self._dialect),
+            fits=self._fits,
         )
 
     def _with_note(self, rendered: Rendered | None, note: str) -> Rendered | None:

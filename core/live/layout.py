@@ -22,7 +22,11 @@ class Layout:
     """
 
     def __init__(
-        self, *, window_units: int, unit: LengthUnit, render: Callable[[str], Rendered],
+        self,
+        *,
+        window_units: int,
+        unit: LengthUnit,
+        render: Callable[[str], Rendered],
         fits: Callable[[Rendered], bool],
     ) -> None:
         self._window = window_units
@@ -47,7 +51,10 @@ class Layout:
         while count_units(segment := self.open_segment(source), self._unit) > self._window:
             shift = len(self.carry) - self.start  # source index + shift = segment index
             cut = cut_segment(
-                segment, window_units=self._window, unit=self._unit, carry_length=len(self.carry),
+                segment,
+                window_units=self._window,
+                unit=self._unit,
+                carry_length=len(self.carry),
                 fits=lambda head: self._fits(self._render(head)),
                 avoid=[(a + shift, b + shift) for a, b in avoid if b > self.start],
             )
@@ -77,7 +84,10 @@ class Layout:
             window = min(window, count_units(rest, self._unit)) * 7 // 8
             shift = len(rest) - len(source)
             cut = cut_segment(
-                rest, window_units=max(window, 1), unit=self._unit, carry_length=carry_length,
+                rest,
+                window_units=max(window, 1),
+                unit=self._unit,
+                carry_length=carry_length,
                 fits=lambda head: self._fits(self._render(head)),
                 avoid=[(a + shift, b + shift) for a, b in spans if b + shift > 0],
             )

@@ -17,8 +17,18 @@ from core.live.surface import Dialect, Entity, LengthUnit, Rendered
 log = logging.getLogger(__name__)
 
 _KEPT_ENTITIES = frozenset(
-    {"bold", "italic", "underline", "strikethrough", "spoiler", "code", "pre", "text_link", "blockquote",
-     "expandable_blockquote"}
+    {
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "code",
+        "pre",
+        "text_link",
+        "blockquote",
+        "expandable_blockquote",
+    }
 )
 
 

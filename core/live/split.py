@@ -348,7 +348,12 @@ def _code_repair(text: str, start: int, kind: Any) -> tuple[str, str]:
 
 
 def cut_segment(
-    segment: str, *, window_units: int, unit: LengthUnit, fits: Callable[[str], bool], carry_length: int = 0,
+    segment: str,
+    *,
+    window_units: int,
+    unit: LengthUnit,
+    fits: Callable[[str], bool],
+    carry_length: int = 0,
     avoid: Sequence[tuple[int, int]] = (),
 ) -> Cut:
     """Cut one message off `segment`, looking only at its first `window_units`.
@@ -363,7 +368,8 @@ def cut_segment(
     candidates, code_blocks = find_candidates(prefix)
     floor = carry_length + (end - carry_length) // 2  # prefer cuts that fill at least half a message
     usable = [
-        c for c in candidates
+        c
+        for c in candidates
         if carry_length < c.position <= end and prefix[: c.position].strip() and not is_inside(avoid, c.position)
     ]
     # First a good cut in the second half of the window; else the best cut anywhere.
@@ -407,7 +413,10 @@ def _apply(prefix: str, candidate: _Candidate) -> Cut:
 
 
 def _hard_cut(
-    segment: str, end: int, code_blocks: list[CodeBlock], fits: Callable[[str], bool],
+    segment: str,
+    end: int,
+    code_blocks: list[CodeBlock],
+    fits: Callable[[str], bool],
     carry_length: int,
 ) -> Cut:
     """No natural cut fits: cut at the last grapheme boundary that does, reopening a cut code block."""

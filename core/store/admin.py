@@ -48,7 +48,11 @@ async def add_grant(
 ) -> None:
     await connection.execute(
         insert(AccessGrant).values(
-            platform=platform, subject_kind=kind, subject_id=subject_id, granted=granted, by_user_id=by,
+            platform=platform,
+            subject_kind=kind,
+            subject_id=subject_id,
+            granted=granted,
+            by_user_id=by,
             created_at=utc_now(),
         )
     )
@@ -125,9 +129,7 @@ async def forget(connection: AsyncConnection, *, platform: str, user_id: str) ->
             select(User.id).where(User.platform == platform, User.platform_user_id == user_id).with_for_update()
         )
     ).scalar_one_or_none()
-    await connection.execute(
-        delete(RateWindow).where(RateWindow.platform == platform, RateWindow.user_id == user_id)
-    )
+    await connection.execute(delete(RateWindow).where(RateWindow.platform == platform, RateWindow.user_id == user_id))
     in_platform = select(Conversation.id).where(Conversation.platform == platform)
     await connection.execute(
         delete(MessageImage).where(MessageImage.author == user_id, MessageImage.conversation_id.in_(in_platform))
@@ -136,9 +138,7 @@ async def forget(connection: AsyncConnection, *, platform: str, user_id: str) ->
         return Forgotten(0, 0, 0)
     messages = await connection.execute(delete(Message).where(Message.user_id == row_id))
     has_messages = exists().where(Message.conversation_id == Conversation.id)
-    conversations = await connection.execute(
-        delete(Conversation).where(Conversation.user_id == row_id, ~has_messages)
-    )
+    conversations = await connection.execute(delete(Conversation).where(Conversation.user_id == row_id, ~has_messages))
     # Shared conversations they started stay for the others, no longer linked to them.
     await connection.execute(update(Conversation).where(Conversation.user_id == row_id).values(user_id=None))
     usage = await connection.execute(delete(UsageRecord).where(UsageRecord.user_id == row_id))

@@ -92,8 +92,16 @@ def _param(name: str) -> BindParameter[Any]:
 
 _RECENT = (
     select(
-        Message.id, Message.role, Message.text, Message.image_count, Message.reasoning, Message.model,
-        Message.incomplete, User.name, Message.created_at, Message.tool_calls,
+        Message.id,
+        Message.role,
+        Message.text,
+        Message.image_count,
+        Message.reasoning,
+        Message.model,
+        Message.incomplete,
+        User.name,
+        Message.created_at,
+        Message.tool_calls,
     )
     .outerjoin(User, User.id == Message.user_id)
     .where(Message.conversation_id == bindparam("p_conversation_id"))
@@ -108,9 +116,21 @@ _AUTHOR = (
     .scalar_subquery()
 )
 _MESSAGE_FIELDS = (
-    "conversation_id", "role", "text", "image_count", "reasoning", "tool_calls", "model", "incomplete",
-    "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
-    "platform_message_ids", "created_at",
+    "conversation_id",
+    "role",
+    "text",
+    "image_count",
+    "reasoning",
+    "tool_calls",
+    "model",
+    "incomplete",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "platform_message_ids",
+    "created_at",
 )
 _INSERT_MESSAGE = (
     insert(Message)
@@ -157,9 +177,8 @@ def _message_params(conversation_id: int, message: NewMessage, now: datetime) ->
         "p_text": _storable(message.text),
         "p_image_count": len(message.images),
         "p_reasoning": None if message.reasoning is None else _storable(message.reasoning),
-        "p_tool_calls": [
-            {"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls
-        ] or None,
+        "p_tool_calls": [{"id": call.id, "name": call.name, "arguments": call.arguments} for call in message.tool_calls]
+        or None,
         "p_model": message.model,
         "p_incomplete": message.incomplete,
         "p_prompt_tokens": usage.prompt_tokens,
@@ -240,9 +259,16 @@ class Store:
                 # no-op and the SELECT below reads the winner's row (after its commit, on both dialects).
                 now = self._now()
                 stmt = dialect_insert(self._db.dialect, Conversation).values(
-                    platform=key.platform, chat_id=key.chat_id, thread_id=key.thread_id, scope=key.scope,
-                    user_id=user_id, model=model, system_prompt=system_prompt, active=True,
-                    created_at=now, updated_at=now,
+                    platform=key.platform,
+                    chat_id=key.chat_id,
+                    thread_id=key.thread_id,
+                    scope=key.scope,
+                    user_id=user_id,
+                    model=model,
+                    system_prompt=system_prompt,
+                    active=True,
+                    created_at=now,
+                    updated_at=now,
                 )
                 await connection.execute(
                     stmt.on_conflict_do_nothing(
@@ -275,19 +301,23 @@ class Store:
         """Deactivate the active conversation (it stays stored, without image bytes); True if there was one."""
         async with self._transaction() as connection:
             ended = (
-                await connection.execute(
-                    update(Conversation)
-                    .where(
-                        Conversation.platform == key.platform,
-                        Conversation.chat_id == key.chat_id,
-                        Conversation.thread_id == key.thread_id,
-                        Conversation.scope == key.scope,
-                        Conversation.active,
+                (
+                    await connection.execute(
+                        update(Conversation)
+                        .where(
+                            Conversation.platform == key.platform,
+                            Conversation.chat_id == key.chat_id,
+                            Conversation.thread_id == key.thread_id,
+                            Conversation.scope == key.scope,
+                            Conversation.active,
+                        )
+                        .values(active=False, updated_at=self._now())
+                        .returning(Conversation.id)
                     )
-                    .values(active=False, updated_at=self._now())
-                    .returning(Conversation.id)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             await drop_images(connection, ended)  # never sent upstream again: placeholders from now on
             return bool(ended)
 
@@ -313,7 +343,12 @@ class Store:
             return message_id
 
     async def add_reply(
-        self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat", answering: int | None = None,
+        self,
+        conversation_id: int,
+        message: NewMessage,
+        *,
+        kind: UsageKind = "chat",
+        answering: int | None = None,
         before: Sequence[NewMessage] = (),
     ) -> int | None:
         """Store an assistant message and, if it has usage, a usage record: both or neither.
@@ -330,7 +365,12 @@ class Store:
             return await self._store_reply(conversation_id, message, kind=kind, answering=answering, before=before)
 
     async def _store_reply(
-        self, conversation_id: int, message: NewMessage, *, kind: UsageKind, answering: int | None,
+        self,
+        conversation_id: int,
+        message: NewMessage,
+        *,
+        kind: UsageKind,
+        answering: int | None,
         before: Sequence[NewMessage] = (),
     ) -> int | None:
         async with self._transaction() as connection:
@@ -353,8 +393,13 @@ class Store:
                 charged = user_id if user_id is not None else owner.user_id
                 if charged is not None:  # None only for a conversation made outside `active_conversation`
                     await insert_usage(
-                        connection, user_id=charged, conversation_id=conversation_id, kind=kind,
-                        model=message.model or owner.model, usage=message.usage, created_at=self._now(),
+                        connection,
+                        user_id=charged,
+                        conversation_id=conversation_id,
+                        kind=kind,
+                        model=message.model or owner.model,
+                        usage=message.usage,
+                        created_at=self._now(),
                     )
             return message_id
 
@@ -389,8 +434,17 @@ class Store:
             images = await load_images(connection, conversation_id, wanted)
         return [
             StoredMessage(
-                row.id, row.role, row.text, tuple(images.get(row.id, ())), row.image_count, row.reasoning,
-                row.model, row.incomplete, row.name or "", row.created_at, _calls(row.tool_calls),
+                row.id,
+                row.role,
+                row.text,
+                tuple(images.get(row.id, ())),
+                row.image_count,
+                row.reasoning,
+                row.model,
+                row.incomplete,
+                row.name or "",
+                row.created_at,
+                _calls(row.tool_calls),
             )
             for row in reversed(rows)
         ]
@@ -402,8 +456,15 @@ class Store:
             )
 
     async def record_usage(
-        self, user: UserRef, platform: str, *, conversation_id: int | None, kind: UsageKind, model: str,
-        usage: Usage, create_user: bool = True,
+        self,
+        user: UserRef,
+        platform: str,
+        *,
+        conversation_id: int | None,
+        kind: UsageKind,
+        model: str,
+        usage: Usage,
+        create_user: bool = True,
     ) -> bool:
         """Record usage outside a reply (an image, say); the user's row is created if needed.
 
@@ -425,7 +486,12 @@ class Store:
                     return False
                 user_id = kept
             await insert_usage(
-                connection, user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, usage=usage,
+                connection,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                kind=kind,
+                model=model,
+                usage=usage,
                 created_at=self._now(),
             )
             return True

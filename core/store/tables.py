@@ -89,7 +89,10 @@ class Conversation(Base):
         # At most one active conversation per key; inactive (reset) ones are kept as history.
         Index(
             "uq_conversations_active_key",
-            "platform", "chat_id", "thread_id", "scope",
+            "platform",
+            "chat_id",
+            "thread_id",
+            "scope",
             unique=True,
             sqlite_where=ACTIVE_ONLY,
             postgresql_where=ACTIVE_ONLY,

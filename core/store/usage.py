@@ -45,12 +45,22 @@ def usage_columns(usage: Usage | None) -> dict[str, int]:
 
 
 async def insert_usage(
-    connection: AsyncConnection, *, user_id: int, conversation_id: int | None, kind: UsageKind, model: str,
-    usage: Usage, created_at: datetime,
+    connection: AsyncConnection,
+    *,
+    user_id: int,
+    conversation_id: int | None,
+    kind: UsageKind,
+    model: str,
+    usage: Usage,
+    created_at: datetime,
 ) -> None:
     await connection.execute(
         insert(UsageRecord).values(
-            user_id=user_id, conversation_id=conversation_id, kind=kind, model=model, created_at=created_at,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            kind=kind,
+            model=model,
+            created_at=created_at,
             **usage_columns(usage),
         )
     )

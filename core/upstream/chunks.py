@@ -377,7 +377,8 @@ def _joined_text(content: Any) -> str:
     if not isinstance(content, list):
         return ""
     return "".join(
-        part["text"] for part in content
+        part["text"]
+        for part in content
         if isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str)
     )
 

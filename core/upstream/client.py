@@ -54,6 +54,7 @@ USER_AGENT = "parley/0.1"
 DRAIN_SECONDS = 1.0
 DRAIN_MAX_BYTES = 64 * 1024
 
+
 class UpstreamClient:
     """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
 
@@ -124,7 +125,11 @@ class UpstreamClient:
             await self._downloads.aclose()
 
     async def stream(
-        self, *, model: str, messages: Sequence[Mapping[str, Any]], user: str | None = None,
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        user: str | None = None,
         tools: Sequence[Mapping[str, Any]] = (),
     ) -> AsyncGenerator[Event, None]:
         """Yield TextDelta/ReasoningDelta as they arrive, then ToolCalls, Usage (if sent) and Finished last.
@@ -157,7 +162,9 @@ class UpstreamClient:
             except UpstreamError as exc:
                 if started:
                     raise StreamInterruptedError(
-                        f"stream interrupted: {exc}", partial_text="".join(shown), status=exc.status,
+                        f"stream interrupted: {exc}",
+                        partial_text="".join(shown),
+                        status=exc.status,
                         user_message=exc.user_message if isinstance(exc, ReplyTimeoutError) else None,
                     ) from exc
                 await self._pause_or_raise(exc, attempt, deadline)
@@ -297,7 +304,11 @@ class UpstreamClient:
             raise exc
         log.warning(
             "upstream %s status=%s: retry %d/%d in %.2fs",
-            type(exc).__name__, exc.status, attempt + 1, self._max_retries, delay,
+            type(exc).__name__,
+            exc.status,
+            attempt + 1,
+            self._max_retries,
+            delay,
         )
         await asyncio.sleep(delay)
 
@@ -312,8 +323,16 @@ class _EventReader:
     """
 
     __slots__ = (
-        "_assembler", "_bytes", "_deadline", "_decoder", "_ended", "_failure",
-        "_finished", "_idle", "_json_body", "_secret",
+        "_assembler",
+        "_bytes",
+        "_deadline",
+        "_decoder",
+        "_ended",
+        "_failure",
+        "_finished",
+        "_idle",
+        "_json_body",
+        "_secret",
     )
 
     def __init__(

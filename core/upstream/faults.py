@@ -25,8 +25,15 @@ ERROR_DETAIL_MAX_CHARS = 300
 
 TOO_LONG_MESSAGE = "This conversation is too long for the model. Use /reset to start a new one."
 CONTEXT_HINTS = (
-    "context_length", "context length", "context window", "maximum context", "too many tokens",
-    "prompt is too long", "input is too long", "reduce the length", "maximum prompt length",
+    "context_length",
+    "context length",
+    "context window",
+    "maximum context",
+    "too many tokens",
+    "prompt is too long",
+    "input is too long",
+    "reduce the length",
+    "maximum prompt length",
 )
 
 
@@ -62,8 +69,7 @@ def error_for(
         return UpstreamAuthError(detail, status=status)
     if status == 429:
         wait = (
-            f"The model service is busy. Please try again in {math.ceil(retry_after)} seconds."
-            if retry_after else None
+            f"The model service is busy. Please try again in {math.ceil(retry_after)} seconds." if retry_after else None
         )
         return UpstreamRateLimitError(detail, status=429, retry_after=retry_after, user_message=wait)
     lowered = f"{info.code} {info.type} {info.message}".lower()

@@ -40,8 +40,15 @@ class SSEDecoder:
     """
 
     __slots__ = (
-        "_data", "_data_bytes", "_event", "_id", "_max_event_bytes",
-        "_pending", "_retry", "_skip_lf", "_started",
+        "_data",
+        "_data_bytes",
+        "_event",
+        "_id",
+        "_max_event_bytes",
+        "_pending",
+        "_retry",
+        "_skip_lf",
+        "_started",
     )
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:

@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_grants")),
     )
-    op.create_index(
-        "ix_access_grants_subject", "access_grants", ["platform", "subject_kind", "subject_id", "id"]
-    )
+    op.create_index("ix_access_grants_subject", "access_grants", ["platform", "subject_kind", "subject_id", "id"])
     op.create_table(
         "rate_windows",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -90,16 +90,12 @@ async def running_bot(
     assistant's wall clock (Unix seconds): a test of "this minute" or "today" sets it.
     """
     async with open_assistant(settings, clock=clock) as assistant:
-        bot = ParleyDiscord(
-            assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05
-        )
+        bot = ParleyDiscord(assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05)
         async with bot:
             running = asyncio.create_task(bot.start(dc.token))
             ready = asyncio.create_task(bot.wait_until_ready())
             try:
-                await asyncio.wait(
-                    {running, ready}, timeout=STARTUP_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait({running, ready}, timeout=STARTUP_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                 if running.done():
                     running.result()  # raises what stopped the bot
                 assert bot.is_ready(), "the bot never got ready"

@@ -27,8 +27,13 @@ def env_for(tmp_path: Path, **values: str) -> dict[str, str]:
 
 async def run(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "") -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        PARLEY, *args, cwd=cwd, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        PARLEY,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=60)
     assert process.returncode is not None
@@ -41,8 +46,13 @@ async def test_chat_reads_lines_prints_replies_and_goes_on_after_an_error(tmp_pa
         upstream.add_error(401)
         upstream.add_reply(f"Your picture:\n![red](data:image/png;base64,{base64.b64encode(png_bytes()).decode()})")
         env = env_for(
-            tmp_path, LLM_BASE_URL=upstream.base_url, LLM_API_KEY=API_KEY, CHAT_MODEL="fake/echo",
-            IMAGE_MODEL="fake/painter", DATABASE_URL="sqlite:///data/parley.db", IMAGE_DIR="pics",
+            tmp_path,
+            LLM_BASE_URL=upstream.base_url,
+            LLM_API_KEY=API_KEY,
+            CHAT_MODEL="fake/echo",
+            IMAGE_MODEL="fake/painter",
+            DATABASE_URL="sqlite:///data/parley.db",
+            IMAGE_DIR="pics",
         )
         code, out, err = await run(
             ["chat"], env, tmp_path, "hello\nthis one fails\n\n/imagine a red dot\nand after that?\n/reset\nnew start\n"
@@ -57,7 +67,8 @@ async def test_chat_reads_lines_prints_replies_and_goes_on_after_an_error(tmp_pa
     assert path.parent == (tmp_path / "pics").resolve() and path.read_bytes() == png_bytes()
     assert "Your picture:" in lines
     assert "Echo: and after that?" in lines and lines[-2:] == [
-        "New conversation started: earlier messages are no longer sent to the model.", "Echo: new start"
+        "New conversation started: earlier messages are no longer sent to the model.",
+        "Echo: new start",
     ]
     assert err.strip().splitlines() == [
         "parley: The model service refused our credentials. The bot's operator needs to check the API key."
@@ -65,7 +76,10 @@ async def test_chat_reads_lines_prints_replies_and_goes_on_after_an_error(tmp_pa
     assert "Traceback" not in err and API_KEY not in out + err
     # "and after that?" saw the first exchange and the failed question; "new start" saw nothing before it.
     assert [m["content"] for m in requests[3].body["messages"][1:]] == [
-        "hello", "Hi there, friend.", "this one fails", "and after that?"
+        "hello",
+        "Hi there, friend.",
+        "this one fails",
+        "and after that?",
     ]
     assert len(requests[4].body["messages"]) == 2
     assert (tmp_path / "data" / "parley.db").exists()
@@ -97,13 +111,21 @@ async def test_chat_notes_answers_the_upstream_cut_and_the_reply_deadline_then_g
         upstream.add_reply("I can tell you that", finish_reason="content_filter")
         upstream.add_fault("keepalive_after", 19)  # then only keep-alive comments, until we leave
         env = env_for(
-            tmp_path, LLM_BASE_URL=upstream.base_url, LLM_API_KEY=API_KEY, CHAT_MODEL="fake/echo",
-            DATABASE_URL="sqlite:///parley.db", REPLY_TIMEOUT_SECONDS="1.5", STREAM_IDLE_TIMEOUT="1",
+            tmp_path,
+            LLM_BASE_URL=upstream.base_url,
+            LLM_API_KEY=API_KEY,
+            CHAT_MODEL="fake/echo",
+            DATABASE_URL="sqlite:///parley.db",
+            REPLY_TIMEOUT_SECONDS="1.5",
+            STREAM_IDLE_TIMEOUT="1",
         )
         code, out, err = await run(["chat"], env, tmp_path, "one\ntwo\nthree\nfour\n")
     assert code == 0, err
     assert out.splitlines() == [
-        "A long answer that stops mid", "I can tell you that", "The quick brown fox", "Echo: four"
+        "A long answer that stops mid",
+        "I can tell you that",
+        "The quick brown fox",
+        "Echo: four",
     ]
     assert err.splitlines() == [
         "parley: The answer hit the length limit.",

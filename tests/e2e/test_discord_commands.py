@@ -86,9 +86,7 @@ async def test_imagine_defers_then_uploads_a_valid_png(
     picture = png_bytes(8, 6)
     upstream.add_reply("A red square, as asked.", images=[data_url(picture)])
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
-        interaction = dc.invoke_slash(
-            "imagine", {"prompt": "a red square"}, channel=world.channel, user=world.alice
-        )
+        interaction = dc.invoke_slash("imagine", {"prompt": "a red square"}, channel=world.channel, user=world.alice)
         message = await answered(dc, interaction)
     assert interaction.deferred and message.id == interaction.original_id and not message.ephemeral
     assert message.content == "A red square, as asked."
@@ -129,9 +127,7 @@ async def test_imagine_over_the_upload_limit_is_re_encoded_to_fit(
     assert len(big) > dc.upload_limit_bytes
     upstream.add_reply("noise", images=[data_url(big)])
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
-        interaction = dc.invoke_slash(
-            "imagine", {"prompt": "static"}, channel=world.channel, user=world.alice
-        )
+        interaction = dc.invoke_slash("imagine", {"prompt": "static"}, channel=world.channel, user=world.alice)
         message = await answered(dc, interaction)
     [attachment] = message.attachments
     assert attachment.size <= 40_000 and attachment.filename.endswith(".jpg")
@@ -145,9 +141,7 @@ async def test_imagine_with_twelve_pictures_delivers_all_in_messages_of_at_most_
     pictures = [png_bytes(n + 1, 2, (n * 20, 0, 0)) for n in range(12)]
     upstream.add_reply("Twelve squares.", images=[data_url(picture) for picture in pictures])
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
-        interaction = dc.invoke_slash(
-            "imagine", {"prompt": "twelve squares"}, channel=world.channel, user=world.alice
-        )
+        interaction = dc.invoke_slash("imagine", {"prompt": "twelve squares"}, channel=world.channel, user=world.alice)
         await dc.wait_for(lambda: len(interaction.followup_ids) == 2)
     first, second = (dc.message(i) for i in interaction.followup_ids)
     assert first.id == interaction.original_id and first.content == "Twelve squares." and second.content == ""
@@ -162,9 +156,7 @@ async def test_imagine_failure_is_ephemeral_and_the_thinking_message_goes(
     upstream.add_error(400)
     settings = discord_settings(dc, upstream, tmp_path, llm_max_retries=0)
     async with running_bot(dc, settings):
-        interaction = dc.invoke_slash(
-            "imagine", {"prompt": "anything"}, channel=world.channel, user=world.alice
-        )
+        interaction = dc.invoke_slash("imagine", {"prompt": "anything"}, channel=world.channel, user=world.alice)
         notice = await answered(dc, interaction)
         empty = dc.invoke_slash("imagine", {"prompt": "   "}, channel=world.channel, user=world.alice)
         second = await answered(dc, empty)
@@ -194,9 +186,7 @@ async def test_model_autocompletes_switches_and_refuses_unknown_names(
 ) -> None:
     # The channel's conversation is shared (GROUP_HISTORY=chat): switching it is for admins.
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path, admins=f"discord:{world.alice.id}")):
-        asked = dc.autocomplete(
-            "model", {"name": "oth"}, focused="name", channel=world.channel, user=world.alice
-        )
+        asked = dc.autocomplete("model", {"name": "oth"}, focused="name", channel=world.channel, user=world.alice)
         choices = await dc.wait_for(lambda: asked.choices)
         chosen = dc.invoke_slash("model", {"name": "fake/other"}, channel=world.channel, user=world.alice)
         switched = await answered(dc, chosen)

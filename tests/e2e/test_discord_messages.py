@@ -53,9 +53,7 @@ async def test_server_channel_answers_mentions_and_replies_and_ignores_the_rest(
 ) -> None:
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
         dc.user_sends(world.channel, world.bob, "just chatting among ourselves")
-        asked = dc.user_sends(
-            world.channel, world.alice, f"{dc.bot.mention} what is two plus two?", mentions_bot=True
-        )
+        asked = dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} what is two plus two?", mentions_bot=True)
         first = await bot_says(dc, world.channel, lambda text: text.startswith("Echo:"))
         assert first.content == "Echo: Alice: what is two plus two?"  # shared conversation: names go upstream
         assert first.reference_id == asked.id
@@ -93,9 +91,7 @@ async def test_threads_are_separate_conversations(
     dc: FakeDiscord, world: World, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path)) as bot:
-        dc.user_sends(
-            world.channel, world.alice, f"{dc.bot.mention} remember the word kiwi", mentions_bot=True
-        )
+        dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} remember the word kiwi", mentions_bot=True)
         await bot_says(dc, world.channel, lambda text: "kiwi" in text)
         thread = dc.add_thread(world.channel, "side topic", owner=world.alice)
         await dc.wait_for(lambda: bot.get_channel(thread.id))
@@ -115,9 +111,7 @@ async def test_auto_thread_opens_a_thread_for_each_new_conversation(
 ) -> None:
     settings = discord_settings(dc, upstream, tmp_path, discord_auto_thread=True)
     async with running_bot(dc, settings):
-        asked = dc.user_sends(
-            world.channel, world.alice, f"{dc.bot.mention} plan a picnic", mentions_bot=True
-        )
+        asked = dc.user_sends(world.channel, world.alice, f"{dc.bot.mention} plan a picnic", mentions_bot=True)
         thread_id = asked.id  # a thread started from a message takes its id
         await dc.wait_for(lambda: dc.calls_to("POST /channels/{channel_id}/messages/{message_id}/threads"))
         await bot_says(dc, thread_id, lambda text: "plan a picnic" in text)
@@ -158,9 +152,7 @@ async def test_attached_images_reach_the_upstream_as_image_url_parts(
     async with running_bot(dc, discord_settings(dc, upstream, tmp_path)):
         dc.user_sends(dm, world.alice, "what is in this picture?", attachments=[Upload("cat.png", picture)])
         await bot_says(dc, dm, lambda text: "what is in this picture?" in text)
-        dc.user_sends(
-            dm, world.alice, "and this?", attachments=[Upload("notes.txt", b"plain text", "text/plain")]
-        )
+        dc.user_sends(dm, world.alice, "and this?", attachments=[Upload("notes.txt", b"plain text", "text/plain")])
         await bot_says(dc, dm, lambda text: "and this?" in text)
     content = upstream.chat_requests[0].body["messages"][-1]["content"]
     assert content[0] == {"type": "text", "text": "what is in this picture?"}

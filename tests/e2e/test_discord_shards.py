@@ -63,9 +63,7 @@ async def test_unsharded_by_default_and_shard_settings_are_checked(
     settings = discord_settings(dc, upstream, tmp_path)
     async with open_assistant(settings) as assistant:
         assert type(build_client(assistant=assistant, settings=settings)) is ParleyDiscord
-        sharded = build_client(
-            assistant=assistant, settings=settings.model_copy(update={"discord_shard_count": 4})
-        )
+        sharded = build_client(assistant=assistant, settings=settings.model_copy(update={"discord_shard_count": 4}))
         assert isinstance(sharded, discord.AutoShardedClient)
         assert sharded.shard_count == 4 and sharded.shard_ids is None  # all four shards in this process
         with pytest.raises(ConfigError, match="DISCORD_SHARD_COUNT"):

@@ -45,20 +45,13 @@ def png(width: int, height: int) -> bytes:
 
     rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 class ProbeClient(discord.Client):
     """A minimal bot recording what reaches it; /imagine defers then follows up, /model autocompletes."""
 
-    def __init__(
-        self, *, gateway_from_rest: bool = False, message_content: bool = True, **options: Any
-    ) -> None:
+    def __init__(self, *, gateway_from_rest: bool = False, message_content: bool = True, **options: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.dm_messages = True
         intents.message_content = message_content
@@ -81,9 +74,7 @@ class ProbeClient(discord.Client):
             await interaction.response.defer(thinking=True)
             if image is not None:
                 self.reference_images.append(await image.read())
-            await interaction.followup.send(
-                f"Here is {prompt}", file=discord.File(io.BytesIO(png(4, 3)), "art.png")
-            )
+            await interaction.followup.send(f"Here is {prompt}", file=discord.File(io.BytesIO(png(4, 3)), "art.png"))
 
         @self.tree.command(description="Choose the model")
         async def model(interaction: discord.Interaction, name: str) -> None:
@@ -95,15 +86,11 @@ class ProbeClient(discord.Client):
             await interaction.edit_original_response(content="Conversation reset")
 
         @model.autocomplete("name")
-        async def model_names(
-            interaction: discord.Interaction, current: str
-        ) -> list[app_commands.Choice[str]]:
+        async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
             return [app_commands.Choice(name=m, value=m) for m in MODELS if m.startswith(current)]
 
         @self.tree.error
-        async def on_command_error(
-            interaction: discord.Interaction, error: app_commands.AppCommandError
-        ) -> None:
+        async def on_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
             self.command_errors.append(error)
 
     async def setup_hook(self) -> None:
@@ -138,9 +125,7 @@ async def running(dc: FakeDiscord, client: ProbeClient | None = None) -> AsyncIt
         connection = asyncio.create_task(client.connect())
         ready = asyncio.create_task(client.ready.wait())
         try:
-            await asyncio.wait(
-                {connection, ready}, timeout=STARTUP_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait({connection, ready}, timeout=STARTUP_SECONDS, return_when=asyncio.FIRST_COMPLETED)
             if connection.done():
                 connection.result()  # raises what stopped the connection
             assert client.ready.is_set(), "on_ready never came"
@@ -183,9 +168,7 @@ def text_channel(client: discord.Client, channel: FakeChannel) -> discord.TextCh
     return found
 
 
-async def test_login_gets_ready_with_the_guild_and_gateway_from_gateway_bot(
-    dc: FakeDiscord, world: World
-) -> None:
+async def test_login_gets_ready_with_the_guild_and_gateway_from_gateway_bot(dc: FakeDiscord, world: World) -> None:
     default_gateway = DiscordWebSocket.DEFAULT_GATEWAY
     async with running(dc, ProbeClient(gateway_from_rest=True)) as client:
         assert client.user is not None and client.user.id == dc.bot.id
@@ -246,9 +229,7 @@ async def test_direct_message_reaches_on_message_and_the_answer_is_stored(
     ]
 
 
-async def test_send_edit_delete_and_typing_are_recorded(
-    dc: FakeDiscord, world: World, bot: ProbeClient
-) -> None:
+async def test_send_edit_delete_and_typing_are_recorded(dc: FakeDiscord, world: World, bot: ProbeClient) -> None:
     channel = text_channel(bot, world.channel)
     async with channel.typing():
         sent = await channel.send("draft")
@@ -289,9 +270,7 @@ async def test_over_2000_characters_is_http_exception_50035_and_empty_is_50006(
     assert [m.content for m in dc.bot_messages(world.channel)] == ["é" * 2000]
 
 
-async def test_429_has_discord_headers_and_json_and_limits_can_be_switched_off(
-    dc: FakeDiscord, world: World
-) -> None:
+async def test_429_has_discord_headers_and_json_and_limits_can_be_switched_off(dc: FakeDiscord, world: World) -> None:
     url = f"{dc.rest_base}/channels/{world.channel.id}/messages"
     headers = {"Authorization": f"Bot {dc.token}"}
     async with aiohttp.ClientSession() as http:
@@ -336,17 +315,13 @@ async def test_discord_py_paces_itself_on_bucket_headers_without_429(
     assert dc.count_429 == 0 and len(dc.bot_messages(world.channel)) == 7
 
 
-async def test_global_429_is_retried_by_discord_py_and_counted(
-    dc: FakeDiscord, world: World, bot: ProbeClient
-) -> None:
+async def test_global_429_is_retried_by_discord_py_and_counted(dc: FakeDiscord, world: World, bot: ProbeClient) -> None:
     channels = [world.channel] + [dc.add_channel(world.guild, f"room-{i}") for i in range(3)]
     await dc.wait_for(lambda: all(bot.get_channel(c.id) for c in channels))
     dc.rate_limits.global_per_second = 3
     await asyncio.gather(*(text_channel(bot, c).send(f"hello {c.name}") for c in channels))
     assert dc.count_429 >= 1
-    assert [[m.content for m in dc.bot_messages(c)] for c in channels] == [
-        [f"hello {c.name}"] for c in channels
-    ]
+    assert [[m.content for m in dc.bot_messages(c)] for c in channels] == [[f"hello {c.name}"] for c in channels]
 
 
 async def test_file_upload_keeps_bytes_and_over_the_limit_is_40005(
@@ -412,9 +387,7 @@ async def test_autocomplete_and_ephemeral_reply(dc: FakeDiscord, world: World, b
     assert len(dc.calls_to("PATCH /webhooks/{application_id}/{token}/messages/@original")) == 1
 
 
-async def test_interaction_answered_after_3_seconds_is_unknown(
-    dc: FakeDiscord, world: World, bot: ProbeClient
-) -> None:
+async def test_interaction_answered_after_3_seconds_is_unknown(dc: FakeDiscord, world: World, bot: ProbeClient) -> None:
     dc.interaction_ack_seconds = 0.0  # as if the bot took longer than Discord's 3 s
     late = dc.invoke_slash("model", {"name": "gpt-4o"}, channel=world.channel, user=world.alice)
     await dc.wait_for(lambda: bot.command_errors)
@@ -437,9 +410,7 @@ async def test_thread_creation_dispatches_thread_create_and_thread_messages_arri
     assert isinstance(message.channel, discord.Thread) and message.channel.id == thread.id
     await message.channel.send("answer in thread")
     assert [m.content for m in dc.bot_messages(thread.id)] == ["answer in thread"]
-    side = await text_channel(bot, world.channel).create_thread(
-        name="side", type=discord.ChannelType.public_thread
-    )
+    side = await text_channel(bot, world.channel).create_thread(name="side", type=discord.ChannelType.public_thread)
     fetched = await bot.fetch_channel(side.id)
     assert isinstance(fetched, discord.Thread) and (fetched.name, fetched.parent_id) == (
         "side",

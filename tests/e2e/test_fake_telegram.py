@@ -276,9 +276,7 @@ async def test_application_polling_delivers_update_to_handler(tg: FakeTelegram) 
         assert update.effective_message is not None
         await update.effective_message.reply_text("pong")
 
-    application = (
-        ApplicationBuilder().token(TOKEN).base_url(tg.base_url).base_file_url(tg.base_file_url).build()
-    )
+    application = ApplicationBuilder().token(TOKEN).base_url(tg.base_url).base_file_url(tg.base_file_url).build()
     application.add_handler(MessageHandler(filters.TEXT, answer))
     async with application:
         await application.start()

@@ -44,8 +44,11 @@ pytestmark = pytest.mark.e2e
 QUESTION = "my secret plan is ZEBRA-42"
 ANSWER = "Here is the answer: PELICAN-17 and more."
 USAGE = {
-    "prompt_tokens": 21, "completion_tokens": 9, "total_tokens": 30,
-    "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 3},
+    "prompt_tokens": 21,
+    "completion_tokens": 9,
+    "total_tokens": 30,
+    "prompt_tokens_details": {"cached_tokens": 5},
+    "completion_tokens_details": {"reasoning_tokens": 3},
 }
 
 
@@ -220,9 +223,7 @@ def test_configure_logging_picks_the_format() -> None:
     assert re.fullmatch(r"\S+ \S+ INFO parley.test: hello there\n", stream.getvalue())
 
 
-async def test_first_visible_text_is_the_answer_not_the_thinking_label(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
+async def test_first_visible_text_is_the_answer_not_the_thinking_label(upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.add_reply(
         ANSWER, reasoning="Let me think about zebras for a while. " * 3, chunk_chars=8, tokens_per_second=200
     )
@@ -230,7 +231,9 @@ async def test_first_visible_text_is_the_answer_not_the_thinking_label(
     async with open_assistant(make_settings(upstream, tmp_path)) as assistant:
         surface = _fast_surface()
         live = LiveReply(
-            surface, budget=Budget(30), show_reasoning="status",
+            surface,
+            budget=Budget(30),
+            show_reasoning="status",
             on_first_text=lambda: seen.append(surface.visible_texts()),
         )
         result = await live.run(assistant.reply(_turn()))

@@ -158,9 +158,7 @@ async def test_one_conversation_in_order_across_webhook_processes(tmp_path: Path
             "TELEGRAM_WEBHOOK_URL": url, "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_WEBHOOK_LISTEN": "127.0.0.1",
         }  # fmt: skip
         for number, port in enumerate(ports):
-            await stack.enter_async_context(
-                parley(tmp_path, f"p{number}", env | {"TELEGRAM_WEBHOOK_PORT": str(port)})
-            )
+            await stack.enter_async_context(parley(tmp_path, f"p{number}", env | {"TELEGRAM_WEBHOOK_PORT": str(port)}))
         await wait_until(tg, lambda: len([c for c in tg.calls_of("setWebhook") if c.ok]) == 2)
         ann, bob = tg.user("Ann"), tg.user("Bob")
         ann_chat, bob_chat = tg.private_chat(ann), tg.private_chat(bob)

@@ -42,9 +42,7 @@ async def test_an_album_becomes_one_turn(tmp_path: Path) -> None:
     async with telegram_world(tmp_path) as w:
         user, chat = w.dm("Ann")
         async with w.bot():
-            w.tg.user_sends(
-                chat, user, photo=w.tg.add_file(first), caption="compare these", media_group_id="g1"
-            )
+            w.tg.user_sends(chat, user, photo=w.tg.add_file(first), caption="compare these", media_group_id="g1")
             w.tg.user_sends(chat, user, photo=w.tg.add_file(second), media_group_id="g1")
             await w.said(chat, lambda t: t == "Echo: compare these")
             await w.idle()
@@ -66,10 +64,7 @@ async def test_imagine_uploads_a_png_photo(tmp_path: Path) -> None:
         assert message.text == "A red square, as asked."
         assert "upload_photo" in [a.action for a in w.tg.actions(chat)]
         [request] = w.up.chat_requests
-        assert (
-            request.body["model"] == "fake/painter"
-            and request.body["messages"][0]["content"] == "a red square"
-        )
+        assert request.body["model"] == "fake/painter" and request.body["messages"][0]["content"] == "a red square"
 
 
 async def test_imagine_cuts_a_long_caption_and_sends_the_rest_as_a_message(tmp_path: Path) -> None:

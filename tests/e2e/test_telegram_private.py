@@ -138,9 +138,7 @@ async def test_two_users_at_once_get_their_own_answers(tmp_path: Path) -> None:
         assert all(len(r.body["messages"]) == 2 for r in w.up.chat_requests)  # no cross-talk upstream either
         ann_drafts, bob_drafts = w.tg.drafts(ann_chat), w.tg.drafts(bob_chat)
         assert ann_drafts and bob_drafts
-        assert (
-            ann_drafts[0].time < bob_drafts[-1].time and bob_drafts[0].time < ann_drafts[-1].time
-        )  # overlapped
+        assert ann_drafts[0].time < bob_drafts[-1].time and bob_drafts[0].time < ann_drafts[-1].time  # overlapped
 
 
 async def test_formatting_heavy_answer_arrives_formatted(tmp_path: Path) -> None:
@@ -182,9 +180,7 @@ async def test_edited_forwarded_sticker_and_voice_messages_never_crash_the_bot(t
             w.tg.user_sends(chat, user, sticker="😀")
             await w.said(chat, lambda t: t.startswith("I can read text and photos"))
             w.tg.user_sends(chat, user, voice=b"OggS\x00fake voice")
-            await w.said(
-                chat, lambda t: t.startswith("I can read text and photos") and len(w.texts(chat)) == 2
-            )
+            await w.said(chat, lambda t: t.startswith("I can read text and photos") and len(w.texts(chat)) == 2)
             w.tg.user_sends(chat, user, "hello there")
             await w.said(chat, lambda t: t == "Echo: hello there")
             w.tg.user_sends(chat, user, "hello there, edited", edited=True)

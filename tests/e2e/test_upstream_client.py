@@ -79,9 +79,7 @@ def reasoning_of(events: list[Event]) -> str:
 # -- streaming ---------------------------------------------------------------------------------------
 
 
-async def test_stream_yields_deltas_then_usage_then_finished(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_stream_yields_deltas_then_usage_then_finished(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_reply(
         "Hello, world!",
         chunk_chars=3,
@@ -133,9 +131,7 @@ async def test_hostile_framing_keeps_text_exact(
     assert events[-1] == Finished("stop")
 
 
-async def test_stream_ending_without_done_finishes_normally(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_stream_ending_without_done_finishes_normally(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_fault("no_done")
     events = await collect(make_client())
     assert text_of(events) == FAULT_TEXT
@@ -148,9 +144,7 @@ async def test_stream_ending_without_done_finishes_normally(
     [{"reasoning_field": "reasoning_content"}, {"reasoning_field": "reasoning"}, {"think_tags": True}],
     ids=["reasoning_content", "reasoning", "think_tags"],
 )
-async def test_reasoning_in_every_form(
-    up: FakeUpstream, make_client: MakeClient, options: dict[str, Any]
-) -> None:
+async def test_reasoning_in_every_form(up: FakeUpstream, make_client: MakeClient, options: dict[str, Any]) -> None:
     up.add_reply("The answer.", reasoning="First, think hard.", chunk_chars=3, **options)
     events = await collect(make_client())
     assert reasoning_of(events) == "First, think hard."
@@ -167,17 +161,13 @@ async def test_tool_calls_are_assembled(up: FakeUpstream, make_client: MakeClien
     ]
     up.add_reply("", tool_calls=calls, tool_call_index=style, chunk_chars=4, finish_reason="tool_calls")
     events = await collect(make_client())
-    assert [e for e in events if isinstance(e, ToolCall)] == [
-        ToolCall(c.id, c.name, c.arguments) for c in calls
-    ]
+    assert [e for e in events if isinstance(e, ToolCall)] == [ToolCall(c.id, c.name, c.arguments) for c in calls]
     assert isinstance(events[-2], Usage)
     assert events[-1] == Finished("tool_calls")
 
 
 async def test_usage_inside_the_choice_is_read(up: FakeUpstream, make_client: MakeClient) -> None:
-    up.add_reply(
-        "x", usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, usage_in_choice=True
-    )
+    up.add_reply("x", usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, usage_in_choice=True)
     assert (await collect(make_client()))[-2:] == [Usage(1, 1, 2), Finished("stop")]
 
 
@@ -232,9 +222,7 @@ async def test_stopping_early_closes_the_response(up: FakeUpstream, make_client:
 # -- retries before the first event ------------------------------------------------------------------
 
 
-async def test_502_503_504_are_retried_before_the_first_event(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_502_503_504_are_retried_before_the_first_event(up: FakeUpstream, make_client: MakeClient) -> None:
     for status in (502, 503, 504):
         up.add_error(status)
     up.add_reply("finally")
@@ -259,9 +247,7 @@ async def test_500_is_unavailable_and_not_retried(up: FakeUpstream, make_client:
     assert len(up.chat_requests) == 1
 
 
-async def test_dropped_connection_before_any_event_is_retried(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_dropped_connection_before_any_event_is_retried(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_fault("disconnect_after", 0)
     up.add_fault("no_finish_reason", text="")  # an answer that ends with nothing: also a failed attempt
     up.add_reply("ok")
@@ -279,9 +265,7 @@ async def test_retry_after_seconds_is_honoured(up: FakeUpstream, make_client: Ma
     assert len(up.chat_requests) == 2
 
 
-async def test_retry_after_date_beyond_the_cap_is_raised_at_once(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_retry_after_date_beyond_the_cap_is_raised_at_once(up: FakeUpstream, make_client: MakeClient) -> None:
     now = utc(2026, 12, 31, 23, 30, 0)
     up.add_error(429, headers={"Retry-After": "Fri, 01 Jan 2027 00:30:00 GMT"})  # an hour after `now`
     with pytest.raises(UpstreamRateLimitError) as caught:
@@ -291,9 +275,7 @@ async def test_retry_after_date_beyond_the_cap_is_raised_at_once(
     assert len(up.chat_requests) == 1
 
 
-async def test_429_without_retry_after_is_retried_then_raised(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_429_without_retry_after_is_retried_then_raised(up: FakeUpstream, make_client: MakeClient) -> None:
     for _ in range(3):
         up.add_error(429)
     with pytest.raises(UpstreamRateLimitError) as caught:
@@ -378,9 +360,7 @@ async def test_wrong_key_is_an_auth_error(up: FakeUpstream, make_client: MakeCli
     assert len(up.chat_requests) == 1
 
 
-async def test_rate_limit_error_event_before_any_token_is_retried(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_rate_limit_error_event_before_any_token_is_retried(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_raw_stream([b'data: {"error": {"message": "slow down", "type": "rate_limit_exceeded"}}\n\n'])
     up.add_reply("ok")
     assert text_of(await collect(make_client())) == "ok"
@@ -527,9 +507,7 @@ async def test_the_finish_reason_is_the_last_event(up: FakeUpstream, make_client
 # -- non-streaming, models ---------------------------------------------------------------------------
 
 
-async def test_complete_returns_text_reasoning_images_and_usage(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_complete_returns_text_reasoning_images_and_usage(up: FakeUpstream, make_client: MakeClient) -> None:
     data_url = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg=="
     up.add_reply(
         f"Here it is ![generated image]({data_url})",
@@ -547,13 +525,9 @@ async def test_complete_returns_text_reasoning_images_and_usage(
     assert up.chat_requests[0].body["stream"] is False
 
 
-async def test_complete_retries_then_maps_an_error_object_in_a_200(
-    up: FakeUpstream, make_client: MakeClient
-) -> None:
+async def test_complete_retries_then_maps_an_error_object_in_a_200(up: FakeUpstream, make_client: MakeClient) -> None:
     up.add_error(503)
-    up.add_json(
-        {"error": {"message": "no", "type": "invalid_request_error", "code": "context_length_exceeded"}}
-    )
+    up.add_json({"error": {"message": "no", "type": "invalid_request_error", "code": "context_length_exceeded"}})
     with pytest.raises(UpstreamRejectedError) as caught:
         await make_client().complete(model="m", messages=MESSAGES)
     assert caught.value.user_message == TOO_LONG_MESSAGE
@@ -600,9 +574,7 @@ async def test_api_key_never_appears_in_logs_reprs_or_errors(
         lambda: up.add_error(400, echo),
         lambda: up.add_error(503, echo),
         lambda: up.add_error(429, echo, {"Retry-After": "0"}),
-        lambda: up.add_raw_stream(
-            [f'data: {{"error": {{"message": "{KEY}", "code": "{KEY}"}}}}\n\n'.encode()]
-        ),
+        lambda: up.add_raw_stream([f'data: {{"error": {{"message": "{KEY}", "code": "{KEY}"}}}}\n\n'.encode()]),
         lambda: up.add_fault("disconnect_after", 5),
         lambda: up.add_fault("error_event_after", 5),
         lambda: up.add_fault("malformed_after", 5),
@@ -635,9 +607,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-async def test_download_fetches_bytes_without_the_key(
-    up: FakeUpstream, make_client: MakeClient, chunked: bool
-) -> None:
+async def test_download_fetches_bytes_without_the_key(up: FakeUpstream, make_client: MakeClient, chunked: bool) -> None:
     url = up.serve("/img/cat.png", PNG, content_type="image/png", chunked=chunked)
     assert await make_client(allow_private_image_urls=True).download(url, max_bytes=10_000, timeout_seconds=5) == PNG
     request = up.requests[-1]
@@ -647,9 +617,7 @@ async def test_download_fetches_bytes_without_the_key(
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-async def test_download_over_the_cap_is_refused(
-    up: FakeUpstream, make_client: MakeClient, chunked: bool
-) -> None:
+async def test_download_over_the_cap_is_refused(up: FakeUpstream, make_client: MakeClient, chunked: bool) -> None:
     url = up.serve("/big.png", PNG * 10, content_type="image/png", chunked=chunked)
     with pytest.raises(ImageError) as caught:
         await make_client(allow_private_image_urls=True).download(url, max_bytes=len(PNG), timeout_seconds=5)

@@ -94,18 +94,32 @@ class PlatformRules:
 # message per second in a particular chat" (short bursts pass: 3 in any 3 s here), "not ... more than 20
 # messages per minute to the same group", "not more than about 30 messages per second". Edits count.
 TELEGRAM_RULES = PlatformRules(
-    name="telegram", max_text_units=4096, max_caption_units=1024, unit="utf16",
-    chat_calls=3, chat_window_seconds=3.0, group_calls=20, group_window_seconds=60.0,
-    global_per_second=30, integer_retry_after=True,
+    name="telegram",
+    max_text_units=4096,
+    max_caption_units=1024,
+    unit="utf16",
+    chat_calls=3,
+    chat_window_seconds=3.0,
+    group_calls=20,
+    group_window_seconds=60.0,
+    global_per_second=30,
+    integer_retry_after=True,
 )
 # Discord: "Message content up to 2000 characters" (Create Message), counted in code points
 # (discord-api-docs#1315). Message create and edit in a channel share one bucket of 5 per 5 s (the
 # X-RateLimit-* headers Discord sends for POST/PATCH /channels/{id}/messages; discord-api-docs#20).
 # "All bots can make up to 50 requests per second to our API" (Rate Limits, global rate limit).
 DISCORD_RULES = PlatformRules(
-    name="discord", max_text_units=2000, max_caption_units=2000, unit="codepoint",
-    chat_calls=5, chat_window_seconds=5.0, group_calls=0, group_window_seconds=0.0,
-    global_per_second=50, integer_retry_after=False,
+    name="discord",
+    max_text_units=2000,
+    max_caption_units=2000,
+    unit="codepoint",
+    chat_calls=5,
+    chat_window_seconds=5.0,
+    group_calls=0,
+    group_window_seconds=0.0,
+    global_per_second=50,
+    integer_retry_after=False,
 )
 
 
@@ -184,8 +198,13 @@ class FakeSurface:
     """A `Surface` on the fake platform. Tests queue faults with `fail_next` and read `messages`."""
 
     def __init__(
-        self, profile: Profile, *, platform: FakePlatform | None = None, chat_key: str = "chat-1",
-        rejects_entities: bool = False, is_group: bool = False,
+        self,
+        profile: Profile,
+        *,
+        platform: FakePlatform | None = None,
+        chat_key: str = "chat-1",
+        rejects_entities: bool = False,
+        is_group: bool = False,
     ) -> None:
         self._profile = profile
         self._chat_key = chat_key
@@ -295,9 +314,16 @@ class FakeSurface:
 
 
 async def stream(
-    tokens: Sequence[str], *, interval: float = 0.01, reasoning: Sequence[str] = (),
-    images: tuple[Image, ...] = (), final_text: str | None = None, error: ParleyError | None = None,
-    error_after: int | None = None, complete: bool = True, finish_reason: str = "stop",
+    tokens: Sequence[str],
+    *,
+    interval: float = 0.01,
+    reasoning: Sequence[str] = (),
+    images: tuple[Image, ...] = (),
+    final_text: str | None = None,
+    error: ParleyError | None = None,
+    error_after: int | None = None,
+    complete: bool = True,
+    finish_reason: str = "stop",
 ) -> AsyncIterator[Event]:
     """Reasoning then text tokens `interval` seconds apart, then `Completed` (or `error`)."""
     for piece in reasoning:

@@ -28,8 +28,14 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 Fault = Literal[
-    "disconnect_after", "stall_after", "error_event_after", "sse_error_after", "malformed_after",
-    "keepalive_after", "no_done", "no_finish_reason",
+    "disconnect_after",
+    "stall_after",
+    "error_event_after",
+    "sse_error_after",
+    "malformed_after",
+    "keepalive_after",
+    "no_done",
+    "no_finish_reason",
 ]
 """What breaks a scripted answer after `fault_after` content characters:
 
@@ -357,9 +363,7 @@ class FakeUpstream:
         await response.prepare(request)
         return response
 
-    async def _complete(
-        self, reply: Reply, request: web.Request, recorded: RecordedRequest
-    ) -> web.StreamResponse:
+    async def _complete(self, reply: Reply, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         """A non-streaming answer; faults: disconnect (no response), stall, malformed body, error body."""
         if reply.fault == "disconnect_after":
             _drop(request)
@@ -387,18 +391,14 @@ class FakeUpstream:
             "created": int(time.time()),
             "model": reply.model or _model(recorded),
             "system_fingerprint": "fp_fake",
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}],
         }
         usage = _usage(reply, recorded)
         if usage is not None:
             body["usage"] = usage
         return _json_response(200, body, reply.headers)
 
-    async def _stream(
-        self, reply: Reply, request: web.Request, recorded: RecordedRequest
-    ) -> web.StreamResponse:
+    async def _stream(self, reply: Reply, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
         response = await self._start_stream(request, "text/event-stream; charset=utf-8", reply.headers)
         writer = _SSEWriter(response, reply)
         base = {
@@ -487,7 +487,12 @@ class FakeUpstream:
 
 
 _CUTTING_FAULTS = (
-    "disconnect_after", "stall_after", "error_event_after", "sse_error_after", "malformed_after", "keepalive_after"
+    "disconnect_after",
+    "stall_after",
+    "error_event_after",
+    "sse_error_after",
+    "malformed_after",
+    "keepalive_after",
 )
 _REPORTING_FAULTS = ("error_event_after", "sse_error_after", "malformed_after")
 _BARE_ERROR = {"message": "Upstream provider returned an error", "type": "upstream_error", "code": 502}
@@ -544,13 +549,8 @@ def _tool_call_deltas(reply: Reply) -> list[dict[str, Any]]:
     deltas: list[dict[str, Any]] = []
     for number, call in enumerate(reply.tool_calls):
         index = {"normal": {"index": number}, "reused": {"index": 0}, "omitted": {}}[reply.tool_call_index]
-        deltas.append(
-            {**index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
-        )
-        deltas += [
-            {**index, "function": {"arguments": piece}}
-            for piece in _pieces(call.arguments, reply.chunk_chars)
-        ]
+        deltas.append({**index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}})
+        deltas += [{**index, "function": {"arguments": piece}} for piece in _pieces(call.arguments, reply.chunk_chars)]
     return deltas
 
 

@@ -83,7 +83,8 @@ async def test_forget_leaves_nothing_of_the_user(store: Store, database_url: str
     assert [(row["id"], row["user_id"]) for row in rows["conversations"]] == [(group, None)]
     assert [(row["user_id"], row["total_tokens"]) for row in rows["usage_records"]] == [(bob_id, 4)]
     assert [(row["user_id"], row["text"]) for row in rows["messages"]] == [
-        (bob_id, "bob-keeps-this"), (bob_id, "re: bob-keeps-this")
+        (bob_id, "bob-keeps-this"),
+        (bob_id, "re: bob-keeps-this"),
     ]
     assert ann_id not in {row["user_id"] for table in rows.values() for row in table if "user_id" in row}
     # Forgetting twice, or someone never seen, is harmless.

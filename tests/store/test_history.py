@@ -102,7 +102,12 @@ async def test_message_fields_and_unicode_round_trip(store: Store) -> None:
     await store.add_message(
         conversation,
         NewMessage(
-            "assistant", "half an ans\x00wer", user=ANN, reasoning="thinking… 🤔", model="m2", incomplete=True,
+            "assistant",
+            "half an ans\x00wer",
+            user=ANN,
+            reasoning="thinking… 🤔",
+            model="m2",
+            incomplete=True,
             tool_calls=[ToolCall("call_1", "search", '{"q": "ü"}')],
         ),
     )
@@ -183,9 +188,7 @@ async def test_usage_since_midnight_utc_changes_day_between_235959_and_000000(
     assert stored == utc(2026, 12, 31, 23, 59, 59)
 
 
-async def test_reply_usage_falls_back_to_the_conversation_starter_and_model(
-    store: Store, database_url: str
-) -> None:
+async def test_reply_usage_falls_back_to_the_conversation_starter_and_model(store: Store, database_url: str) -> None:
     conversation = await _conversation(store)
     await store.add_reply(conversation, NewMessage("assistant", "x", usage=Usage(1, 2, 3)))
 
@@ -197,9 +200,7 @@ async def test_reply_usage_falls_back_to_the_conversation_starter_and_model(
     assert await _scalar(database_url, select(Message.total_tokens)) == 3
 
 
-async def test_add_reply_stores_message_and_usage_together_or_not_at_all(
-    store: Store, database_url: str
-) -> None:
+async def test_add_reply_stores_message_and_usage_together_or_not_at_all(store: Store, database_url: str) -> None:
     conversation = await _conversation(store)
     await store.add_message(conversation, NewMessage("user", "question", user=ANN))
     # Break the second write of the transaction for real: the usage table is gone.
@@ -271,10 +272,13 @@ async def test_store_recovers_after_postgres_drops_its_connections(postgres_data
     async with open_store(url) as store:
         conversation = await _conversation(store)
         await store.add_message(conversation, NewMessage("user", "before", user=ANN))
-        await _scalar(url, text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            f"WHERE datname = '{make_url(url).database}' AND pid <> pg_backend_pid()"
-        ))
+        await _scalar(
+            url,
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                f"WHERE datname = '{make_url(url).database}' AND pid <> pg_backend_pid()"
+            ),
+        )
 
         try:  # at most the first call after the drop fails, and as a StoreError
             await store.add_message(conversation, NewMessage("user", "after", user=ANN))

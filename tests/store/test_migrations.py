@@ -72,8 +72,14 @@ async def test_processes_upgrading_at_once_all_succeed(empty_database_url: str) 
     )
     processes = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", code, empty_database_url, cwd=REPO_ROOT,
-            stdin=PIPE, stdout=PIPE, stderr=PIPE,
+            sys.executable,
+            "-c",
+            code,
+            empty_database_url,
+            cwd=REPO_ROOT,
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
         )
         for _ in range(3)
     ]

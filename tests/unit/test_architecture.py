@@ -23,19 +23,13 @@ def imports(folder: str) -> dict[str, set[str]]:
 
 def test_adapters_import_only_the_core_surface() -> None:
     forbidden = ("sqlalchemy", "httpx", "core.", "alembic", "asyncpg", "aiosqlite")
-    bad = {
-        path: sorted(n for n in names if n.startswith(forbidden))
-        for path, names in imports("bots").items()
-    }
+    bad = {path: sorted(n for n in names if n.startswith(forbidden)) for path, names in imports("bots").items()}
     assert {path: names for path, names in bad.items() if names} == {}
 
 
 def test_core_never_imports_adapters_or_platform_libraries() -> None:
     forbidden = ("telegram", "discord", "bots")
-    bad = {
-        path: sorted(n for n in names if n.split(".")[0] in forbidden)
-        for path, names in imports("core").items()
-    }
+    bad = {path: sorted(n for n in names if n.split(".")[0] in forbidden) for path, names in imports("core").items()}
     assert {path: names for path, names in bad.items() if names} == {}
 
 

@@ -414,9 +414,7 @@ def test_completion_with_think_block_and_null_content() -> None:
     assert parse_completion(completion({"content": None, "reasoning": "r"})).text == ""
 
 
-@pytest.mark.parametrize(
-    "body", [{"choices": []}, {"object": "chat.completion"}, {"choices": [{"index": 1}]}]
-)
+@pytest.mark.parametrize("body", [{"choices": []}, {"object": "chat.completion"}, {"choices": [{"index": 1}]}])
 def test_completion_without_choice_zero_is_a_chunk_error(body: dict[str, Any]) -> None:
     with pytest.raises(ChunkError):
         parse_completion(body)
@@ -426,9 +424,7 @@ def test_completion_without_choice_zero_is_a_chunk_error(body: dict[str, Any]) -
 
 
 def test_error_bodies_of_every_shape() -> None:
-    assert parse_error_body(b'{"error": {"message": "m", "type": "t", "code": 400}}') == ErrorInfo(
-        "m", "t", "400"
-    )
+    assert parse_error_body(b'{"error": {"message": "m", "type": "t", "code": 400}}') == ErrorInfo("m", "t", "400")
     assert parse_error_body(b'[{"error": {"message": "g", "code": 429}}]') == ErrorInfo("g", "", "429")
     assert parse_error_body(b'{"error": "plain"}') == ErrorInfo("plain")
     assert parse_error_body(b'{"detail": "fastapi"}') == ErrorInfo("fastapi")

@@ -63,7 +63,11 @@ def test_group_names_and_discussion() -> None:
         HistoryItem("user", "what now?", author="bob"),
     ]
     messages = build_context(
-        system_prompt="s", history=history, budget_tokens=1000, image_turns=1, name_prefix=True,
+        system_prompt="s",
+        history=history,
+        budget_tokens=1000,
+        image_turns=1,
+        name_prefix=True,
         discussion=["carl: pizza tonight?", "dana: yes"],
     )
     assert messages[1]["content"] == "ann: hi" and messages[2]["content"] == "hello"
@@ -89,7 +93,9 @@ def test_a_tool_exchange_goes_upstream_as_calls_and_results() -> None:
     messages = build_context(system_prompt="", history=_exchange(), budget_tokens=10_000, image_turns=1)
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "assistant", "user"]
     assert messages[1]["tool_calls"][1] == {
-        "id": "c2", "type": "function", "function": {"name": "lookup", "arguments": '{"id": 2}'}
+        "id": "c2",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": '{"id": 2}'},
     }
     assert messages[3] == {"role": "tool", "tool_call_id": "c2", "content": "result two"}
 

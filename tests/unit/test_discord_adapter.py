@@ -30,9 +30,7 @@ def test_conversation_keys_per_dm_channel_thread_and_user() -> None:
     assert conversation_key(dm, 7, group_history="user") == ConversationKey("discord", "5")
     assert conversation_key(channel, 7, group_history="chat") == ConversationKey("discord", "10")
     assert conversation_key(channel, 7, group_history="user") == ConversationKey("discord", "10", scope="7")
-    assert conversation_key(thread, 7, group_history="chat") == ConversationKey(
-        "discord", "10", thread_id="11"
-    )
+    assert conversation_key(thread, 7, group_history="chat") == ConversationKey("discord", "10", thread_id="11")
 
 
 def test_thread_names_come_from_the_first_line_and_are_short() -> None:

@@ -94,7 +94,7 @@ async def test_http_image_goes_through_the_downloader_and_openrouter_images_too(
         return webp_bytes()
 
     found = await extract_images(
-        "Look ![cat](https://img.example/cat.webp \"title\") done",
+        'Look ![cat](https://img.example/cat.webp "title") done',
         [data_url(gif_bytes(), "image/gif")],
         max_bytes=10**6,
         download=download,

@@ -132,7 +132,6 @@ def test_lone_surrogates_from_broken_escapes_become_replacement_characters() -> 
     assert render_final(clean_surrogates("**x\udc00**"), "entities").text == "x\ufffd"
 
 
-
 class ReferenceFilter:
     """The filter before the linear rewrite (its _START regex is quadratic on a run of "!["): the reference.
 

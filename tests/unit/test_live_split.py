@@ -27,7 +27,8 @@ KEYCAP = "1\ufe0f\u20e3"
 
 def layout(window: int, platform: Dialect = "entities", unit: LengthUnit = "utf16") -> Layout:
     return Layout(
-        window_units=window, unit=unit,
+        window_units=window,
+        unit=unit,
         render=lambda source: render_final(source, platform),
         fits=lambda rendered: count_units(rendered.text, unit) <= window,
     )
@@ -148,8 +149,13 @@ def test_a_final_text_that_differs_from_the_stream_is_cut_afresh() -> None:
 @pytest.mark.parametrize(
     ("platform", "unit"),
     [
-        ("entities", "> "), ("entities", "- "), ("markdown", "> "), ("markdown", "- "), ("markdown", "`"),
-        ("entities", "e" + "\u0301" * 200), ("markdown", "."),
+        ("entities", "> "),
+        ("entities", "- "),
+        ("markdown", "> "),
+        ("markdown", "- "),
+        ("markdown", "`"),
+        ("entities", "e" + "\u0301" * 200),
+        ("markdown", "."),
     ],
 )
 def test_hostile_text_is_cut_into_nearly_full_messages(platform: str, unit: str) -> None:
@@ -159,7 +165,9 @@ def test_hostile_text_is_cut_into_nearly_full_messages(platform: str, unit: str)
     window = 4096 if platform == "entities" else 1984
     text = unit * (24_000 // len(unit))
     layout = Layout(
-        window_units=window, unit="utf16", render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
+        window_units=window,
+        unit="utf16",
+        render=lambda source: render_final(source, platform),  # type: ignore[arg-type]
         fits=lambda rendered: count_units(rendered.text, "utf16") <= window + 16,
     )
     messages = layout.finish(text)

@@ -8,7 +8,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-HUNG = '''
+HUNG = """
 import asyncio
 
 
@@ -22,7 +22,7 @@ async def test_hangs() -> None:
 
 def test_runs_after_the_hang() -> None:
     pass
-'''
+"""
 
 
 def test_a_hung_async_test_fails_alone_with_the_await_it_hung_in(pytester: pytest.Pytester) -> None:

@@ -19,9 +19,7 @@ def jpeg(width: int, height: int) -> bytes:
 
 def webp_lossy(width: int, height: int) -> bytes:
     frame = b"\x00\x00\x00" + b"\x9d\x01\x2a" + struct.pack("<HH", width, height)
-    return (
-        b"RIFF" + struct.pack("<I", 4 + 8 + len(frame)) + b"WEBPVP8 " + struct.pack("<I", len(frame)) + frame
-    )
+    return b"RIFF" + struct.pack("<I", 4 + 8 + len(frame)) + b"WEBPVP8 " + struct.pack("<I", len(frame)) + frame
 
 
 def webp_extended(width: int, height: int) -> bytes:

@@ -276,9 +276,7 @@ class Gateway:
             elif query.get("encoding", "json") != "json":
                 link.close(Close.DECODE_ERROR, "Only JSON encoding is supported by the fake.")
             else:
-                link.send(
-                    _frame(Op.HELLO, {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["fake"]})
-                )
+                link.send(_frame(Op.HELLO, {"heartbeat_interval": self.heartbeat_interval_ms, "_trace": ["fake"]}))
             async for message in ws:
                 if message.type is WSMsgType.TEXT:
                     self.received_frames.append(message.data)

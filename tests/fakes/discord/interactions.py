@@ -28,9 +28,7 @@ from .models import (
 from .rest import Api, Body, json_response
 from .state import ApiError, DiscordState, form_error
 
-ACK_WINDOW_SECONDS = (
-    3.0  # "you must send an initial response within 3 seconds" (docs "Receiving and Responding")
-)
+ACK_WINDOW_SECONDS = 3.0  # "you must send an initial response within 3 seconds" (docs "Receiving and Responding")
 COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
 MAX_CHOICES = 25
 OPTION_TYPES: dict[type, int] = {str: 3, int: 4, bool: 5, float: 10}
@@ -46,9 +44,7 @@ def _check_command(command: JSON, where: str) -> None:
     if command.get("type", 1) == 1:
         description = command.get("description")
         if not isinstance(description, str) or not 1 <= len(description) <= 100:
-            raise form_error(
-                f"{where}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
-            )
+            raise form_error(f"{where}.description", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
     for i, option in enumerate(command.get("options") or []):
         _check_command(option | {"type": 1}, f"{where}.options.{i}")
 
@@ -239,10 +235,7 @@ class InteractionRoutes:
         interaction.callbacks.append(payload)
         if interaction.acknowledged:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
-        late = (
-            self.ack_window_seconds is not None
-            and time.monotonic() - interaction.sent_at > self.ack_window_seconds
-        )
+        late = self.ack_window_seconds is not None and time.monotonic() - interaction.sent_at > self.ack_window_seconds
         if late:
             raise ApiError(404, 10062, "Unknown interaction")
         kind = payload.get("type")
@@ -256,9 +249,7 @@ class InteractionRoutes:
                 )
             choices = data.get("choices")
             if not isinstance(choices, list) or len(choices) > MAX_CHOICES:
-                raise form_error(
-                    "data.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length."
-                )
+                raise form_error("data.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
             interaction.choices = choices
         elif kind == 4:
             message = self._messages.create(

@@ -30,9 +30,7 @@ from .models import (
 )
 from .state import ApiError, DiscordState, form_error
 
-SENDABLE_FLAGS = (
-    MessageFlag.SUPPRESS_EMBEDS | MessageFlag.SUPPRESS_NOTIFICATIONS | (1 << 15)
-)  # + components v2
+SENDABLE_FLAGS = MessageFlag.SUPPRESS_EMBEDS | MessageFlag.SUPPRESS_NOTIFICATIONS | (1 << 15)  # + components v2
 ALL_MENTIONS: JSON = {"parse": ["users", "roles", "everyone"]}
 
 
@@ -43,17 +41,13 @@ def _checked_content(payload: JSON) -> str | None:
     if not isinstance(content, str):
         raise form_error("content", "BASE_TYPE_BAD_TYPE", "Must be a string.")
     if len(content) > MAX_CONTENT_CHARS:
-        raise form_error(
-            "content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT_CHARS} or fewer in length."
-        )
+        raise form_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT_CHARS} or fewer in length.")
     return content
 
 
 def _check_attachment_count(count: int) -> None:
     if count > MAX_ATTACHMENTS:  # refused before anything is stored, as Discord validates the form first
-        raise form_error(
-            "attachments", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ATTACHMENTS} or fewer in length."
-        )
+        raise form_error("attachments", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ATTACHMENTS} or fewer in length.")
 
 
 def _has_body(content: str, payload: JSON, attachments: Sequence[StoredAttachment]) -> bool:
@@ -140,16 +134,12 @@ class Messages:
             # "If there is no explicit allowed_mentions in the edit request, the content will be parsed with
             # default allowances" (docs, Edit Message), whatever the original send said.
             referenced = self._state.messages.get(message.reference_id or 0)
-            message.mentions = self._mentions(
-                channel, new_content, allowed, referenced, author=message.author
-            )
+            message.mentions = self._mentions(channel, new_content, allowed, referenced, author=message.author)
         message.content, message.attachments, message.embeds = new_content, attachments, embeds
         if "components" in payload:
             message.components = list(payload["components"] or [])
         if "flags" in payload:
-            message.flags = int(int(payload["flags"] or 0) & SENDABLE_FLAGS) | (
-                message.flags & MessageFlag.EPHEMERAL
-            )
+            message.flags = int(int(payload["flags"] or 0) & SENDABLE_FLAGS) | (message.flags & MessageFlag.EPHEMERAL)
         message.flags = int(message.flags & ~MessageFlag.LOADING)
         message.edited_at = iso_now()
         message.edit_count += 1
@@ -262,9 +252,7 @@ class Messages:
         except AllowedMentionsError as exc:
             raise form_error("allowed_mentions", "MESSAGE_ALLOWED_MENTIONS_INVALID", str(exc)) from None
 
-    def _record_ping(
-        self, message: StoredMessage, kind: Literal["send", "edit"], allowed: JSON | None
-    ) -> None:
+    def _record_ping(self, message: StoredMessage, kind: Literal["send", "edit"], allowed: JSON | None) -> None:
         if message.mentions.pings_anyone:
             self._state.pings.append(Ping(message.id, message.channel_id, kind, message.mentions, allowed))
 
@@ -279,9 +267,7 @@ class Messages:
         full = state.message_json(message, gateway=True)
         # Without the MESSAGE_CONTENT intent these fields arrive empty, except in DMs, in the bot's own
         # messages and in messages mentioning it (docs "Message Content Intent").
-        exempt = (
-            message.guild_id is None or message.author is state.bot or state.bot.id in message.mentions.users
-        )
+        exempt = message.guild_id is None or message.author is state.bot or state.bot.id in message.mentions.users
         blanked = full | {"content": "", "embeds": [], "attachments": [], "components": []}
         intent = self._intent_for(message)
 

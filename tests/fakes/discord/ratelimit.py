@@ -139,9 +139,7 @@ class RateLimiter:
             "X-RateLimit-Bucket": hashlib.sha1(rule.name.encode()).hexdigest()[:32],
         }
         if window.used >= rule.limit:
-            headers |= {"X-RateLimit-Remaining": "0", "X-RateLimit-Scope": "user"} | _retry_headers(
-                reset_after
-            )
+            headers |= {"X-RateLimit-Remaining": "0", "X-RateLimit-Scope": "user"} | _retry_headers(reset_after)
             return Verdict(allowed=False, headers=headers, retry_after=reset_after)
         window.used += 1
         headers["X-RateLimit-Remaining"] = str(rule.limit - window.used)

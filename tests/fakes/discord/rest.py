@@ -31,9 +31,7 @@ MAX_THREAD_NAME = 100
 def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # Exactly "application/json", no charset: discord.py parses a body as JSON only on that exact value.
     body = json.dumps(data).encode()
-    return web.Response(
-        body=body, status=status, headers={"Content-Type": "application/json"} | (headers or {})
-    )
+    return web.Response(body=body, status=status, headers={"Content-Type": "application/json"} | (headers or {}))
 
 
 def json_error(error: ApiError) -> web.Response:
@@ -77,9 +75,7 @@ def _parse_multipart(content_type: str, body: bytes) -> tuple[JSON, dict[int, Up
                 raise ApiError(400, 50109, "The request body contains invalid JSON.") from None
         elif (match := FILE_FIELD.match(name)) or filename is not None:
             index = int(match.group(1)) if match else len(files)
-            files[index] = Upload(
-                filename or name, content, part.get_content_type() if part["Content-Type"] else None
-            )
+            files[index] = Upload(filename or name, content, part.get_content_type() if part["Content-Type"] else None)
         else:
             payload[name] = content.decode()
     return payload, files
@@ -126,9 +122,7 @@ class Api:
 
         self._app.router.add_route("*", API_PREFIX + "/{tail:.*}", handle)
 
-    async def _serve(
-        self, request: web.Request, route: str, template: str, endpoint: Endpoint
-    ) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, route: str, template: str, endpoint: Endpoint) -> web.StreamResponse:
         raw = await request.read()
         body = Body(None, {})
         response: web.StreamResponse
@@ -241,9 +235,7 @@ class ChannelRoutes:
         limit = max(1, min(int(request.query.get("limit", 50)), 100))
         before = int(request.query.get("before", 1 << 63))
         after = int(request.query.get("after", 0))
-        alive = [
-            m for m in self._state.channel_messages.get(channel.id, []) if not m.deleted and not m.ephemeral
-        ]
+        alive = [m for m in self._state.channel_messages.get(channel.id, []) if not m.deleted and not m.ephemeral]
         chosen = [m for m in alive if after < m.id < before]
         chosen = chosen[:limit] if "after" in request.query else chosen[-limit:]
         return json_response([self._state.message_json(m) for m in reversed(chosen)])
@@ -295,9 +287,7 @@ class ChannelRoutes:
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
         name = body.payload.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= MAX_THREAD_NAME:
-            raise form_error(
-                "name", "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {MAX_THREAD_NAME} in length."
-            )
+            raise form_error("name", "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {MAX_THREAD_NAME} in length.")
         thread = state.add_channel(
             guild, name, type=kind, parent_id=parent.id, owner_id=state.bot.id, channel_id=thread_id
         )

@@ -163,12 +163,8 @@ class FakeDiscord:
         member = guild.members[user.id] = FakeMember(user, [r.id for r in roles])
         return member
 
-    def add_role(
-        self, guild: FakeGuild, name: str, *, mentionable: bool = True, permissions: int = 0
-    ) -> FakeRole:
-        role = FakeRole(
-            self._state.ids.next(), guild.id, name, permissions, mentionable, position=len(guild.roles)
-        )
+    def add_role(self, guild: FakeGuild, name: str, *, mentionable: bool = True, permissions: int = 0) -> FakeRole:
+        role = FakeRole(self._state.ids.next(), guild.id, name, permissions, mentionable, position=len(guild.roles))
         guild.roles[role.id] = role
         data = {"guild_id": str(guild.id), "role": role.to_json()}
         self._gateway.dispatch("GUILD_ROLE_CREATE", data, intent=Intent.GUILDS)
@@ -180,18 +176,14 @@ class FakeDiscord:
         self._gateway.dispatch("CHANNEL_CREATE", channel.to_json(), intent=Intent.GUILDS)
         return channel
 
-    def add_thread(
-        self, parent: FakeChannel, name: str, *, owner: FakeUser, private: bool = False
-    ) -> FakeChannel:
+    def add_thread(self, parent: FakeChannel, name: str, *, owner: FakeUser, private: bool = False) -> FakeChannel:
         """A thread some user opened in `parent`; dispatched as THREAD_CREATE if the bot is connected."""
         guild = self._state.guild_of(parent)
         if guild is None or parent.is_thread:
             raise ValueError("threads live in guild text channels")
         kind = ChannelType.PRIVATE_THREAD if private else ChannelType.PUBLIC_THREAD
         thread = self._state.add_channel(guild, name, type=kind, parent_id=parent.id, owner_id=owner.id)
-        self._gateway.dispatch(
-            "THREAD_CREATE", thread.to_json() | {"newly_created": True}, intent=Intent.GUILDS
-        )
+        self._gateway.dispatch("THREAD_CREATE", thread.to_json() | {"newly_created": True}, intent=Intent.GUILDS)
         return thread
 
     def dm_channel(self, user: FakeUser) -> FakeChannel:
@@ -220,9 +212,7 @@ class FakeDiscord:
             raise ValueError("only the DM's recipient can write in it")
         replied = None
         if reply_to is not None:
-            replied = self._state.message(
-                target.id, reply_to.id if isinstance(reply_to, StoredMessage) else reply_to
-            )
+            replied = self._state.message(target.id, reply_to.id if isinstance(reply_to, StoredMessage) else reply_to)
         return self._messages.from_user(
             target,
             author,

@@ -52,9 +52,7 @@ class ApiError(Exception):
 
 def form_error(field: str, code: str, message: str) -> ApiError:
     """50035 Invalid Form Body with one field error, nested as Discord nests them."""
-    return ApiError(
-        400, 50035, "Invalid Form Body", {field: {"_errors": [{"code": code, "message": message}]}}
-    )
+    return ApiError(400, 50035, "Invalid Form Body", {field: {"_errors": [{"code": code, "message": message}]}})
 
 
 def sniff_content_type(upload: Upload) -> str:
@@ -134,9 +132,7 @@ class DiscordState:
     def add_guild(self, name: str, *, guild_id: int | None = None) -> FakeGuild:
         owner = self.add_user(f"{name.lower().replace(' ', '-')}-owner")
         guild = FakeGuild(self.ids.next() if guild_id is None else guild_id, name, owner_id=owner.id)
-        guild.roles[guild.id] = FakeRole(
-            guild.id, guild.id, "@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS
-        )
+        guild.roles[guild.id] = FakeRole(guild.id, guild.id, "@everyone", permissions=DEFAULT_EVERYONE_PERMISSIONS)
         for user in (owner, self.bot):
             guild.members[user.id] = FakeMember(user)
         self.guilds[guild.id] = guild
@@ -171,9 +167,7 @@ class DiscordState:
             self.channels[channel.id] = self.dm_by_user[user.id] = channel
         return channel
 
-    def store_attachment(
-        self, channel_id: int, upload: Upload, description: str | None = None
-    ) -> StoredAttachment:
+    def store_attachment(self, channel_id: int, upload: Upload, description: str | None = None) -> StoredAttachment:
         attachment_id = self.ids.next()
         content_type = sniff_content_type(upload)
         size = png_size(upload.data) if content_type == "image/png" else None
