@@ -25,12 +25,16 @@ from core import (
     Settings,
     StreamInterruptedError,
     TextDelta,
+    ToolRunning,
     Turn,
     UserRef,
     texts,
 )
 
 log = logging.getLogger(__name__)
+
+TOOL_NAMES_SHOWN = 3  # in the "tools running" line; names are model output, so bounded
+TOOL_NAME_MAX_CHARS = 64
 
 HELP = """commands:
   /reset            start a new conversation
@@ -122,6 +126,7 @@ class TerminalChat:
         thinking_shown = False
         wrote = False
         note = ""
+        pictures: tuple[Image, ...] = ()
         try:
             async for event in self._assistant.reply(turn):
                 match event:
@@ -136,16 +141,21 @@ class TerminalChat:
                         thinking_shown = self._interactive
                         if thinking_shown:
                             self._err.write("(thinking…)\n")
+                    case ToolRunning(names=names):  # on stderr: stdout keeps only the answers
+                        listed = ", ".join(name[:TOOL_NAME_MAX_CHARS] for name in names[:TOOL_NAMES_SHOWN])
+                        self._err.write(f"(🔧 {listed}…)\n")
+                        self._err.flush()
                     case Completed(images=images):
                         note = event.note  # e.g. the answer hit the length limit
-                        if images:
-                            await self._show_images(images)
+                        pictures = images
         except StreamInterruptedError:
             if wrote:
                 self._out.write("\n")
             raise
         self._out.write("\n")
         self._out.flush()
+        if pictures:  # after the text's line: a drawing tool's pictures come with streamed text
+            await self._show_images(pictures)
         if note:
             self._fail(note)
 

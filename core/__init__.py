@@ -28,7 +28,7 @@ from core.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
-from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, Usage
+from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, ToolRunning, Usage
 from core.images import sniff_mime, validate_image, validate_user_image
 from core.inputs import check_turn_bytes
 from core.live import (
@@ -89,6 +89,7 @@ __all__ = [
     "SurfaceRateLimitError",
     "TextDelta",
     "ToolCall",
+    "ToolRunning",
     "Turn",
     "UpstreamAuthError",
     "UpstreamError",

@@ -20,6 +20,7 @@ from core.events import Completed, Event, Finished, ReasoningDelta, TextDelta, T
 from core.images import ANSWER_DOWNLOAD_BUDGET_IMAGES, Download, ExtractedImages, extract_images, has_inline_image
 from core.settings import Settings
 from core.store import NewMessage, Store
+from core.tools import Exchange, ToolContext, ToolLoop
 from core.upstream import ByteBudget, UpstreamClient
 
 if TYPE_CHECKING:
@@ -57,11 +58,12 @@ class Answer:
     def full_text(self) -> str:
         return "".join(self.text)
 
-    def message(self, user: UserRef, model: str, extracted: ExtractedImages | None) -> NewMessage:
-        """The answer to store once it ended: images extracted (their history text kept), tool calls too."""
+    def message(self, user: UserRef, model: str, extracted: ExtractedImages | None, exchange: Exchange) -> NewMessage:
+        """The answer to store once it ended: images extracted (their history text kept), tool calls too.
+        The text of earlier tool rounds is stored with those rounds (`exchange`), not again here."""
         return NewMessage(
             role="assistant",
-            text=extracted.history_text if extracted else self.full_text,
+            text=extracted.history_text if extracted else self.full_text[exchange.final_offset :],
             user=user,
             reasoning="".join(self.reasoning) or None,
             tool_calls=tuple(self.tool_calls),
@@ -81,10 +83,10 @@ class Answer:
             usage=self.usage,
         )
 
-    def completed(self, extracted: ExtractedImages | None) -> Completed:
+    def completed(self, extracted: ExtractedImages | None, exchange: Exchange) -> Completed:
         return Completed(
             text=_with_failure_note(extracted.caption, extracted.failures) if extracted else self.full_text,
-            images=extracted.images if extracted else (),
+            images=(*(extracted.images if extracted else ()), *exchange.images),  # drawn by tools come last
             reasoning="".join(self.reasoning),
             finish_reason=self.finish_reason,
         )
@@ -131,8 +133,11 @@ class AnswerStream:
     `_store_answer`; whatever ends the stream, the metrics close and a cut-short answer is kept.
     """
 
-    def __init__(self, *, settings: Settings, upstream: UpstreamClient, store: Store, metrics: Metrics | None) -> None:
+    def __init__(
+        self, *, settings: Settings, upstream: UpstreamClient, store: Store, metrics: Metrics | None, tools: ToolLoop
+    ) -> None:
         self._settings = settings
+        self._tools = tools
         self._upstream = upstream
         self._store = store
         self._metrics = metrics
@@ -145,13 +150,25 @@ class AnswerStream:
         upstream_user: str,
         messages: list[dict[str, Any]],
         asked: int,
+        tools: ToolContext,
     ) -> AsyncGenerator[Event, None]:
-        """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that."""
+        """Stream, then store the answer to the user message `asked`; not at all if `/forget` removed that.
+
+        With tools, the upstream is asked again after each round of tool calls (`ToolLoop`); the rounds
+        (`exchange`) are stored before the final answer, in the same transaction."""
         answer = Answer()
+        exchange = Exchange()
         watch = StreamWatch(self._metrics)
         stored = False
         try:
-            events = self._upstream.stream(model=model, messages=messages, user=upstream_user)
+            events = self._tools.run(
+                self._upstream.stream,
+                model=model,
+                messages=messages,
+                user=upstream_user,
+                context=tools,
+                exchange=exchange,
+            )
             async with aclosing(events):  # closes the HTTP response at once when we stop early
                 async for event in events:
                     watch.saw(event)
@@ -159,7 +176,12 @@ class AnswerStream:
                     yield event
             extracted = await self._answer_images(answer.full_text)
             try:
-                await self._store_answer(conversation_id, answer.message(user, model, extracted), asked)
+                await self._store_answer(
+                    conversation_id,
+                    answer.message(user, model, extracted, exchange),
+                    asked,
+                    _exchange_messages(exchange, user, model),
+                )
             finally:
                 stored = True  # written (even if we were cancelled meanwhile), or failed: never a second copy
             log.info(
@@ -173,7 +195,7 @@ class AnswerStream:
             if self._settings.log_content:
                 log.debug("reply text=%r", answer.full_text)
             watch.outcome = "completed"
-            yield answer.completed(extracted)
+            yield answer.completed(extracted, exchange)
         except UpstreamError as exc:
             log.warning(
                 "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
@@ -206,10 +228,12 @@ class AnswerStream:
             deadline_seconds=self._settings.image_download_timeout_seconds,
         )
 
-    async def _store_answer(self, conversation_id: int, message: NewMessage, asked: int) -> None:
+    async def _store_answer(
+        self, conversation_id: int, message: NewMessage, asked: int, before: Sequence[NewMessage]
+    ) -> None:
         # A length or content-filter stop is stored complete: the model ended the answer, nothing of
         # ours failed (incomplete counts as a failed reply); the note shown with it is not stored.
-        kept = await _to_completion(self._store.add_reply(conversation_id, message, answering=asked))
+        kept = await _to_completion(self._store.add_reply(conversation_id, message, answering=asked, before=before))
         if kept is None:
             log.info("reply not stored: /forget removed its question meanwhile conversation=%s", conversation_id)
 
@@ -242,3 +266,29 @@ def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
         return caption
     note = failures[0].user_message
     return f"{caption}\n\n({note})" if caption else f"({note})"
+
+
+def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[NewMessage]:
+    """The tool rounds of a reply as stored messages: each call message, then its results."""
+    stored: list[NewMessage] = []
+    for done in exchange.rounds:
+        calls = tuple(outcome.call for outcome in done.outcomes)
+        stored.append(
+            NewMessage(
+                role="assistant",
+                text=done.text,
+                user=user,
+                reasoning=done.reasoning or None,
+                tool_calls=calls,
+                model=model,
+            )
+        )
+        stored.extend(
+            NewMessage(role="tool", text=outcome.text, user=user, tool_calls=(_answered(outcome.call),))
+            for outcome in done.outcomes
+        )
+    return stored
+
+
+def _answered(call: ToolCall) -> ToolCall:
+    return ToolCall(call.id, call.name, "")  # a result stores which call it answers; the arguments are in it

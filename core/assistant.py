@@ -24,7 +24,7 @@ from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, Image
+from core.events import Completed, Event, Image, Usage
 from core.health import HEALTH_TIMEOUT_SECONDS, UpstreamHealth, probe
 from core.images import (
     extract_images,
@@ -46,6 +46,7 @@ from core.store import (
     open_store,
     upgrade,
 )
+from core.tools import Draw, ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry, image_drawer
 from core.upstream import UpstreamClient
 
 if TYPE_CHECKING:
@@ -83,8 +84,15 @@ class Assistant:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
         counter: RequestCounter | None = None,
+        tools: ToolRegistry | None = None,
     ) -> None:
+        """`tools`: what the chat model may call; by default the built-in tools the settings enable."""
         self._metrics = metrics
+        self._tools = ToolLoop(
+            default_tools(settings) if tools is None else tools,
+            ToolLimits(settings.tool_timeout_seconds, settings.tool_max_rounds, settings.tool_result_max_chars),
+            log_content=settings.log_content,
+        )
         self._settings = settings
         self._upstream = upstream
         self._store = store
@@ -93,7 +101,9 @@ class Assistant:
         self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
         self._models_cache: tuple[float, list[str]] | None = None
         self._upstream_health = UpstreamHealth(upstream.list_models, clock)
-        self._answers = AnswerStream(settings=settings, upstream=upstream, store=store, metrics=metrics)
+        self._answers = AnswerStream(
+            settings=settings, upstream=upstream, store=store, metrics=metrics, tools=self._tools
+        )
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
         """Stream the answer to `turn`: deltas as they come, then one `Completed`.
@@ -146,6 +156,8 @@ class Assistant:
                 user_hash(turn.conversation.platform, turn.user.id),
                 messages,
                 asked,
+                # Built only here, after the access check: strangers are never offered tools.
+                ToolContext(images=images, draw=self._drawer(turn.conversation, turn.user, conversation.id)),
             )
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
@@ -159,7 +171,10 @@ class Assistant:
         )
         return build_context(
             system_prompt=conversation.system_prompt,
-            history=[HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count) for m in history],
+            history=[
+                HistoryItem(m.role, m.text, _image_parts(m.images), m.user_name, m.image_count, m.tool_calls)
+                for m in history
+            ],
             budget_tokens=self._settings.context_budget_tokens,
             image_turns=self._settings.history_image_turns,
             name_prefix=turn.name_prefix,
@@ -352,6 +367,42 @@ class Assistant:
         """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
         return await self._gate.forget(platform, user)
 
+    def _drawer(self, key: ConversationKey, user: UserRef, conversation_id: int) -> Draw | None:
+        """The `generate_image` capability of one reply: IMAGE_MODEL, its usage charged to `user`."""
+        model = self._settings.image_model
+        if not model:
+            return None
+
+        async def record(usage: Usage) -> None:
+            await self._store.record_usage(
+                user,
+                key.platform,
+                conversation_id=conversation_id,
+                kind="image",
+                model=model,
+                usage=usage,
+                create_user=False,
+            )
+
+        return image_drawer(
+            upstream=self._upstream,
+            model=model,
+            upstream_user=user_hash(key.platform, user.id),
+            max_prompt_chars=self._settings.max_input_chars,
+            image_max_bytes=self._settings.image_max_bytes,
+            download=self._answers.downloader(),
+            deadline_seconds=self._settings.image_download_timeout_seconds,
+            on_usage=record,
+        )
+
+
+def default_tools(settings: Settings) -> ToolRegistry:
+    """The built-in tools the settings turn on: `generate_image` with IMAGE_MODEL, unless IMAGE_TOOL=false."""
+    registry = ToolRegistry()
+    if settings.image_model and settings.image_tool:
+        registry.register(ImageTool())
+    return registry
+
 
 def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
     return [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in images]
@@ -364,6 +415,7 @@ async def open_assistant(
     migrate: bool = True,
     metrics: Metrics | None = None,
     clock: Callable[[], float] = time.time,
+    tools: ToolRegistry | None = None,
 ) -> AsyncIterator[Assistant]:
     """Own the database and the upstream client for the life of the block; upgrade the schema first.
 
@@ -389,7 +441,13 @@ async def open_assistant(
         ) as upstream,
     ):
         yield Assistant(
-            settings=settings, upstream=upstream, store=store, metrics=metrics, clock=clock, counter=counter
+            settings=settings,
+            upstream=upstream,
+            store=store,
+            metrics=metrics,
+            clock=clock,
+            counter=counter,
+            tools=tools,
         )
 
 

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.events import ToolCall
+
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators, per message
 IMAGE_TOKENS = 800  # roughly one high-detail tile set; images are the expensive part
@@ -25,10 +27,28 @@ class HistoryItem:
     parts: Sequence[dict[str, Any]] | None = None
     author: str = ""
     image_count: int = 0  # images the turn had; those missing from `parts` are no longer stored
+    # An assistant message's calls; for a "tool" message, the one call it answers (its id and name).
+    tool_calls: Sequence[ToolCall] = ()
 
 
 def estimate_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + MESSAGE_OVERHEAD_TOKENS
+
+
+def tool_call_message(text: str, calls: Sequence[ToolCall]) -> dict[str, Any]:
+    """An assistant message that called tools, as the upstream expects it back (OpenAI format)."""
+    return {
+        "role": "assistant",
+        "content": text or None,
+        "tool_calls": [
+            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call in calls
+        ],
+    }
+
+
+def tool_result_message(call_id: str, text: str) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
 
 
 def build_context(
@@ -68,11 +88,18 @@ def build_context(
             break
         spent += cost
         chosen.append(message)
+    while len(chosen) > 1 and chosen[-1]["role"] == "tool":  # the oldest kept: results without their call
+        chosen.pop()
     chosen.reverse()
     return [*system, *chosen[:-1], *before_question, chosen[-1]]
 
 
 def _to_upstream(item: HistoryItem, *, keep_images: bool, name_prefix: bool) -> tuple[dict[str, Any], int]:
+    if item.role == "tool" and item.tool_calls:
+        return tool_result_message(item.tool_calls[0].id, item.text), estimate_tokens(item.text)
+    if item.role == "assistant" and item.tool_calls:
+        arguments = sum(len(call.name) + len(call.arguments) for call in item.tool_calls)
+        return tool_call_message(item.text, item.tool_calls), estimate_tokens(item.text) + arguments // CHARS_PER_TOKEN
     text = f"{item.author}: {item.text}" if name_prefix and item.role == "user" and item.author else item.text
     found = [part for part in item.parts or () if part.get("type") == "image_url"]
     images = found if keep_images else []

@@ -32,6 +32,13 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolRunning:
+    """Tools the model called are running now (their names, in call order); the answer goes on after."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one upstream call; missing details are zero."""
 
@@ -70,6 +77,8 @@ FINISH_NOTES = {
     "max_tokens": "The answer hit the length limit.",  # Anthropic's stop_reason, passed on by some gateways
     "content_filter": "The provider filtered this answer.",
     "safety": "The provider filtered this answer.",  # Gemini's FinishReason.SAFETY, passed on by some gateways
+    # Parley's own, not an upstream's: the model still called tools in the last round TOOL_MAX_ROUNDS allows.
+    "tool_limit": "The model wanted more tool calls than allowed; its answer stopped there.",
 }
 """The short notes users see after an answer that ended for these `finish_reason`s (lower-cased), in one place."""
 
@@ -92,5 +101,5 @@ class Completed:
         return FINISH_NOTES.get(self.finish_reason.lower(), "")
 
 
-Event = TextDelta | ReasoningDelta | ToolCall | Usage | Finished | Completed
-"""What `UpstreamClient.stream` and `Assistant.reply` yield (`Completed` only from the assistant)."""
+Event = TextDelta | ReasoningDelta | ToolCall | ToolRunning | Usage | Finished | Completed
+"""What `UpstreamClient.stream` and `Assistant.reply` yield (`ToolRunning` and `Completed` only from the assistant)."""

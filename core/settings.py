@@ -89,6 +89,12 @@ class Settings(DatabaseSettings):
     history_image_turns: int = Field(default=2, ge=0)
     max_input_chars: int = Field(default=16000, ge=1)
 
+    # Tools the chat model may call (core/tools)
+    tool_timeout_seconds: float = Field(default=30.0, gt=0)  # per call
+    tool_max_rounds: int = Field(default=5, ge=1, le=20)  # upstream requests that may run tools, per reply
+    tool_result_max_chars: int = Field(default=20_000, ge=100)  # longer results are cut, with a note
+    image_tool: bool = True  # offer `generate_image` to the chat model when IMAGE_MODEL is set
+
     # Access and limits ("platform:id" lists; empty ALLOWED_USERS and ALLOWED_CHATS: everyone may talk)
     allowed_users: Annotated[tuple[str, ...], NoDecode] = ()
     allowed_chats: Annotated[tuple[str, ...], NoDecode] = ()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from core.errors import FormattingRejectedError, ParleyError, StreamInterruptedError, SurfaceRateLimitError
-from core.events import Completed, Image, ReasoningDelta, TextDelta
+from core.events import Completed, Image, ReasoningDelta, TextDelta, ToolRunning
 from core.live.budget import Budget, Clock, Priority, Ticket
 from core.live.layout import Layout
 from core.live.markdown import (
@@ -50,6 +50,9 @@ T = TypeVar("T")
 # Answers longer than this (characters) get their final layout in a worker thread: ~200 ms per MB for ordinary
 # text and up to ~1 s per MB for hostile Markdown (bench/hostile_output.py --layout), too long to hold the loop.
 FINAL_LAYOUT_THREAD_CHARS = 65_536
+
+STATUS_TOOL_NAMES = 3  # tool names a status line shows at most (the rest is "…")
+STATUS_NAME_MAX_CHARS = 64  # OpenAI's limit for a function name; model output may name anything
 
 
 @dataclass(slots=True)
@@ -105,6 +108,7 @@ class LiveReply:
         self._chunks: list[str] = []
         self._reasoning: list[str] = []
         self._completed: Completed | None = None
+        self._tools_running: tuple[str, ...] = ()  # shown as a status line until the answer goes on
         self._error: ParleyError | None = None
         self._crash: BaseException | None = None
         self._ended = False
@@ -164,6 +168,10 @@ class LiveReply:
             async for event in events:
                 if type(event) is TextDelta:
                     chunks.append(event.text)
+                    self._tools_running = ()
+                    changed.set()
+                elif type(event) is ToolRunning:
+                    self._tools_running = event.names
                     changed.set()
                 elif type(event) is ReasoningDelta:
                     reasoning.append(event.text)
@@ -334,13 +342,30 @@ class LiveReply:
         if self._has_answer:
             self._layout.advance(self._source)
             messages.extend(self._layout.sealed)
-            live = render_live(self._layout.open_segment(self._source), self._dialect)
+            live = self._with_status(render_live(self._layout.open_segment(self._source), self._dialect))
             if live.text:
                 messages.append(live)
             return messages, len(messages) - 1 if live.text else None
-        if self._reasoning_mode == "status" and self._reasoning_before_answer:
+        if self._tools_running:
+            messages.append(render_label(self._tool_status(), self._dialect))
+        elif self._reasoning_mode == "status" and self._reasoning_before_answer:
             messages.append(render_label(self._labels.thinking, self._dialect))
         return messages, (len(messages) - 1 if messages else None)
+
+    def _tool_status(self) -> str:
+        names = list(dict.fromkeys(name[:STATUS_NAME_MAX_CHARS] for name in self._tools_running))
+        shown = ", ".join(names[:STATUS_TOOL_NAMES]) + (", …" if len(names) > STATUS_TOOL_NAMES else "")
+        return self._labels.tool_running.format(names=shown)
+
+    def _with_status(self, live: Rendered) -> Rendered:
+        """The growing message with the running tools' status line under it, when that fits."""
+        if not self._tools_running:
+            return live
+        label = render_label(self._tool_status(), self._dialect)
+        if not live.text:
+            return label
+        combined = Rendered(f"{live.text}\n\n{label.text}", live.markup, live.entities)
+        return combined if self._fits(combined) else live
 
     def _reasoning_message(self, reasoning: str, *, is_collapsed: bool) -> Rendered:
         key = (len(reasoning), is_collapsed)
@@ -390,16 +415,17 @@ class LiveReply:
     def _with_images(
         self, prefix: list[Rendered], pieces: list[Rendered], text: str, images: tuple[Image, ...]
     ) -> _Final:
-        """Images go with the text as caption when it fits; otherwise after the text already shown,
-        or (nothing shown yet) with the caption's worth of text and the rest as messages after them."""
+        """Images follow text already shown (it stays: read, and in a group the reply to the question);
+        else they go with the text as caption when it fits, or with the caption's worth of text and the
+        rest as messages after them."""
         caption_limit = self._profile.caption_max_units
         answer_shown = self._answer_shown
         if not pieces:
             return _Final(prefix, images)
+        if answer_shown:  # the text read stays where it is (in a group, the reply to the question)
+            return _Final(prefix + pieces, images)
         if len(pieces) == 1 and count_units(pieces[0].text, self._unit) <= caption_limit:
             return _Final(prefix, images, pieces[0])
-        if answer_shown:
-            return _Final(prefix + pieces, images)
         cut = cut_segment(
             text,
             window_units=caption_limit,

@@ -126,6 +126,7 @@ class Labels:
     """The few words the engine shows itself; adapters may translate them."""
 
     thinking: str = "💭 Thinking…"
+    tool_running: str = "🔧 {names}…"  # while tools run; `{names}`: theirs
     note_prefix: str = "⚠️ "
     empty_answer: str = "The model returned an empty answer."
     truncated_reasoning: str = "…"

@@ -34,6 +34,7 @@ from core.store.messages import (
     NewMessage,
     StoredMessage,
     message_params,
+    stored_calls,
 )
 from core.store.tables import ACTIVE_ONLY, Conversation, Message, User
 from core.store.usage import (
@@ -197,22 +198,35 @@ class Store:
             return message_id
 
     async def add_reply(
-        self, conversation_id: int, message: NewMessage, *, kind: UsageKind = "chat", answering: int | None = None
+        self,
+        conversation_id: int,
+        message: NewMessage,
+        *,
+        kind: UsageKind = "chat",
+        answering: int | None = None,
+        before: Sequence[NewMessage] = (),
     ) -> int | None:
         """Store an assistant message and, if it has usage, a usage record: both or neither.
 
         The usage is charged to `message.user`, else to whoever started the conversation; its model is
         `message.model`, else the conversation's. With `answering` (the id of the user message replied to)
         nothing is stored, and None returned, when that message or its author is gone: `/forget` ran while
-        the reply was streaming, and must not be undone by it.
+        the reply was streaming, and must not be undone by it. `before` (a tool exchange: the assistant's
+        calls and the tools' results) is stored first, in the same transaction.
         """
         if answering is None or message.user is None:
-            return await self._store_reply(conversation_id, message, kind=kind, answering=None)
+            return await self._store_reply(conversation_id, message, kind=kind, answering=None, before=before)
         async with self._users(message.user.id):
-            return await self._store_reply(conversation_id, message, kind=kind, answering=answering)
+            return await self._store_reply(conversation_id, message, kind=kind, answering=answering, before=before)
 
     async def _store_reply(
-        self, conversation_id: int, message: NewMessage, *, kind: UsageKind, answering: int | None
+        self,
+        conversation_id: int,
+        message: NewMessage,
+        *,
+        kind: UsageKind,
+        answering: int | None,
+        before: Sequence[NewMessage] = (),
     ) -> int | None:
         async with self._transaction() as connection:
             if answering is not None and message.user is not None:
@@ -222,6 +236,8 @@ class Store:
                 )
                 if found.first() is None:
                     return None
+            for earlier in before:
+                await self._insert_message(connection, conversation_id, earlier)
             message_id, user_id = await self._insert_message(connection, conversation_id, message)
             if message.usage is not None:
                 owner = (
@@ -283,6 +299,7 @@ class Store:
                 row.incomplete,
                 row.name or "",
                 row.created_at,
+                stored_calls(row.tool_calls),
             )
             for row in reversed(rows)
         ]

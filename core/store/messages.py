@@ -29,9 +29,12 @@ class ConversationRecord:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A message to store. `user` is the author of a user message, the requester of an assistant one."""
+    """A message to store. `user` is the author of a user message, the requester of an assistant one.
 
-    role: Literal["user", "assistant"]
+    A "tool" message is a tool's result; its `tool_calls` holds the one call it answers (id and name).
+    """
+
+    role: Literal["user", "assistant", "tool"]
     text: str
     user: UserRef | None = None
     images: Sequence[NewImage] = ()
@@ -60,6 +63,7 @@ class StoredMessage:
     incomplete: bool
     user_name: str
     created_at: datetime
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 # Hot-path statements are built once: building one costs more than running it (SQLAlchemy caches the
@@ -79,6 +83,7 @@ RECENT = (
         Message.incomplete,
         User.name,
         Message.created_at,
+        Message.tool_calls,
     )
     .outerjoin(User, User.id == Message.user_id)
     .where(Message.conversation_id == bindparam("p_conversation_id"))
@@ -127,6 +132,17 @@ ANSWERED = (
     )
     .with_for_update(read=True, key_share=True, of=User)
 )
+
+
+def stored_calls(stored: Any) -> tuple[ToolCall, ...]:
+    """The `tool_calls` column read back; anything malformed is skipped (the column is ours, but JSON)."""
+    if not isinstance(stored, list):
+        return ()
+    return tuple(
+        ToolCall(id=str(item.get("id", "")), name=str(item.get("name", "")), arguments=str(item.get("arguments", "")))
+        for item in stored
+        if isinstance(item, dict)
+    )
 
 
 def _storable(text: str) -> str:

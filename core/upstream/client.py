@@ -122,7 +122,12 @@ class UpstreamClient:
             await self._downloads.aclose()
 
     async def stream(
-        self, *, model: str, messages: Sequence[Mapping[str, Any]], user: str | None = None
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        user: str | None = None,
+        tools: Sequence[Mapping[str, Any]] = (),
     ) -> AsyncGenerator[Event, None]:
         """Yield TextDelta/ReasoningDelta as they arrive, then ToolCalls, Usage (if sent) and Finished last.
 
@@ -130,6 +135,8 @@ class UpstreamClient:
         early, `aclose()` the generator (or use `contextlib.aclosing`): that closes the response.
         """
         body = self._body(model, messages, user, stream=True)
+        if tools:  # OpenAI `tools` format; absent, not empty, when there are none (some gateways refuse [])
+            body["tools"] = [dict(tool) for tool in tools]
         limit = self._reply_timeout_seconds
         deadline = asyncio.get_running_loop().time() + limit if limit is not None else None
         attempt = 0

@@ -89,6 +89,18 @@ class RecordedRequest:
         return self.headers.get("authorization")
 
     @property
+    def tool_names(self) -> list[str]:
+        """The names of the `tools` the request offered ([] for none)."""
+        tools = self.body.get("tools") if isinstance(self.body, dict) else None
+        return [t["function"]["name"] for t in tools or [] if isinstance(t, dict) and "function" in t]
+
+    @property
+    def tool_results(self) -> list[dict[str, Any]]:
+        """The request's `role: tool` messages (a follow-up request after tool calls)."""
+        messages = self.body.get("messages") if isinstance(self.body, dict) else None
+        return [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "tool"]
+
+    @property
     def last_user_text(self) -> str:
         """The text of the last user message (text parts joined when content is a list)."""
         messages = self.body.get("messages") if isinstance(self.body, dict) else None
@@ -168,6 +180,7 @@ class FakeUpstream:
         self.api_key = api_key
         self.default_reply = default_reply
         self.models: list[str] = ["fake/echo", "fake/other"]
+        self.refuse_tools = False  # True: every chat request carrying `tools` gets a 400 naming them
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[Reply | _Error | Handler]] = {"chat": deque(), "models": deque()}
         self._served: dict[str, _Served] = {}
@@ -300,6 +313,11 @@ class FakeUpstream:
                 )
             return await self._run(script, request, recorded)
         if request.method == "POST" and request.path == "/v1/chat/completions":
+            if self.refuse_tools and isinstance(body, dict) and "tools" in body:
+                # Modelled on Ollama's OpenAI-compatible API, which answers a request with `tools` for a model
+                # without tool support with HTTP 400 "<model> does not support tools".
+                message = f"registry.fake/{body.get('model')} does not support tools"
+                return _json_response(400, {"error": {"message": message, "type": "api_error"}})
             script = self._next("chat") or self.default_reply(recorded)
             return await self._run(script, request, recorded)
         return _json_response(404, {"error": {"message": "no such route", "type": "not_found"}})

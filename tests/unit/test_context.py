@@ -73,3 +73,36 @@ def test_group_names_and_discussion() -> None:
     assert messages[1]["content"] == "ann: hi" and messages[2]["content"] == "hello"
     assert messages[-2]["role"] == "system" and "carl: pizza tonight?\ndana: yes" in messages[-2]["content"]
     assert messages[-1]["content"] == "bob: what now?"
+
+
+def _exchange() -> list[HistoryItem]:
+    from core.events import ToolCall
+
+    calls = (ToolCall("c1", "lookup", '{"id": 1}'), ToolCall("c2", "lookup", '{"id": 2}'))
+    return [
+        HistoryItem("user", "old question " + "x" * 400),
+        HistoryItem("assistant", "checking", tool_calls=calls),
+        HistoryItem("tool", "result one " + "y" * 400, tool_calls=(ToolCall("c1", "lookup", ""),)),
+        HistoryItem("tool", "result two", tool_calls=(ToolCall("c2", "lookup", ""),)),
+        HistoryItem("assistant", "both found"),
+        HistoryItem("user", "new question"),
+    ]
+
+
+def test_a_tool_exchange_goes_upstream_as_calls_and_results() -> None:
+    messages = build_context(system_prompt="", history=_exchange(), budget_tokens=10_000, image_turns=1)
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "assistant", "user"]
+    assert messages[1]["tool_calls"][1] == {
+        "id": "c2",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": '{"id": 2}'},
+    }
+    assert messages[3] == {"role": "tool", "tool_call_id": "c2", "content": "result two"}
+
+
+def test_trimming_never_sends_tool_results_without_their_call() -> None:
+    history = _exchange()
+    # Room for the newest three (answer, "result two", question) but not the long "result one".
+    budget = sum(estimate_tokens(item.text) for item in history[-3:]) + 10
+    messages = build_context(system_prompt="", history=history, budget_tokens=budget, image_turns=1)
+    assert [m["role"] for m in messages] == ["assistant", "user"]
