@@ -226,7 +226,7 @@ class LiveReply:
                 raise self._crash
             if self._ended and self._final is None and self._is_large():
                 # Laying out a huge answer is linear but takes a while: in a worker thread, the loop (every
-                # other chat, the Discord heartbeat) keeps running. Only this task touches the layout.
+                # other chat, a platform heartbeat) keeps running. Only this task touches the layout.
                 self._pull()
                 self._final = await asyncio.to_thread(self._compute_final)
             op = self._next_op()
