@@ -184,29 +184,15 @@ class AnswerStream:
                 )
             finally:
                 stored = True  # written (even if we were cancelled meanwhile), or failed: never a second copy
-            log.info(
-                "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
-                conversation_id,
-                model,
-                len(answer.full_text),
-                time.monotonic() - watch.started,
-                answer.finish_reason,
-            )
-            if self._settings.log_content:
-                log.debug("reply text=%r", answer.full_text)
+            self._log_done(conversation_id, model, answer, watch)
             watch.outcome = "completed"
             yield answer.completed(extracted, exchange)
-        except UpstreamError as exc:
-            log.warning(
-                "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
-                conversation_id,
-                type(exc).__name__,
-                exc.status,
-                sum(map(len, answer.text)),
-            )
-            watch.failed(exc)
-            raise
         except ParleyError as exc:
+            if isinstance(exc, UpstreamError):
+                log.warning(
+                    "upstream failed conversation=%s kind=%s status=%s partial_chars=%d",
+                    conversation_id, type(exc).__name__, exc.status, sum(map(len, answer.text)),
+                )  # fmt: skip
             watch.failed(exc)
             raise
         finally:
@@ -216,6 +202,14 @@ class AnswerStream:
                 await _to_completion(
                     self._store.add_reply(conversation_id, answer.partial_message(user, model), answering=asked)
                 )
+
+    def _log_done(self, conversation_id: int, model: str, answer: Answer, watch: StreamWatch) -> None:
+        log.info(
+            "reply done conversation=%s model=%s chars=%d seconds=%.2f finish=%.40r",
+            conversation_id, model, len(answer.full_text), time.monotonic() - watch.started, answer.finish_reason,
+        )  # fmt: skip
+        if self._settings.log_content:
+            log.debug("reply text=%r", answer.full_text)
 
     async def _answer_images(self, text: str) -> ExtractedImages | None:
         """The images a finished answer shows inline (data URLs, links), or None when it has none."""
