@@ -259,6 +259,19 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
+async def _metrics_once_counted(client: httpx.AsyncClient) -> str:
+    """/metrics once the reply is counted: the process counts it just after its last call to Telegram, which
+    the test sees first (another process, no event to wait on, so poll; bounded)."""
+    async with asyncio.timeout(10):
+        while True:
+            exposition = (await client.get("/metrics")).text
+            if _sample(exposition, "parley_replies_total", '{outcome="completed"}') and _sample(
+                exposition, "parley_first_visible_text_seconds_count"
+            ):
+                return exposition
+            await asyncio.sleep(0.05)
+
+
 async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: Path) -> None:
     """The composition root end to end: METRICS_PORT set, a real `parley run telegram`, one chat message."""
     port = free_port()
@@ -270,7 +283,7 @@ async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: P
                 assert _listen_addresses(port) == {"127.0.0.1"}  # METRICS_LISTEN unset: this host only
                 w.tg.user_sends(chat, user, "count me")
                 await w.said(chat, lambda t: t == "Echo: count me")
-                exposition = (await client.get("/metrics")).text
+                exposition = await _metrics_once_counted(client)
             process.send_signal(signal.SIGTERM)
             out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
