@@ -149,10 +149,20 @@ def is_addressed(message: Message, me: User) -> bool:
 
 def without_mention(text: str, me: User) -> str:
     """Drop a leading or trailing @bot (the way people address it); one in the middle is part of the text."""
+    text = text.strip()
     if not me.username:
-        return text.strip()
-    name = re.escape(me.username)
-    return re.sub(rf"^\s*@{name}\b[\s,:]*|\s*@{name}\s*$", "", text, flags=re.IGNORECASE).strip()
+        return text
+    # By hand, not a regex: `\s*@bot\s*$` rescans every run of whitespace (quadratic in hostile text).
+    mention = f"@{me.username}".lower()  # usernames are ASCII, so slices of len(mention) compare exactly
+    size = len(mention)
+    if text[:size].lower() == mention and not (text[size : size + 1].isalnum() or text[size : size + 1] == "_"):
+        rest = size
+        while rest < len(text) and (text[rest].isspace() or text[rest] in ",:"):
+            rest += 1
+        text = text[rest:]
+    if text[-size:].lower() == mention:
+        text = text[:-size].rstrip()
+    return text
 
 
 def has_image(message: Message) -> bool:
