@@ -6,13 +6,12 @@ cannot read).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.database import every_value, holds, mentions, rows
-from tests.e2e.discord_harness import API_KEY, World, bot_says, build_world, discord_settings, fast_limits, running_bot
+from tests.e2e.discord_harness import World, bot_says, discord_settings, running_bot
 from tests.e2e.paused_reply import add_paused_reply
 from tests.fakes.discord import FakeDiscord, Upload
 from tests.fakes.images import png_bytes
@@ -23,24 +22,6 @@ pytestmark = pytest.mark.e2e
 INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\ufe0f \u3164"
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>'
 BMP = b"BM" + bytes(52)
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
-
-
-@pytest.fixture
-def world(dc: FakeDiscord) -> World:
-    return build_world(dc)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
 
 
 async def test_images_older_than_the_window_leave_the_database(

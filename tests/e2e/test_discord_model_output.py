@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.discord_harness import API_KEY, World, bot_says, build_world, discord_settings, fast_limits, running_bot
+from tests.e2e.discord_harness import World, bot_says, discord_settings, running_bot
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
@@ -23,24 +23,6 @@ NOT_SHOWN = "An image could not be shown."
 # Discord's masked-link rule needs "](" followed by the target; one whose target is not http(s) must not
 # reach Discord intact (Discord hides a backslash before "(" and shows the text as written).
 MASKED_NOT_WEB = re.compile(r"\]\((?!\s*<?https?://)", re.IGNORECASE)
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
-
-
-@pytest.fixture
-def world(dc: FakeDiscord) -> World:
-    return build_world(dc)
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream(api_key=API_KEY) as fake:
-        yield fake
 
 
 async def test_an_image_link_into_the_bots_network_is_not_fetched_and_not_posted(

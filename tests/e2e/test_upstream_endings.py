@@ -9,7 +9,7 @@ fake platform shows last and what the store kept (text, incomplete) are both che
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.discord_harness import API_KEY as DISCORD_API_KEY
-from tests.e2e.discord_harness import bot_says, build_world, discord_settings, fast_limits, running_bot
+from tests.e2e.discord_harness import bot_says, build_world, discord_settings, running_bot
 from tests.e2e.telegram_harness import reads, telegram_world
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram.entities import utf16_len
@@ -138,13 +138,6 @@ async def test_telegram_shows_every_kind_of_ending_and_keeps_serving(tmp_path: P
     assert not any("Traceback" in text or "fake error" in text for text in texts)
     assert " over the lazy dog" not in "".join(texts)  # nothing after the malformed chunk was shown
     assert stored_replies(tmp_path / "parley.db") == expected_rows()
-
-
-@pytest.fixture
-async def dc() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord(rate_limits=fast_limits()) as fake:
-        yield fake
-        assert fake.count_429 == 0, "the adapter went over Discord's rate limits"
 
 
 async def test_discord_shows_every_kind_of_ending_and_keeps_serving(dc: FakeDiscord, tmp_path: Path) -> None:
