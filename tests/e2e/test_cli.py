@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import API_KEY
+from tests.e2e.support import parley_env
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream
 
@@ -20,9 +20,22 @@ pytestmark = pytest.mark.e2e
 PARLEY = str(Path(sys.executable).parent / "parley")
 
 
-def env_for(tmp_path: Path, **values: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
-    return {**keep, "PYTHONUNBUFFERED": "1", **values}
+def env_for(**values: str) -> dict[str, str]:
+    """A `parley` subprocess's environment: `values` (settings by env name), output unbuffered."""
+    return parley_env(PYTHONUNBUFFERED="1", **values)
+
+
+def chat_env(upstream: FakeUpstream, **values: str) -> dict[str, str]:
+    """`parley chat` against `upstream` with a SQLite file in the working folder; `values` add or override."""
+    return env_for(
+        **{
+            "LLM_BASE_URL": upstream.base_url,
+            "LLM_API_KEY": API_KEY,
+            "CHAT_MODEL": "fake/echo",
+            "DATABASE_URL": "sqlite:///parley.db",
+            **values,
+        }
+    )
 
 
 async def run(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "") -> tuple[int, str, str]:
@@ -45,15 +58,7 @@ async def test_chat_reads_lines_prints_replies_and_goes_on_after_an_error(tmp_pa
         upstream.add_reply("Hi there, friend.", chunk_chars=2, byte_chunking="byte")
         upstream.add_error(401)
         upstream.add_reply(f"Your picture:\n![red](data:image/png;base64,{base64.b64encode(png_bytes()).decode()})")
-        env = env_for(
-            tmp_path,
-            LLM_BASE_URL=upstream.base_url,
-            LLM_API_KEY=API_KEY,
-            CHAT_MODEL="fake/echo",
-            IMAGE_MODEL="fake/painter",
-            DATABASE_URL="sqlite:///data/parley.db",
-            IMAGE_DIR="pics",
-        )
+        env = chat_env(upstream, IMAGE_MODEL="fake/painter", DATABASE_URL="sqlite:///data/parley.db", IMAGE_DIR="pics")
         code, out, err = await run(
             ["chat"], env, tmp_path, "hello\nthis one fails\n\n/imagine a red dot\nand after that?\n/reset\nnew start\n"
         )
@@ -86,18 +91,18 @@ async def test_chat_reads_lines_prints_replies_and_goes_on_after_an_error(tmp_pa
 
 
 async def test_missing_setting_is_one_line_without_traceback(tmp_path: Path) -> None:
-    code, out, err = await run(["chat"], env_for(tmp_path, LLM_API_KEY="k", CHAT_MODEL="m"), tmp_path)
+    code, out, err = await run(["chat"], env_for(LLM_API_KEY="k", CHAT_MODEL="m"), tmp_path)
     assert code == 2 and out == ""
     assert err == "parley: error: LLM_BASE_URL is not set\n"
     code, _, err = await run(
-        ["run"], env_for(tmp_path, LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_API_KEY="k", CHAT_MODEL="m"), tmp_path
+        ["run"], env_for(LLM_BASE_URL="http://127.0.0.1:9/v1", LLM_API_KEY="k", CHAT_MODEL="m"), tmp_path
     )
     assert code == 2 and err.count("\n") == 1 and "TELEGRAM_BOT_TOKEN" in err
 
 
 async def test_dotenv_is_read_and_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("DATABASE_URL=sqlite:///fresh.db\n")
-    code, out, err = await run(["db", "upgrade"], env_for(tmp_path), tmp_path)
+    code, out, err = await run(["db", "upgrade"], env_for(), tmp_path)
     assert code == 0, err
     assert out.strip() == "database is up to date"
     with sqlite3.connect(tmp_path / "fresh.db") as db:
@@ -110,15 +115,7 @@ async def test_chat_notes_answers_the_upstream_cut_and_the_reply_deadline_then_g
         upstream.add_reply("A long answer that stops mid", finish_reason="length")
         upstream.add_reply("I can tell you that", finish_reason="content_filter")
         upstream.add_fault("keepalive_after", 19)  # then only keep-alive comments, until we leave
-        env = env_for(
-            tmp_path,
-            LLM_BASE_URL=upstream.base_url,
-            LLM_API_KEY=API_KEY,
-            CHAT_MODEL="fake/echo",
-            DATABASE_URL="sqlite:///parley.db",
-            REPLY_TIMEOUT_SECONDS="1.5",
-            STREAM_IDLE_TIMEOUT="1",
-        )
+        env = chat_env(upstream, REPLY_TIMEOUT_SECONDS="1.5", STREAM_IDLE_TIMEOUT="1")
         code, out, err = await run(["chat"], env, tmp_path, "one\ntwo\nthree\nfour\n")
     assert code == 0, err
     assert out.splitlines() == [

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import API_KEY
-from tests.e2e.test_cli import env_for, run
+from tests.e2e.test_cli import chat_env, run
 from tests.fakes.images import png_bytes
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, ToolCallScript
 
@@ -42,17 +42,7 @@ async def test_chat_model_draws_fails_softly_stops_at_the_round_limit_and_surviv
         # 4: the gateway refuses `tools`: asked again without them, and never offered them again.
         upstream.add_error(400, {"error": {"message": "tools are not supported by this model", "type": "x"}})
         upstream.add_reply("A plain answer.")
-        env = env_for(
-            tmp_path,
-            LLM_BASE_URL=upstream.base_url,
-            LLM_API_KEY=API_KEY,
-            CHAT_MODEL="fake/echo",
-            IMAGE_MODEL="fake/painter",
-            DATABASE_URL="sqlite:///parley.db",
-            IMAGE_DIR="pics",
-            TOOL_MAX_ROUNDS="1",
-            LLM_MAX_RETRIES="0",
-        )
+        env = chat_env(upstream, IMAGE_MODEL="fake/painter", IMAGE_DIR="pics", TOOL_MAX_ROUNDS="1", LLM_MAX_RETRIES="0")
         code, out, err = await run(["chat"], env, tmp_path, "draw our mascot as a pirate\nship\nparrot\nhi\nbye\n")
         requests = upstream.chat_requests
 
@@ -108,16 +98,7 @@ async def test_chat_model_draws_two_pictures_at_once_and_a_drawing_that_hangs_ti
         upstream.add_reply(tool_calls=[_draw("a slow ship")], finish_reason="tool_calls")
         upstream.add_handler(never_answers)
         upstream.add_reply("That took too long, sorry.")
-        env = env_for(
-            tmp_path,
-            LLM_BASE_URL=upstream.base_url,
-            LLM_API_KEY=API_KEY,
-            CHAT_MODEL="fake/echo",
-            IMAGE_MODEL="fake/painter",
-            DATABASE_URL="sqlite:///parley.db",
-            IMAGE_DIR="pics",
-            TOOL_TIMEOUT_SECONDS="1",
-        )
+        env = chat_env(upstream, IMAGE_MODEL="fake/painter", IMAGE_DIR="pics", TOOL_TIMEOUT_SECONDS="1")
         code, out, err = await run(["chat"], env, tmp_path, "draw two ships\ndraw a slow one\n")
         requests = upstream.chat_requests
 

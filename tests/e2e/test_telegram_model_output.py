@@ -14,6 +14,7 @@ import pytest
 from tests.e2e.telegram_harness import World, telegram_world
 from tests.fakes.images import png_bytes
 from tests.fakes.telegram import FakeChat
+from tests.loop_steps import longest_loop_step as longest_step
 
 pytestmark = pytest.mark.e2e
 
@@ -136,25 +137,6 @@ async def test_only_http_links_of_an_answer_become_clickable(tmp_path: Path) -> 
         assert "Ping Ann, run this, read secrets, see here or there; mail." in message.text
 
 
-@asynccontextmanager
-async def loop_lag() -> AsyncIterator[list[float]]:
-    """Records the longest time the event loop went without running a 10 ms ticker (in seconds)."""
-    worst = [0.0]
-    loop = asyncio.get_running_loop()
-
-    async def tick() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            worst[0] = max(worst[0], loop.time() - before - 0.01)
-
-    ticker = asyncio.create_task(tick())
-    try:
-        yield worst
-    finally:
-        ticker.cancel()
-
-
 @pytest.mark.parametrize("unit", ["![", "![x](", "[![", "> ", "- ", "."])
 async def test_a_hostile_answer_does_not_stall_the_event_loop(tmp_path: Path, unit: str) -> None:
     answer = unit * (64_000 // len(unit))  # before the fix: 13 s of stall for "![", minutes for "> "
@@ -163,9 +145,10 @@ async def test_a_hostile_answer_does_not_stall_the_event_loop(tmp_path: Path, un
         w.up.add_reply("Still here.")
         user = w.tg.user("Mallory")
         chat = w.tg.private_chat(user)
-        async with w.bot(), loop_lag() as worst:
-            w.tg.user_sends(chat, user, "stall")
-            await w.tg.wait_for(lambda: any(m.text for m in w.tg.messages(chat) if m.from_bot), 8)
-            w.tg.user_sends(chat, user, "hello?")
-            await w.tg.wait_for(lambda: "Still here." in w.texts(chat), 30)
-        assert worst[0] < 2.0  # generous on a busy machine; linear passes need a small fraction of it
+        with longest_step() as longest:
+            async with w.bot():
+                w.tg.user_sends(chat, user, "stall")
+                await w.tg.wait_for(lambda: any(m.text for m in w.tg.messages(chat) if m.from_bot), 8)
+                w.tg.user_sends(chat, user, "hello?")
+                await w.tg.wait_for(lambda: "Still here." in w.texts(chat), 30)
+        assert longest.seconds < 2.0  # the longest single loop step; generous on a busy machine
