@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 OGG = b"OggS\x00\x02" + bytes(range(256)) * 4  # the bytes as the user's app recorded them
 HEARD = "what is the weather in Paris"
-VOICE = {"transcribe_model": "fake/whisper"}
+VOICE: dict[str, Any] = {"transcribe_model": "fake/whisper"}
 
 
 def send(w: World, chat: FakeChat, user: FakeUser, kind: Recording = "voice", data: bytes = OGG, **fields: Any) -> None:
