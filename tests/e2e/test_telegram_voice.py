@@ -141,3 +141,16 @@ async def test_a_voice_counts_against_the_users_requests_per_minute(tmp_path: Pa
         assert len(w.up.transcriptions) == 1 and len(w.tg.calls_of("getFile")) == 1
         usage = w.texts(chat)[-1]
         assert "in 2 requests" in usage  # the transcription (its 46 tokens) and the answer
+
+
+async def test_a_recording_telegram_will_not_hand_out_gets_a_clear_notice(tmp_path: Path) -> None:
+    # MAX_AUDIO_BYTES above Telegram's own getFile cap: Telegram refuses the download, and the user hears why.
+    async with telegram_world(tmp_path, max_audio_bytes=30_000_000, **VOICE) as w:
+        user, chat = w.dm("Ann")
+        async with w.bot():
+            send(w, chat, user, "audio", bytes(21 * 1024 * 1024), file_name="concert.mp3")
+            await w.said(chat, lambda t: texts.AUDIO_DOWNLOAD_FAILED in t)
+            w.tg.user_sends(chat, user, "ok")
+            await w.said(chat, lambda t: t == "Echo: ok")
+        assert [c.status for c in w.tg.calls_of("getFile")] == [400]
+        assert not w.tg.downloads and not w.up.transcriptions
