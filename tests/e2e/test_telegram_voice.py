@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from core import texts
-from tests.e2e.telegram_harness import World, telegram_world
+from tests.e2e.telegram_harness import BOT_USERNAME, World, telegram_world
 from tests.fakes.clock import FakeWallClock, utc
 from tests.fakes.telegram import FakeChat, FakeUser
 from tests.fakes.telegram.audio import Recording, user_sends_recording
@@ -154,3 +154,17 @@ async def test_a_recording_telegram_will_not_hand_out_gets_a_clear_notice(tmp_pa
             await w.said(chat, lambda t: t == "Echo: ok")
         assert [c.status for c in w.tg.calls_of("getFile")] == [400]
         assert not w.tg.downloads and not w.up.transcriptions
+
+
+async def test_in_a_group_only_a_voice_replying_to_the_bot_is_heard(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path, **VOICE) as w:
+        w.up.add_transcript("and for Bob?")
+        alice, bob = w.tg.user("Alice"), w.tg.user("Bob")
+        group = w.tg.group()
+        async with w.bot():
+            w.tg.user_sends(group, alice, f"@{BOT_USERNAME} hello")
+            first = await w.said(group, lambda t: t == "Echo: Alice: hello")
+            send(w, group, bob)  # among humans: not fetched
+            send(w, group, bob, reply_to=first.message_id)
+            await w.said(group, lambda t: t.endswith("Echo: Bob: and for Bob?"))
+        assert len(w.tg.calls_of("getFile")) == 1 and len(w.up.transcriptions) == 1
