@@ -106,19 +106,20 @@ class Assistant:
             hearing=Hearing(settings.transcribe_model, settings.max_audio_seconds, settings.max_audio_bytes),
             upstream=upstream,
             gate=self._gate,
+            store=store,
         )
         self._answers = AnswerStream(
             settings=settings, upstream=upstream, store=store, metrics=metrics, tools=self._tools
         )
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
-        """Stream the answer to `turn`: deltas as they come, then one `Completed`.
+        """Stream the answer to `turn`: deltas as they come, then one `Completed` (a voice turn: `Heard` first).
 
         Raises a `ParleyError` (after storing what arrived) when the upstream fails. The user's message is
         stored before the upstream is called, so it is kept whatever happens; a cut-short answer is stored
         with `incomplete=True`. Consume the iterator to the end (or `aclose()` it): it holds the
         conversation's lock while it runs. AccessDeniedError and QuotaExceededError come before anything
-        is stored or sent upstream.
+        is stored, downloaded or sent upstream.
         """
         # Set in the consuming task's context: its log lines carry the ids until the next reply.
         request_id.set(new_request_id())
@@ -127,13 +128,13 @@ class Assistant:
             images, authors = self._checked(turn)
         async with self._locks(turn.conversation):
             # Inside the lock: an await before it would let a later turn of the conversation overtake this one.
-            heard: tuple[str, Usage | None] | None = None
-            if turn.voice is not None:  # access, the recording's limits, the quota; then fetched and transcribed
-                turn, transcript, used = await self._listener.hear(turn, upstream_user=self._upstream_user(turn))
-                heard = (transcript, used)
-                images, authors = self._checked(turn)
-            else:
+            heard = None
+            if turn.voice is None:
                 await self._gate.admit(turn.conversation, turn.user)
+            else:  # access, the recording's limits, the quota; then fetched and transcribed (core.voice)
+                heard = await self._listener.hear(turn, upstream_user=self._upstream_user(turn))
+                turn = heard.turn
+                images, authors = self._checked(turn)
             conversation = await self._store.active_conversation(
                 turn.conversation,
                 turn.user,
@@ -142,8 +143,8 @@ class Assistant:
             )
             log_conversation_id.set(str(conversation.id))
             if heard is not None:
-                await self._record_transcription(turn, conversation.id, heard[1])
-                yield Heard(heard[0])
+                await self._listener.charge(turn, conversation.id, heard.usage)
+                yield Heard(heard.transcript)
             if self._settings.log_content:  # LOG_CONTENT=true only: message text stays out of logs otherwise
                 log.debug("turn text=%r", turn.text)
             asked = await self._store.add_message(
@@ -188,19 +189,6 @@ class Assistant:
     @staticmethod
     def _upstream_user(turn: Turn) -> str:
         return user_hash(turn.conversation.platform, turn.user.id)
-
-    async def _record_transcription(self, turn: Turn, conversation_id: int, usage: Usage | None) -> None:
-        """Tokens a transcription reported count against the user's day, as a chat reply's do."""
-        model = self._settings.transcribe_model
-        if usage is not None and model:
-            await self._store.record_usage(
-                turn.user,
-                turn.conversation.platform,
-                conversation_id=conversation_id,
-                kind="transcription",
-                model=model,
-                usage=usage,
-            )
 
     async def _context(self, conversation: ConversationRecord, turn: Turn) -> list[dict[str, Any]]:
         """The messages sent upstream for `turn`: the newest history, trimmed to the token budget."""

@@ -16,6 +16,7 @@ from core.errors import InputError
 from core.events import Completed, Event, Heard, TextDelta, Usage
 from core.inputs import is_blank
 from core.live.markdown import escape_markdown
+from core.store import Store
 from core.texts import NOTHING_HEARD, VOICE_OFF, audio_too_large, audio_too_long
 from core.upstream import UpstreamClient
 
@@ -35,16 +36,26 @@ class Hearing:
     max_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class Transcribed:
+    """A voice turn heard: the turn with its transcript as text, the transcript, its token usage (if given)."""
+
+    turn: Turn
+    transcript: str
+    usage: Usage | None
+
+
 class Listener:
     """Turns a voice turn into a text turn: access first, then the declared duration and size, then the
     user's quota (one request), and only then the download and the transcription."""
 
-    def __init__(self, *, hearing: Hearing, upstream: UpstreamClient, gate: Gatekeeper) -> None:
+    def __init__(self, *, hearing: Hearing, upstream: UpstreamClient, gate: Gatekeeper, store: Store) -> None:
         self._hearing = hearing
         self._upstream = upstream
         self._gate = gate
+        self._store = store
 
-    async def hear(self, turn: Turn, *, upstream_user: str) -> tuple[Turn, str, Usage | None]:
+    async def hear(self, turn: Turn, *, upstream_user: str) -> Transcribed:
         """`turn` with its transcript as text (after a caption, if any), the transcript, and its token usage.
 
         Raises AccessDeniedError for a stranger, InputError with the limit's words for a recording over
@@ -74,7 +85,19 @@ class Listener:
             raise InputError("empty transcript", user_message=NOTHING_HEARD)
         text = f"{turn.text.strip()}\n\n{heard}" if turn.text.strip() else heard
         log.info("voice message transcribed: %d bytes, %d characters", len(audio), len(heard))
-        return replace(turn, text=text, voice=None), heard, transcript.usage
+        return Transcribed(replace(turn, text=text, voice=None), heard, transcript.usage)
+
+    async def charge(self, turn: Turn, conversation_id: int, usage: Usage | None) -> None:
+        """Tokens a transcription reported count against the user's day, as a chat reply's do."""
+        if usage is not None and self._hearing.model:
+            await self._store.record_usage(
+                turn.user,
+                turn.conversation.platform,
+                conversation_id=conversation_id,
+                kind="transcription",
+                model=self._hearing.model,
+                usage=usage,
+            )
 
 
 def check_declared(voice: Voice, hearing: Hearing) -> None:
