@@ -168,3 +168,15 @@ async def test_in_a_group_only_a_voice_replying_to_the_bot_is_heard(tmp_path: Pa
             send(w, group, bob, reply_to=first.message_id)
             await w.said(group, lambda t: t.endswith("Echo: Bob: and for Bob?"))
         assert len(w.tg.calls_of("getFile")) == 1 and len(w.up.transcriptions) == 1
+
+
+async def test_the_fake_telegram_sends_recordings_as_the_bot_api_describes_them(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path) as w:
+        user, chat = w.dm("Ann")
+        voice = user_sends_recording(w.tg.world, chat, user, "voice", OGG, duration=7)["voice"]
+        note = user_sends_recording(w.tg.world, chat, user, "video_note", OGG, duration=3)["video_note"]
+        assert (voice["duration"], voice["mime_type"], voice["file_size"]) == (7, "audio/ogg", len(OGG))
+        assert note["length"] > 0 and "mime_type" not in note
+        with pytest.raises(ValueError, match="no caption"):
+            user_sends_recording(w.tg.world, chat, user, "video_note", OGG, duration=3, caption="hi")
+        assert w.tg.file(voice["file_id"]).data == OGG
