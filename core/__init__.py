@@ -6,7 +6,7 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 from core import texts  # what users read, written once for every adapter
 from core.access import Access
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
-from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef, conversation_for
+from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef, Voice, conversation_for
 from core.discussion import Discussion
 from core.errors import (
     AccessDeniedError,
@@ -28,7 +28,18 @@ from core.errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
 )
-from core.events import Completed, Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, ToolRunning, Usage
+from core.events import (
+    Completed,
+    Event,
+    Finished,
+    Heard,
+    Image,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolRunning,
+    Usage,
+)
 from core.images import sniff_mime, validate_image, validate_user_image
 from core.inputs import check_turn_bytes
 from core.live import (
@@ -66,6 +77,7 @@ __all__ = [
     "Forgotten",
     "FormattingRejectedError",
     "Handle",
+    "Heard",
     "Image",
     "ImageError",
     "InputError",
@@ -99,6 +111,7 @@ __all__ = [
     "Usage",
     "UsageReport",
     "UserRef",
+    "Voice",
     "check_turn_bytes",
     "configure_logging",
     "conversation_for",

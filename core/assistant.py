@@ -24,7 +24,7 @@ from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, Image, Usage
+from core.events import Completed, Event, Heard, Image, Usage
 from core.health import HEALTH_TIMEOUT_SECONDS, UpstreamHealth, probe
 from core.images import (
     extract_images,
@@ -48,6 +48,7 @@ from core.store import (
 )
 from core.tools import Draw, ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry, image_drawer
 from core.upstream import UpstreamClient
+from core.voice import Hearing, Listener
 
 if TYPE_CHECKING:
     from core.metrics import Metrics
@@ -101,33 +102,39 @@ class Assistant:
         self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
         self._models_cache: tuple[float, list[str]] | None = None
         self._upstream_health = UpstreamHealth(upstream.list_models, clock)
+        self._listener = Listener(
+            hearing=Hearing(settings.transcribe_model, settings.max_audio_seconds, settings.max_audio_bytes),
+            upstream=upstream,
+            gate=self._gate,
+            store=store,
+        )
         self._answers = AnswerStream(
             settings=settings, upstream=upstream, store=store, metrics=metrics, tools=self._tools
         )
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
-        """Stream the answer to `turn`: deltas as they come, then one `Completed`.
+        """Stream the answer to `turn`: deltas as they come, then one `Completed` (a voice turn: `Heard` first).
 
         Raises a `ParleyError` (after storing what arrived) when the upstream fails. The user's message is
         stored before the upstream is called, so it is kept whatever happens; a cut-short answer is stored
         with `incomplete=True`. Consume the iterator to the end (or `aclose()` it): it holds the
         conversation's lock while it runs. AccessDeniedError and QuotaExceededError come before anything
-        is stored or sent upstream.
+        is stored, downloaded or sent upstream.
         """
         # Set in the consuming task's context: its log lines carry the ids until the next reply.
         request_id.set(new_request_id())
         settings = self._settings
-        images = check_turn(
-            turn,
-            max_chars=settings.max_input_chars,
-            image_max_bytes=settings.image_max_bytes,
-            turn_max_bytes=settings.image_max_bytes_per_turn,
-        )
-        quote_author = turn.quote.author.id if turn.quote else turn.user.id
-        authors = [turn.user.id] * len(turn.images) + [quote_author] * (len(images) - len(turn.images))
+        if turn.voice is None:
+            images, authors = self._checked(turn)
         async with self._locks(turn.conversation):
             # Inside the lock: an await before it would let a later turn of the conversation overtake this one.
-            await self._gate.admit(turn.conversation, turn.user)
+            heard = None
+            if turn.voice is None:
+                await self._gate.admit(turn.conversation, turn.user)
+            else:  # access, the recording's limits, the quota; then fetched and transcribed (core.voice)
+                heard = await self._listener.hear(turn, upstream_user=self._upstream_user(turn))
+                turn = heard.turn
+                images, authors = self._checked(turn)
             conversation = await self._store.active_conversation(
                 turn.conversation,
                 turn.user,
@@ -135,6 +142,9 @@ class Assistant:
                 system_prompt=self._settings.system_prompt,
             )
             log_conversation_id.set(str(conversation.id))
+            if heard is not None:
+                await self._listener.charge(turn, conversation.id, heard.usage)
+                yield Heard(heard.transcript)
             if self._settings.log_content:  # LOG_CONTENT=true only: message text stays out of logs otherwise
                 log.debug("turn text=%r", turn.text)
             asked = await self._store.add_message(
@@ -153,7 +163,7 @@ class Assistant:
                 conversation.id,
                 conversation.model,
                 turn.user,
-                user_hash(turn.conversation.platform, turn.user.id),
+                self._upstream_user(turn),
                 messages,
                 asked,
                 # Built only here, after the access check: strangers are never offered tools.
@@ -163,6 +173,22 @@ class Assistant:
             async with aclosing(stream):
                 async for event in stream:
                     yield event
+
+    def _checked(self, turn: Turn) -> tuple[list[Image], list[str]]:
+        """The turn's images, validated (core.inputs), and the id of each one's author."""
+        settings = self._settings
+        images = check_turn(
+            turn,
+            max_chars=settings.max_input_chars,
+            image_max_bytes=settings.image_max_bytes,
+            turn_max_bytes=settings.image_max_bytes_per_turn,
+        )
+        quote_author = turn.quote.author.id if turn.quote else turn.user.id
+        return images, [turn.user.id] * len(turn.images) + [quote_author] * (len(images) - len(turn.images))
+
+    @staticmethod
+    def _upstream_user(turn: Turn) -> str:
+        return user_hash(turn.conversation.platform, turn.user.id)
 
     async def _context(self, conversation: ConversationRecord, turn: Turn) -> list[dict[str, Any]]:
         """The messages sent upstream for `turn`: the newest history, trimmed to the token budget."""

@@ -65,6 +65,25 @@ class Quote:
     images: Sequence[Image]
 
 
+# Downloads a user's recording; called by the core only after access and the limits were checked.
+FetchAudio = Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A voice message or audio file as the platform declares it, before anything is downloaded.
+
+    `duration_seconds` / `size_bytes` are None when the platform does not say (then only the other bounds it);
+    `filename` and `content_type` go upstream as they are (the transcription service reads the format from them).
+    """
+
+    fetch: FetchAudio = field(repr=False)
+    filename: str
+    content_type: str
+    duration_seconds: float | None = None
+    size_bytes: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One user message to answer.
@@ -72,6 +91,7 @@ class Turn:
     `context` holds recent group lines the bot saw but was not asked about ("name: text"), given to
     the model as the discussion before the question; they are not stored.
     `quote` carries the images of a quoted message; they go upstream after `images`.
+    `voice`: a recording to transcribe (TRANSCRIBE_MODEL); its transcript, after `text` (a caption), is the turn.
     """
 
     conversation: ConversationKey
@@ -81,6 +101,7 @@ class Turn:
     platform_message_id: str = ""
     context: Sequence[str] = field(default_factory=tuple)
     quote: Quote | None = None
+    voice: Voice | None = None
 
     @property
     def name_prefix(self) -> bool:

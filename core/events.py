@@ -39,6 +39,13 @@ class ToolRunning:
 
 
 @dataclass(frozen=True, slots=True)
+class Heard:
+    """What a voice message said (its transcript, the user's turn), before the answer to it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token usage of one upstream call; missing details are zero."""
 
@@ -101,5 +108,6 @@ class Completed:
         return FINISH_NOTES.get(self.finish_reason.lower(), "")
 
 
-Event = TextDelta | ReasoningDelta | ToolCall | ToolRunning | Usage | Finished | Completed
-"""What `UpstreamClient.stream` and `Assistant.reply` yield (`ToolRunning` and `Completed` only from the assistant)."""
+Event = TextDelta | ReasoningDelta | ToolCall | ToolRunning | Heard | Usage | Finished | Completed
+"""What `UpstreamClient.stream` and `Assistant.reply` yield (`ToolRunning`, `Heard` and `Completed` only from the
+assistant)."""

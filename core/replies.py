@@ -17,6 +17,7 @@ from core.conversation import Turn
 from core.events import Completed, Event, Image
 from core.live import Budget, LiveReply, ReplyResult, Surface
 from core.live.engine import ReasoningMode
+from core.voice import quoting_transcript
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ async def show_reply(
     (a surface that broke off) propagates. The check stays inside `Assistant.reply`, in the conversation's
     lock, so that no await of the adapter's lets a later message of the conversation overtake this one.
     """
-    events = assistant.reply(turn)
+    events = quoting_transcript(assistant.reply(turn))  # a voice message's transcript shows first, quoted
     hook = assistant.first_text_hook()  # built as the reply starts: it times the first visible text
     return await _show(assistant, events, surface, budget=budget, show_reasoning=show_reasoning, on_first_text=hook)
 

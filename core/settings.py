@@ -112,6 +112,12 @@ class Settings(DatabaseSettings):
     allow_private_image_urls: bool = False  # fetch model-linked images from loopback/private addresses too
     image_dir: str = "parley-images"
 
+    # Voice messages (core/voice.py); without TRANSCRIBE_MODEL they get a one-line hint
+    transcribe_model: str | None = None
+    max_audio_seconds: float = Field(default=300.0, gt=0)
+    # Telegram bots download at most 20 MB with getFile (core.telegram.org/bots/api#getfile); decimal MB stays under it
+    max_audio_bytes: int = Field(default=20_000_000, ge=1024)
+
     # Live replies
     show_reasoning: Literal["off", "status", "full"] = "status"
 
@@ -189,7 +195,7 @@ class Settings(DatabaseSettings):
             raise ValueError("must start with ws:// or wss://")
         return None if value is None else value.strip()
 
-    @field_validator("chat_model", "image_model")
+    @field_validator("chat_model", "image_model", "transcribe_model")
     @classmethod
     def _model_name(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():

@@ -59,6 +59,28 @@ def image_too_large(max_bytes: int) -> str:
     return f"The image is too large (the limit is {size(max_bytes)})."
 
 
+VOICE_OFF = "I can't listen to voice messages or audio here; please type your message."
+NOTHING_HEARD = "I couldn't make out any words in that recording."
+AUDIO_DOWNLOAD_FAILED = "The recording could not be downloaded; please send it again."
+
+
+def duration(seconds: float) -> str:
+    """A limit in seconds as people say it: "5 minutes", "90 seconds"."""
+    whole = int(seconds)
+    if whole >= 60 and whole % 60 == 0:
+        minutes = whole // 60
+        return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds:g} seconds"
+
+
+def audio_too_long(max_seconds: float) -> str:
+    return f"Voice messages and audio files can be up to {duration(max_seconds)} long; send a shorter one."
+
+
+def audio_too_large(max_bytes: int) -> str:
+    return f"Voice messages and audio files can be up to {size(max_bytes)}; send a smaller one."
+
+
 def _text(*lines: Span | tuple[Span, ...]) -> Text:
     return Text(tuple(line if isinstance(line, tuple) else (line,) for line in lines))
 

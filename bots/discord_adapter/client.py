@@ -30,6 +30,7 @@ from bots.discord_adapter.conversations import (
 )
 from bots.discord_adapter.surface import DiscordSurface, discord_profile
 from bots.discord_adapter.tasks import InFlight
+from bots.discord_adapter.voice import voice_of
 from core import (
     AccessDeniedError,
     Assistant,
@@ -275,6 +276,7 @@ class ParleyDiscord(discord.Client):
             ),
             platform_message_id=str(message.id),
             context=self._discussion.take(place.channel_id) if is_group else (),
+            voice=voice_of(message),  # downloaded by the core, once it checked access and the limits
         )
 
     async def _tell(self, message: discord.Message, text: str) -> None:

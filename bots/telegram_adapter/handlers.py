@@ -40,6 +40,7 @@ from bots.telegram_adapter.inbound import (
     without_mention,
 )
 from bots.telegram_adapter.surface import TelegramSurface, telegram_profile
+from bots.telegram_adapter.voice import RECORDINGS, voice_of
 from core import (
     AccessDeniedError,
     Assistant,
@@ -87,7 +88,7 @@ class TelegramBot:
         application.add_handler(CommandHandler(names, self._on_command, filters=new))
         application.add_handler(MessageHandler(new & filters.COMMAND, self._on_unknown_command))
         application.add_handler(
-            MessageHandler(new & (filters.TEXT | filters.PHOTO | filters.Document.IMAGE), self._on_message)
+            MessageHandler(new & (filters.TEXT | filters.PHOTO | filters.Document.IMAGE | RECORDINGS), self._on_message)
         )
         application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self._on_edited))
         application.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, self._on_unsupported))
@@ -200,6 +201,7 @@ class TelegramBot:
             platform_message_id=str(first.message_id),
             context=context,
             quote=Quote(user_of(quote), quoted_images) if quote is not None and quoted_images else None,
+            voice=voice_of(first),  # downloaded by the core, once it checked access and the limits
         )
 
     async def _command(self, message: Message, me: User) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.events import Usage
 from core.store.tables import UsageRecord, User
 
-UsageKind = Literal["chat", "image"]
+UsageKind = Literal["chat", "image", "transcription"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -302,6 +302,25 @@ def parse_model_ids(body: Any) -> list[str]:
     return sorted(i for i in ids if isinstance(i, str) and i)
 
 
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """`POST /audio/transcriptions` with `response_format=json`: the text, and token usage when given."""
+
+    text: str
+    usage: Usage | None = None
+
+
+def parse_transcript(body: Any) -> Transcript:
+    """`{"text": ...}` (OpenAI's json response format) -> Transcript. `usage` counts only when it is in tokens
+    (gpt-4o-transcribe: `{"type": "tokens", "input_tokens": ...}`; whisper-1 reports `{"type": "duration"}`)."""
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        raise ChunkError("no transcript text")
+    raw = body.get("usage")
+    usage = parse_usage(raw) if isinstance(raw, dict) and raw.get("type", "tokens") == "tokens" else None
+    return Transcript(text, usage if usage is not None and usage.total_tokens else None)
+
+
 def _joined_text(content: Any) -> str:
     """Text parts of a multimodal content list, joined; anything else gives ""."""
     if not isinstance(content, list):

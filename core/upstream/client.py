@@ -22,10 +22,12 @@ from core.events import Event, TextDelta
 from core.upstream.chunks import (
     ChunkError,
     Completion,
+    Transcript,
     parse_completion,
     parse_error_body,
     parse_model_ids,
     parse_object,
+    parse_transcript,
     read_error,
 )
 from core.upstream.faults import (
@@ -35,6 +37,7 @@ from core.upstream.faults import (
     malformed,
     reply_timeout,
     retry_after_seconds,
+    transcription_faults,
     upstream_faults,
 )
 from core.upstream.guard import ByteBudget, PublicOnlyBackend, fetch_image, image_client
@@ -43,13 +46,16 @@ from core.upstream.stream import EventReader
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Multipart fields and files: {"name": "value"}, {"file": (filename, bytes, content type)}.
+Form = tuple[Mapping[str, str], Mapping[str, tuple[str, bytes, str]]]
 
 ERROR_BODY_MAX_BYTES = 64 * 1024
 USER_AGENT = "parley/0.1"
 
 
 class UpstreamClient:
-    """Calls `{base_url}/chat/completions` (streaming or not), `/models`, and downloads model images.
+    """Calls `{base_url}/chat/completions` (streaming or not), `/models`, `/audio/transcriptions`, and
+    downloads model images.
 
     Failures before the first event (429, 502/503/504, connection failures, a stream dropped before any
     event) are retried up to `max_retries` times with exponential backoff and jitter; a 429 waits at least
@@ -194,6 +200,30 @@ class UpstreamClient:
 
         return await self._with_retries(once)
 
+    async def transcribe(
+        self, *, model: str, audio: bytes, filename: str, content_type: str, user: str | None = None
+    ) -> Transcript:
+        """`POST {base_url}/audio/transcriptions`: `audio` as the multipart `file` part, named `filename` with
+        `content_type` (the platform's own file, e.g. voice.ogg audio/ogg: the gateway reads the format from
+        the name), `model`, `response_format=json` (OpenAI's createTranscription). Retried like `complete`;
+        failures are the same UpstreamErrors as a chat call's (faults.py). LLM_EXTRA_BODY is not sent: its
+        chat fields (provider routing, `contents`) mean nothing to this endpoint.
+        """
+        form = {"model": model, "response_format": "json"}
+        if user is not None:
+            form["user"] = user
+        upload = {"file": (filename, audio, content_type)}
+
+        async def once() -> Transcript:
+            payload = await self._fetch_object("POST", "audio/transcriptions", None, form=(form, upload))
+            try:
+                return parse_transcript(payload)
+            except ChunkError as exc:
+                raise malformed("transcription", exc) from None
+
+        with transcription_faults():
+            return await self._with_retries(once)
+
     async def download(
         self, url: str, *, max_bytes: int, timeout_seconds: float | None = None, budget: ByteBudget | None = None
     ) -> bytes:
@@ -239,9 +269,16 @@ class UpstreamClient:
         except TimeoutError:
             raise reply_timeout() from None
 
-    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
-        """Send and check the status first: a 2xx response is returned open; anything else is raised."""
-        request = self._http.build_request(method, path, json=body)
+    async def _send(
+        self, method: str, path: str, body: dict[str, Any] | None, *, form: Form | None = None
+    ) -> httpx.Response:
+        """Send and check the status first: a 2xx response is returned open; anything else is raised.
+
+        `form` (fields, files) sends multipart/form-data instead of the JSON `body`."""
+        if form is None:
+            request = self._http.build_request(method, path, json=body)
+        else:
+            request = self._http.build_request(method, path, data=form[0], files=form[1])
         with upstream_faults():
             response = await self._http.send(request, stream=True)
         if response.is_success:
@@ -254,8 +291,10 @@ class UpstreamClient:
         retry_after = retry_after_seconds(response.headers, now=self._clock()) if is_429 else None
         raise error_for(response.status_code, parse_error_body(raw), self._secret, retry_after=retry_after)
 
-    async def _fetch_object(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-        response = await self._send(method, path, body)
+    async def _fetch_object(
+        self, method: str, path: str, body: dict[str, Any] | None, *, form: Form | None = None
+    ) -> dict[str, Any]:
+        response = await self._send(method, path, body, form=form)
         try:
             with upstream_faults():
                 raw = await response.aread()

@@ -111,6 +111,21 @@ def status_from(info: ErrorInfo) -> int | None:
     return None
 
 
+AUDIO_REJECTED_MESSAGE = "The transcription service could not read that recording."
+
+
+@contextmanager
+def transcription_faults() -> Iterator[None]:
+    """A transcription's rejections (400 a format it can't read, 413 a file too large) say so, not that the
+    conversation is too long; every other failure keeps the chat call's notice."""
+    try:
+        yield
+    except UpstreamRejectedError as exc:
+        if exc.status == 404:
+            raise
+        raise UpstreamRejectedError(str(exc), status=exc.status, user_message=AUDIO_REJECTED_MESSAGE) from None
+
+
 @contextmanager
 def upstream_faults() -> Iterator[None]:
     """Run a call into httpx (send, read) with its failures raised as UpstreamErrors (`transport_error`)."""

@@ -9,8 +9,10 @@
 
 POST /v1/chat/completions takes the next script from a queue (a reply, an error, a fault, raw bytes or a
 handler); with the queue empty it answers `default_reply(request)`, "Echo: <last user text>". A `Reply`
-answers streaming or not, as the request asks. GET /v1/models lists `models`. `serve()` puts any bytes
-at any other path (image downloads). Every request is recorded in `requests`.
+answers streaming or not, as the request asks. GET /v1/models lists `models`. POST /v1/audio/transcriptions
+checks its multipart form (tests/fakes/transcriptions.py) and answers the next `add_transcript` (else "Heard N
+bytes of NAME."). `serve()` puts any bytes at any other path (image downloads). Every request is recorded in
+`requests`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from aiohttp import web
+
+from tests.fakes.transcriptions import (
+    FormError,
+    Transcript,
+    TranscriptionRequest,
+    default_transcript,
+    read_transcription,
+)
 
 Fault = Literal[
     "disconnect_after",
@@ -55,6 +65,7 @@ sends only comments until the client leaves (a client that waits for more never 
 Malformed = Literal["truncated_json", "not_json", "not_an_object", "choices_not_a_list", "delta_not_an_object"]
 AfterFault = Literal["close", "continue", "keep_alive"]
 Handler = Callable[[web.Request, "RecordedRequest"], Awaitable[web.StreamResponse]]
+# Queued answers per endpoint: "chat", "models", "transcribe".
 
 FAULT_TEXT = "The quick brown fox jumps over the lazy dog."
 """The answer a fault streams when none is given."""
@@ -182,7 +193,12 @@ class FakeUpstream:
         self.models: list[str] = ["fake/echo", "fake/other"]
         self.refuse_tools = False  # True: every chat request carrying `tools` gets a 400 naming them
         self.requests: list[RecordedRequest] = []
-        self._scripts: dict[str, deque[Reply | _Error | Handler]] = {"chat": deque(), "models": deque()}
+        self._scripts: dict[str, deque[Reply | _Error | Handler | Transcript]] = {
+            "chat": deque(),
+            "models": deque(),
+            "transcribe": deque(),
+        }
+        self.transcriptions: list[TranscriptionRequest] = []  # the forms of /audio/transcriptions it accepted
         self._served: dict[str, _Served] = {}
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -240,6 +256,10 @@ class FakeUpstream:
     def add_json(self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
         """Queue a raw JSON answer (any shape) for the next chat request."""
         self._scripts["chat"].append(_Error(status, body, dict(headers or {})))
+
+    def add_transcript(self, text: str, *, usage: Mapping[str, Any] | None = None) -> None:
+        """Queue the answer of the next `/audio/transcriptions` request (else "Heard N bytes of NAME.")."""
+        self._scripts["transcribe"].append(Transcript(text, usage))
 
     def add_raw_stream(self, pieces: Sequence[bytes], *, content_type: str = "text/event-stream") -> None:
         """Queue a 200 response written as exactly these pieces, each its own write."""
@@ -320,18 +340,34 @@ class FakeUpstream:
                 return _json_response(400, {"error": {"message": message, "type": "api_error"}})
             script = self._next("chat") or self.default_reply(recorded)
             return await self._run(script, request, recorded)
+        if request.method == "POST" and request.path == "/v1/audio/transcriptions":
+            return await self._transcribe(request, recorded)
         return _json_response(404, {"error": {"message": "no such route", "type": "not_found"}})
 
-    def _next(self, endpoint: str) -> Reply | _Error | Handler | None:
+    async def _transcribe(self, request: web.Request, recorded: RecordedRequest) -> web.StreamResponse:
+        """tests/fakes/transcriptions.py checks the form; a 400 in OpenAI's shape when it is malformed."""
+        try:
+            form = read_transcription(request.headers.get("Content-Type", ""), recorded.raw)
+        except FormError as exc:
+            return _json_response(400, exc.body())
+        self.transcriptions.append(form)
+        script = self._next("transcribe") or default_transcript(form)
+        if isinstance(script, Transcript):
+            return _json_response(200, script.body())
+        return await self._run(script, request, recorded)
+
+    def _next(self, endpoint: str) -> Reply | _Error | Handler | Transcript | None:
         queue = self._scripts[endpoint]
         return queue.popleft() if queue else None
 
     async def _run(
-        self, script: Reply | _Error | Handler, request: web.Request, recorded: RecordedRequest
+        self, script: Reply | _Error | Handler | Transcript, request: web.Request, recorded: RecordedRequest
     ) -> web.StreamResponse:
         try:
             if isinstance(script, _Error):
                 return _json_response(script.status, script.body, script.headers)
+            if isinstance(script, Transcript):
+                return _json_response(200, script.body())
             if isinstance(script, Reply):
                 wants_stream = isinstance(recorded.body, dict) and recorded.body.get("stream") is True
                 if wants_stream:

@@ -174,6 +174,7 @@ class Messages:
         reply_to: StoredMessage | None,
         attachments: Sequence[Upload],
         ping_reply: bool,
+        flags: int = 0,
     ) -> StoredMessage:
         state = self._state
         guild = state.guild_of(channel)
@@ -195,6 +196,7 @@ class Messages:
             mentions=self._mentions(channel, content, allowed, reply_to, author=author),
             versions=[content],
             allowed_mentions=[allowed],
+            flags=flags,
         )
         state.add_message(message)
         self._dispatch_message("MESSAGE_CREATE", message)

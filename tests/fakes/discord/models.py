@@ -41,6 +41,7 @@ class MessageFlag(IntFlag):
     EPHEMERAL = 1 << 6
     LOADING = 1 << 7
     SUPPRESS_NOTIFICATIONS = 1 << 12
+    IS_VOICE_MESSAGE = 1 << 13  # discord.com/developers/docs/resources/message#message-object-message-flags
 
 
 class Intent(IntFlag):
@@ -227,6 +228,8 @@ class Upload:
     filename: str
     data: bytes
     content_type: str | None = None
+    duration_secs: float | None = None  # a voice message's recording (tests/fakes/discord/voice.py)
+    waveform: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +242,8 @@ class StoredAttachment:
     description: str | None = None
     width: int | None = None
     height: int | None = None
+    duration_secs: float | None = None
+    waveform: str | None = None
 
     @property
     def size(self) -> int:
@@ -257,6 +262,8 @@ class StoredAttachment:
             data["description"] = self.description
         if self.width is not None:
             data |= {"width": self.width, "height": self.height}
+        if self.duration_secs is not None:  # attachment object: "duration_secs", "waveform" (voice messages)
+            data |= {"duration_secs": self.duration_secs, "waveform": self.waveform}
         return data
 
 

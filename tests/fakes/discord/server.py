@@ -25,6 +25,7 @@ from .models import (
     FakeRole,
     FakeUser,
     Intent,
+    MessageFlag,
     Ping,
     RestCall,
     StoredMessage,
@@ -33,6 +34,7 @@ from .models import (
 from .ratelimit import RateLimiter, RateLimitPolicy
 from .rest import Api, ChannelRoutes
 from .state import DiscordState, strings_in
+from .voice import check_voice_message
 
 T = TypeVar("T")
 ChannelRef = FakeChannel | int
@@ -204,9 +206,15 @@ class FakeDiscord:
         reply_to: StoredMessage | int | None = None,
         attachments: Sequence[Upload] = (),
         ping_reply: bool = True,
+        voice_message: bool = False,
     ) -> StoredMessage:
         """A user's message, dispatched as MESSAGE_CREATE (content blanked for bots without the intent,
-        unless it mentions the bot or is a DM). Attachment urls are served by the fake."""
+        unless it mentions the bot or is a DM). Attachment urls are served by the fake. `voice_message`: the
+        one attachment is a recording (`voice.voice_upload`), flagged IS_VOICE_MESSAGE, as Discord's rules say."""
+        flags = 0
+        if voice_message:
+            check_voice_message(content, attachments)
+            flags = MessageFlag.IS_VOICE_MESSAGE
         target = self.channel(channel)
         if target.is_dm and target.recipient is not author:
             raise ValueError("only the DM's recipient can write in it")
@@ -221,6 +229,7 @@ class FakeDiscord:
             reply_to=replied,
             attachments=attachments,
             ping_reply=ping_reply,
+            flags=flags,
         )
 
     def invoke_slash(

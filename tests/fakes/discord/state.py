@@ -180,6 +180,8 @@ class DiscordState:
             description=description,
             width=size[0] if size else None,
             height=size[1] if size else None,
+            duration_secs=upload.duration_secs,
+            waveform=upload.waveform,
         )
         return attachment
 
