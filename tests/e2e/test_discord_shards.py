@@ -1,4 +1,8 @@
-"""DISCORD_SHARD_IDS / DISCORD_SHARD_COUNT: a process runs its share of a bot's shards, as it tells the gateway."""
+"""DISCORD_SHARD_IDS / DISCORD_SHARD_COUNT: a process runs its share of a bot's shards, as it tells the gateway.
+
+The fake routes as Discord does (tests/fakes/discord/gateway.py `shard_of`): a guild's events to shard
+(guild_id >> 22) % shard_count, DMs to shard 0 only.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from tests.e2e.discord_harness import (
     bot_says,
     build_world,
     discord_settings,
+    running_bot,
 )
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import FakeChannel, FakeDiscord
 from tests.fakes.upstream import FakeUpstream
 
 from bots.discord_adapter import ParleyDiscord, build_client  # isort: skip  (after the harness's warning filter)
@@ -71,3 +76,36 @@ async def test_unsharded_by_default_and_shard_settings_are_checked(
         with pytest.raises(ConfigError, match="below"):
             wrong = {"discord_shard_ids": (0, 2), "discord_shard_count": 2}
             build_client(assistant=assistant, settings=settings.model_copy(update=wrong))
+
+
+async def test_two_processes_with_one_shard_each_answer_dms_and_both_guilds_once_each(
+    dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # One bot split as a StatefulSet of two runs it (deploy/): shard 0 here, shard 1 there, one database.
+    world = build_world(dc)
+    guilds = [dc.add_guild(f"G{n}", members=[world.alice, world.bob], guild_id=n << 22) for n in (1000, 1001, 1002)]
+    channels = [dc.add_channel(guild, "talk") for guild in guilds]  # shards 0, 1, 0
+    settings = discord_settings(dc, upstream, tmp_path, discord_shard_count=2)
+    async with (
+        running_bot(dc, settings.model_copy(update={"discord_shard_ids": (0,)})) as first,
+        running_bot(dc, settings.model_copy(update={"discord_shard_ids": (1,)})) as second,
+    ):
+        assert sorted(identify.shard or [] for identify in dc.identifies) == [[0, 2], [1, 2]]
+        held = [{g.id for g in first.guilds}, {g.id for g in second.guilds}]
+        assert {guilds[0].id, guilds[2].id} <= held[0] and guilds[1].id in held[1] and not held[0] & held[1]
+        alice_dm, bob_dm = dc.dm_channel(world.alice), dc.dm_channel(world.bob)
+        asked: list[tuple[FakeChannel, str]] = [(alice_dm, "dm from alice"), (bob_dm, "dm from bob")]
+        asked += [(channel, f"guild {n}") for n, channel in enumerate(channels)]
+        for channel, text in asked:
+            author = world.bob if channel is bob_dm else world.alice
+            dc.user_sends(channel, author, text, mentions_bot=channel not in (alice_dm, bob_dm))
+        for channel, text in asked:
+            await bot_says(dc, channel, lambda shown, text=text: shown.endswith(text))
+        users = {str(world.alice.id), str(world.bob.id)}
+        created = [d for d in dc.delivered if d.event == "MESSAGE_CREATE" and d.data["author"]["id"] in users]
+        routed = sorted((d.data["channel_id"], d.shard[0]) for d in created)
+        expected = [(str(alice_dm.id), 0), (str(bob_dm.id), 0), *((str(c.id), n % 2) for n, c in enumerate(channels))]
+        assert routed == sorted(expected)  # each message reached exactly one process: its shard's
+        sent_upstream = [r.last_user_text for r in upstream.chat_requests]  # "Alice: guild 0" in a server
+        assert [len([t for t in sent_upstream if t.endswith(text)]) for _, text in asked] == [1] * len(asked)
+        assert [len(dc.bot_messages(channel)) for channel, _ in asked] == [1] * len(asked)  # answered once each
