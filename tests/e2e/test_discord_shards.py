@@ -7,6 +7,7 @@ The fake routes as Discord does (tests/fakes/discord/gateway.py `shard_of`): a g
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import discord
@@ -78,6 +79,10 @@ async def test_unsharded_by_default_and_shard_settings_are_checked(
             build_client(assistant=assistant, settings=settings.model_copy(update=wrong))
 
 
+def ending_with(text: str) -> Callable[[str], bool]:
+    return lambda shown: shown.endswith(text)
+
+
 async def test_two_processes_with_one_shard_each_answer_dms_and_both_guilds_once_each(
     dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
@@ -100,7 +105,7 @@ async def test_two_processes_with_one_shard_each_answer_dms_and_both_guilds_once
             author = world.bob if channel is bob_dm else world.alice
             dc.user_sends(channel, author, text, mentions_bot=channel not in (alice_dm, bob_dm))
         for channel, text in asked:
-            await bot_says(dc, channel, lambda shown, text=text: shown.endswith(text))
+            await bot_says(dc, channel, ending_with(text))
         users = {str(world.alice.id), str(world.bob.id)}
         created = [d for d in dc.delivered if d.event == "MESSAGE_CREATE" and d.data["author"]["id"] in users]
         routed = sorted((d.data["channel_id"], d.shard[0]) for d in created)
