@@ -7,6 +7,7 @@ The fake routes as Discord does (tests/fakes/discord/gateway.py `shard_of`): a g
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.e2e.discord_harness import (
     discord_settings,
     running_bot,
 )
+from tests.e2e.support import API_KEY, PARLEY, parley_env
 from tests.fakes.discord import FakeChannel, FakeDiscord
 from tests.fakes.upstream import FakeUpstream
 
@@ -114,3 +116,53 @@ async def test_two_processes_with_one_shard_each_answer_dms_and_both_guilds_once
         sent_upstream = [r.last_user_text for r in upstream.chat_requests]  # "Alice: guild 0" in a server
         assert [len([t for t in sent_upstream if t.endswith(text)]) for _, text in asked] == [1] * len(asked)
         assert [len(dc.bot_messages(channel)) for channel, _ in asked] == [1] * len(asked)  # answered once each
+
+
+async def _parley_run_discord(cwd: Path, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the process
+        return await asyncio.create_subprocess_exec(
+            PARLEY, "run", "discord", cwd=cwd, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+def identified(dc: FakeDiscord, sessions: int) -> Callable[[], bool]:
+    return lambda: len(dc.identifies) == sessions
+
+
+async def test_two_parley_run_discord_processes_split_by_shard_settings_answer_each_message_once(
+    dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """As deploy/discord.yaml runs them: real `parley run discord` processes, DISCORD_SHARD_IDS 0 and 1 of 2."""
+    world = build_world(dc)
+    odd = dc.add_guild("Odd", members=[world.alice], guild_id=2001 << 22)  # shard 1
+    odd_channel = dc.add_channel(odd, "odd")
+    env = parley_env(
+        LLM_BASE_URL=upstream.base_url, LLM_API_KEY=API_KEY, CHAT_MODEL="fake/echo", LLM_MAX_RETRIES="0",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'parley.db'}", DISCORD_BOT_TOKEN=dc.token,
+        DISCORD_API_BASE_URL=dc.rest_base, DISCORD_SHARD_COUNT="2", LOG_LEVEL="INFO",
+    )  # fmt: skip
+    processes: list[asyncio.subprocess.Process] = []
+    logs = [tmp_path / f"shard{shard}.log" for shard in (0, 1)]
+    try:
+        for shard, log in enumerate(logs):
+            processes.append(await _parley_run_discord(tmp_path, env | {"DISCORD_SHARD_IDS": str(shard)}, log))
+            # One after the other, as a StatefulSet starts them (and Discord spaces IDENTIFYs).
+            await dc.wait_for(identified(dc, shard + 1), 30)
+        assert [identify.shard for identify in dc.identifies] == [[0, 2], [1, 2]]
+        dm = dc.dm_channel(world.alice)
+        dc.user_sends(dm, world.alice, "dm to shard zero")
+        dc.user_sends(odd_channel, world.alice, "guild on shard one", mentions_bot=True)
+        await bot_says(dc, dm, ending_with("dm to shard zero"))
+        await bot_says(dc, odd_channel, ending_with("guild on shard one"))
+        assert len(dc.bot_messages(dm)) == len(dc.bot_messages(odd_channel)) == 1
+        assert len(upstream.chat_requests) == 2
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        codes = [await asyncio.wait_for(process.wait(), 20) for process in processes]
+    assert codes == [0, 0]
+    for shard, log in enumerate(logs):
+        output = log.read_text()
+        assert f"Shard ID {shard} has connected" in output  # discord.py's line: each process ran its own shard
+        assert "Traceback" not in output and dc.token not in output and API_KEY not in output
