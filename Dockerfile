@@ -2,9 +2,9 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 # Every runtime dependency at the exact version and hash of requirements.lock (regenerate it with the command
-# at its top); then Parley itself without resolving anything again.
+# at its top), wheels only (the slim image has no compiler); then Parley itself without resolving anything again.
 COPY requirements.lock ./
-RUN pip install --no-cache-dir --prefix=/install --require-hashes -r requirements.lock
+RUN pip install --no-cache-dir --prefix=/install --require-hashes --only-binary=:all: -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY bots ./bots
