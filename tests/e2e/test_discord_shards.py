@@ -88,7 +88,7 @@ def ending_with(text: str) -> Callable[[str], bool]:
 async def test_two_processes_with_one_shard_each_answer_dms_and_both_guilds_once_each(
     dc: FakeDiscord, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    # One bot split as a StatefulSet of two runs it (deploy/): shard 0 here, shard 1 there, one database.
+    # Two clients, each with its own assistant on one database, as two pods of deploy/discord.yaml run.
     world = build_world(dc)
     guilds = [dc.add_guild(f"G{n}", members=[world.alice, world.bob], guild_id=n << 22) for n in (1000, 1001, 1002)]
     channels = [dc.add_channel(guild, "talk") for guild in guilds]  # shards 0, 1, 0
@@ -125,6 +125,17 @@ async def _parley_run_discord(cwd: Path, env: dict[str, str], log: Path) -> asyn
         )
 
 
+async def _stopped(process: asyncio.subprocess.Process) -> int:
+    """SIGTERM, as Kubernetes stops a pod; SIGKILL if it has not ended within 20 s. Its exit status."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(process.wait(), 20)
+    except TimeoutError:
+        process.kill()
+        return await process.wait()
+
+
 def identified(dc: FakeDiscord, sessions: int) -> Callable[[], bool]:
     return lambda: len(dc.identifies) == sessions
 
@@ -146,22 +157,23 @@ async def test_two_parley_run_discord_processes_split_by_shard_settings_answer_e
     try:
         for shard, log in enumerate(logs):
             processes.append(await _parley_run_discord(tmp_path, env | {"DISCORD_SHARD_IDS": str(shard)}, log))
-            # One after the other, as a StatefulSet starts them (and Discord spaces IDENTIFYs).
+            # One after the other: the fake's record of IDENTIFYs then says which process is which.
             await dc.wait_for(identified(dc, shard + 1), 30)
         assert [identify.shard for identify in dc.identifies] == [[0, 2], [1, 2]]
-        dm = dc.dm_channel(world.alice)
+        dm, alice = dc.dm_channel(world.alice), str(world.alice.id)
         dc.user_sends(dm, world.alice, "dm to shard zero")
         dc.user_sends(odd_channel, world.alice, "guild on shard one", mentions_bot=True)
         await bot_says(dc, dm, ending_with("dm to shard zero"))
         await bot_says(dc, odd_channel, ending_with("guild on shard one"))
+        created = [d for d in dc.delivered if d.event == "MESSAGE_CREATE" and d.data["author"]["id"] == alice]
+        assert sorted((d.data["channel_id"], d.shard) for d in created) == sorted(
+            [(str(dm.id), (0, 2)), (str(odd_channel.id), (1, 2))]
+        )
         assert len(dc.bot_messages(dm)) == len(dc.bot_messages(odd_channel)) == 1
         assert len(upstream.chat_requests) == 2
     finally:
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        codes = [await asyncio.wait_for(process.wait(), 20) for process in processes]
-    assert codes == [0, 0]
+        codes = [await _stopped(process) for process in processes]
+    assert codes == [0, 0]  # SIGTERM: a clean stop
     for shard, log in enumerate(logs):
         output = log.read_text()
         assert f"Shard ID {shard} has connected" in output  # discord.py's line: each process ran its own shard
