@@ -22,8 +22,6 @@ HealthCheck = Callable[[], Awaitable[Mapping[str, str]]]
 
 # Seconds: chat latency lives between a tenth of a second and the upstream's timeout.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
-# The probe paths, for the Dockerfile, deploy/ and their tests to agree with.
-LIVENESS_PATH, READINESS_PATH = "/livez", "/readyz"
 _LIVE_BODY = json.dumps({"status": "ok"})
 
 
@@ -129,9 +127,9 @@ async def serve_metrics(
         return response
 
     app = web.Application()
-    app.router.add_get(LIVENESS_PATH, livez)
-    app.router.add_get(READINESS_PATH, readyz)
-    app.router.add_get("/healthz", readyz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", readyz)  # the Dockerfile's probe until /livez came
     app.router.add_get("/metrics", exposition)
     runner = web.AppRunner(app, access_log=None)  # a scrape every few seconds is not worth a log line
     await runner.setup()
