@@ -172,13 +172,13 @@ async def _serve(settings: Settings, platform: str | None) -> int:
 
 @contextlib.asynccontextmanager
 async def _metrics_endpoint(assistant: Assistant, metrics: Metrics | None, settings: Settings) -> AsyncIterator[None]:
-    """METRICS_PORT: /healthz and /metrics for as long as the assistant lives; nothing when unset."""
+    """METRICS_PORT: /livez, /readyz, /healthz and /metrics for as long as the assistant lives; nothing when unset."""
     port = settings.metrics_port
     if metrics is None or port is None:
         yield
         return
     async with serve_metrics(metrics, assistant.health, host=settings.metrics_listen, port=port) as bound:
-        log.info("metrics and health on port %d of %s (/metrics, /healthz)", bound, settings.metrics_listen)
+        log.info("metrics and probes on port %d of %s (/metrics, /livez, /readyz)", bound, settings.metrics_listen)
         yield
 
 

@@ -208,11 +208,11 @@ class Assistant:
         )
 
     async def health(self, *, timeout_seconds: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, str]:
-        """For /healthz: "ok" or a short reason, for the database (one trivial query) and the upstream.
+        """For /readyz (and /healthz): "ok" or a short reason, for the database (a trivial query) and the upstream.
 
         The upstream counts as reachable when `GET /models` answers at all (a gateway without that
         endpoint still answers 404), except 401/403: a refused key fails every reply too. Its state is
-        kept for HEALTH_CACHE_SECONDS and concurrent callers share one probe: a flood of /healthz
+        kept for HEALTH_CACHE_SECONDS and concurrent callers share one probe: a flood of /readyz
         requests costs one upstream call per 15 s (core.health).
         """
         database, upstream_state = await asyncio.gather(

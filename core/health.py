@@ -1,4 +1,4 @@
-"""/healthz's checks: the database (one trivial query) and the upstream (`GET /models`, shared and cached).
+"""/readyz's (and /healthz's) checks: the database (one trivial query) and the upstream (`GET /models`, cached).
 
 Split from core/assistant.py, whose `Assistant.health` runs `probe` and `UpstreamHealth.state`.
 """
@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 
 from core.errors import UpstreamError
 
-HEALTH_TIMEOUT_SECONDS = 3.0  # /healthz answers within this, whatever hangs
-# The upstream is asked (with our key) at most this often, however many /healthz requests come.
+HEALTH_TIMEOUT_SECONDS = 3.0  # /readyz answers within this, whatever hangs
+# The upstream is asked (with our key) at most this often, however many /readyz requests come.
 HEALTH_CACHE_SECONDS = 15.0
 
 
 class UpstreamHealth:
-    """The upstream's state for /healthz: kept HEALTH_CACHE_SECONDS, one probe shared by concurrent callers.
+    """The upstream's state for /readyz: kept HEALTH_CACHE_SECONDS, one probe shared by concurrent callers.
 
     The upstream counts as reachable when `GET /models` answers at all (a gateway without that endpoint
     still answers 404), except 401/403: a refused key fails every reply too.
@@ -61,6 +61,6 @@ async def probe(check: Awaitable[None], timeout_seconds: float) -> str:
             await check
     except TimeoutError:
         return f"no answer within {timeout_seconds:g}s"
-    except Exception as exc:  # a probe reports any failure; /healthz is the top of its own handler
+    except Exception as exc:  # a probe reports any failure; /readyz is the top of its own handler
         return type(exc).__name__  # the class only: messages may quote URLs
     return "ok"

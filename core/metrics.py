@@ -1,4 +1,4 @@
-"""Prometheus metrics and the `/healthz` + `/metrics` HTTP endpoint (METRICS_PORT).
+"""Prometheus metrics and the health + `/metrics` HTTP endpoint (METRICS_PORT): `/livez`, `/readyz`, `/healthz`.
 
 `Metrics` owns a per-process `CollectorRegistry` (no import-time globals): the composition root builds one,
 hands it to the assistant and serves it with `serve_metrics`.
@@ -22,6 +22,7 @@ HealthCheck = Callable[[], Awaitable[Mapping[str, str]]]
 
 # Seconds: chat latency lives between a tenth of a second and the upstream's timeout.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LIVE_BODY = json.dumps({"status": "ok"})
 
 
 class Metrics:
@@ -99,9 +100,19 @@ class Metrics:
 async def serve_metrics(
     metrics: Metrics, health: HealthCheck, *, host: str = "127.0.0.1", port: int = 0
 ) -> AsyncIterator[int]:
-    """Serve `/healthz` and `/metrics` for the life of the block; yields the bound port (port 0: any free)."""
+    """Serve the probes and `/metrics` for the life of the block; yields the bound port (port 0: any free).
 
-    async def healthz(_: web.Request) -> web.Response:
+    `/livez`: the process is up and its event loop answers; no I/O, so an outage of the database or the
+    upstream never gets a healthy process restarted. `/readyz`: the database and the upstream answer
+    (`health`, the upstream's state cached in core.health), 503 naming the failing part otherwise: the
+    process is taken out of rotation until they do. `/healthz`: the same as `/readyz`, kept for deployments
+    that already probe it.
+    """
+
+    async def livez(_: web.Request) -> web.Response:
+        return web.Response(text=_LIVE_BODY, content_type="application/json")
+
+    async def readyz(_: web.Request) -> web.Response:
         parts = dict(await health())
         healthy = all(state == "ok" for state in parts.values())
         return web.Response(
@@ -116,7 +127,9 @@ async def serve_metrics(
         return response
 
     app = web.Application()
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", readyz)  # the Dockerfile's probe until /livez came
     app.router.add_get("/metrics", exposition)
     runner = web.AppRunner(app, access_log=None)  # a scrape every few seconds is not worth a log line
     await runner.setup()

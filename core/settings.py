@@ -163,7 +163,7 @@ class Settings(DatabaseSettings):
     # Observability
     log_content: bool = False  # message text in logs: off unless the operator opts in
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
-    metrics_listen: str = "127.0.0.1"  # this host only: /healthz calls the upstream with our key
+    metrics_listen: str = "127.0.0.1"  # this host only: /readyz calls the upstream with our key
 
     @field_validator("llm_base_url", "telegram_api_base_url", "discord_api_base_url")
     @classmethod

@@ -33,7 +33,7 @@ from tests.profiles import DISCORD
 with warnings.catch_warnings():
     # discord.py imports the stdlib audioop, deprecated since Python 3.11.
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
-    from bots.discord_adapter import ParleyDiscord
+    from bots.discord_adapter import ParleyDiscord, build_client
 
 SPEED = 0.1  # 1 s of Discord's limits and of the adapter's pacing takes 0.1 s here
 FAST_PROFILE = replace(
@@ -87,10 +87,11 @@ async def running_bot(
     dc: FakeDiscord, settings: Settings, *, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[ParleyDiscord]:
     """The real assistant and ParleyDiscord, connected and ready; everything closed on exit. `clock` is the
-    assistant's wall clock (Unix seconds): a test of "this minute" or "today" sets it.
+    assistant's wall clock (Unix seconds): a test of "this minute" or "today" sets it. With DISCORD_SHARD_COUNT
+    in `settings`, the sharded client of `parley run discord`, running DISCORD_SHARD_IDS.
     """
     async with open_assistant(settings, clock=clock) as assistant:
-        bot = ParleyDiscord(assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05)
+        bot = build_client(assistant=assistant, settings=settings, profile=FAST_PROFILE, guild_ready_timeout=0.05)
         async with bot:
             running = asyncio.create_task(bot.start(dc.token))
             ready = asyncio.create_task(bot.wait_until_ready())

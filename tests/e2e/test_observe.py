@@ -107,25 +107,62 @@ async def _docker_health_check(client: httpx.AsyncClient) -> int:
     return await process.wait()
 
 
-async def test_healthz_is_200_while_both_answer_and_503_naming_the_upstream_when_it_is_down(
+async def test_readyz_and_healthz_are_200_while_both_answer_and_503_naming_the_upstream_when_it_is_down(
     upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient], clock: FakeWallClock
 ) -> None:
     _, client = observed
-    response = await client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "upstream": "ok"}
+    for path in ("/readyz", "/healthz"):  # /healthz: the same answer, for deployments that probe it already
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "database": "ok", "upstream": "ok"}
     assert any(r.path.endswith("/models") for r in upstream.requests)
-    assert await _docker_health_check(client) == 0
 
     await upstream.__aexit__(None, None, None)  # the gateway goes away
     clock.advance(15)  # the upstream's state is kept 15 s (tests/e2e/test_operations_abuse.py)
-    response = await client.get("/healthz")
-    assert response.status_code == 503
-    body = response.json()
-    assert body["status"] == "failing" and body["database"] == "ok"
-    assert body["upstream"] == "UpstreamUnavailableError"
-    assert API_KEY not in response.text
-    assert await _docker_health_check(client) != 0
+    for path in ("/readyz", "/healthz"):
+        response = await client.get(path)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "failing" and body["database"] == "ok"
+        assert body["upstream"] == "UpstreamUnavailableError"
+        assert API_KEY not in response.text
+
+
+async def test_livez_and_the_docker_health_check_stay_healthy_through_an_upstream_outage(
+    upstream: FakeUpstream, observed: tuple[Assistant, httpx.AsyncClient], clock: FakeWallClock
+) -> None:
+    _, client = observed
+    asked_at_start = len(upstream.requests)  # open_assistant may look the models up
+    clock.advance(15)  # no upstream state cached: a probe that looked would ask now
+    assert (await client.get("/livez")).status_code == 200
+    assert await _docker_health_check(client) == 0
+    assert len(upstream.requests) == asked_at_start  # /livez does no I/O
+
+    await upstream.__aexit__(None, None, None)  # the gateway goes away: not a reason to restart Parley
+    assert (await client.get("/readyz")).status_code == 503  # out of rotation...
+    live = await client.get("/livez")
+    assert (live.status_code, live.json()) == (200, {"status": "ok"})  # ...but alive
+    assert await _docker_health_check(client) == 0
+
+
+async def test_livez_answers_while_a_readiness_check_hangs() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def hanging_health() -> dict[str, str]:  # stands for a database that does not answer
+        started.set()
+        await release.wait()
+        return {"database": "ok"}
+
+    async with (
+        serve_metrics(Metrics(), hanging_health, port=0) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+    ):
+        ready = asyncio.create_task(client.get("/readyz"))
+        await started.wait()
+        live = await client.get("/livez")
+        assert live.status_code == 200 and not ready.done()
+        release.set()
+        assert (await ready).status_code == 200
 
 
 async def test_healthz_counts_a_gateway_without_models_as_reachable(
@@ -279,7 +316,8 @@ async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: P
         user, chat = w.dm("Ann")
         async with w.parley_run(tmp_path, METRICS_PORT=str(port), LOG_FORMAT="json") as process:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-                assert (await client.get("/healthz")).status_code == 200
+                assert (await client.get("/livez")).status_code == 200
+                assert (await client.get("/readyz")).status_code == 200
                 assert _listen_addresses(port) == {"127.0.0.1"}  # METRICS_LISTEN unset: this host only
                 w.tg.user_sends(chat, user, "count me")
                 await w.said(chat, lambda t: t == "Echo: count me")
@@ -291,5 +329,5 @@ async def test_parley_run_serves_metrics_that_count_a_telegram_reply(tmp_path: P
     assert _sample(exposition, "parley_first_visible_text_seconds_count") == 1  # the adapter passed the hook
     assert _sample(exposition, "parley_platform_rate_limits_total") == 0
     lines = [json.loads(line) for line in (out + err).decode().splitlines()]
-    assert any(line["message"].startswith("metrics and health on port") for line in lines)
+    assert any(line["message"].startswith("metrics and probes on port") for line in lines)
     assert any(line["message"].startswith("reply done") and "request" in line for line in lines)

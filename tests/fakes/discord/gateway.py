@@ -131,7 +131,8 @@ class _Link:
 
 
 def shard_of(guild_id: int | None, shard_count: int) -> int:
-    """Gateway "Sharding": shard_id = (guild_id >> 22) % num_shards; "DMs will only be sent to shard 0"."""
+    """The shard that carries a guild's events: shard_id = (guild_id >> 22) % num_shards; DMs go to shard 0
+    only (https://discord.com/developers/docs/events/gateway#sharding, "Sharding Formula")."""
     return 0 if guild_id is None else (guild_id >> 22) % shard_count
 
 
