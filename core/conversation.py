@@ -65,6 +65,19 @@ class Quote:
     images: Sequence[Image]
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Document:
+    """A file a user sent, as downloaded: its name as the platform gives it (untrusted), bytes and declared
+    MIME type. `core.documents` decides from the bytes whether it is text or a PDF."""
+
+    name: str
+    data: bytes
+    mime: str = ""
+
+    def __repr__(self) -> str:  # never megabytes in a log line
+        return f"Document(name={self.name!r}, mime={self.mime!r}, bytes={len(self.data)})"
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One user message to answer.
@@ -72,6 +85,7 @@ class Turn:
     `context` holds recent group lines the bot saw but was not asked about ("name: text"), given to
     the model as the discussion before the question; they are not stored.
     `quote` carries the images of a quoted message; they go upstream after `images`.
+    `documents` (text files, PDFs) are read by the core and become labelled text parts of the turn.
     """
 
     conversation: ConversationKey
@@ -81,6 +95,7 @@ class Turn:
     platform_message_id: str = ""
     context: Sequence[str] = field(default_factory=tuple)
     quote: Quote | None = None
+    documents: Sequence[Document] = ()
 
     @property
     def name_prefix(self) -> bool:

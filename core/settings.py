@@ -112,6 +112,13 @@ class Settings(DatabaseSettings):
     allow_private_image_urls: bool = False  # fetch model-linked images from loopback/private addresses too
     image_dir: str = "parley-images"
 
+    # Documents users send (core/documents.py)
+    max_document_chars: int = Field(default=50_000, ge=100)  # of all documents of one message together
+    # All files of one message together, checked before download; Telegram bots download at most 20 MB (getFile).
+    max_document_bytes: int = Field(default=20_000_000, ge=1024)
+    pdf_max_pages: int = Field(default=100, ge=1)
+    pdf_timeout_seconds: float = Field(default=20.0, gt=0)  # reading the PDFs of one message
+
     # Live replies
     show_reasoning: Literal["off", "status", "full"] = "status"
 
