@@ -63,8 +63,8 @@ def document_too_large(max_bytes: int) -> str:
     return f"That file is too large (at most {size(max_bytes)} per message, all files together)."
 
 
-def document_download_failed(name: str) -> str:
-    return f"{name} could not be downloaded; please send it again."
+def document_download_failed() -> str:
+    return "A file could not be downloaded; please send it again."
 
 
 def document_unreadable(name: str) -> str:
