@@ -122,3 +122,20 @@ async def test_a_strangers_document_is_never_downloaded(tmp_path: Path) -> None:
             send_file(w, chat, user, b"payload", "x.txt", caption="read this")
             await w.said(chat, lambda t: "private" in t)
         assert w.tg.downloads == [] and w.tg.calls_of("getFile") == [] and w.up.chat_requests == []
+
+
+async def test_an_older_document_is_folded_in_history_before_turns_are_dropped(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path, context_budget_tokens=300) as w:
+        user, chat = w.dm("Ann")
+        async with w.bot():
+            w.up.add_reply("Read the old one.")
+            send_file(w, chat, user, b"a" * 2000, "old.txt", caption="first")
+            await w.said(chat, lambda t: t == "Read the old one.")
+            w.up.add_reply("Read the new one.")
+            send_file(w, chat, user, b"b" * 600, "new.txt", caption="second")
+            await w.said(chat, lambda t: t == "Read the new one.")
+        second = [m["content"] for m in w.up.chat_requests[1].body["messages"] if m["role"] == "user"]
+        assert second == [
+            "[file old.txt: not repeated]\n\nfirst",
+            "[file: new.txt]\n```\n" + "b" * 600 + "\n```\n\nsecond",
+        ]

@@ -15,6 +15,7 @@ from core.context import HistoryItem, build_context, estimate_tokens
 from core.documents import (
     DocumentLimits,
     DocumentReader,
+    ReadDocuments,
     decode_text,
     document_name,
     labelled,
@@ -27,7 +28,9 @@ from tests.loop_steps import longest_loop_step
 LIMITS = DocumentLimits(max_chars=50_000, max_bytes=20_000_000, pdf_max_pages=100, pdf_timeout_seconds=20.0)
 
 
-def read(documents: list[Document], limits: DocumentLimits = LIMITS, clock: Callable[[], float] = time.monotonic):  # type: ignore[no-untyped-def]
+def read(
+    documents: list[Document], limits: DocumentLimits = LIMITS, clock: Callable[[], float] = time.monotonic
+) -> ReadDocuments:
     return asyncio.run(DocumentReader(limits, clock=clock).read(documents))
 
 
@@ -36,7 +39,7 @@ def read(documents: list[Document], limits: DocumentLimits = LIMITS, clock: Call
     [
         (b"plain ascii\n", "plain ascii\n"),
         ("naïve café ✓".encode(), "naïve café ✓"),
-        (codecs.BOM_UTF8 + "with bom".encode(), "with bom"),
+        (codecs.BOM_UTF8 + b"with bom", "with bom"),
         ("utf-16 ✓".encode("utf-16"), "utf-16 ✓"),
         ("utf-16 be".encode("utf-16-be").join([codecs.BOM_UTF16_BE, b""]), "utf-16 be"),
         (b"\x1b[31mred log line\x1b[0m\tcol\r\n", "\x1b[31mred log line\x1b[0m\tcol\r\n"),
@@ -51,7 +54,7 @@ def test_text_is_decided_by_content(data: bytes, expected: str) -> None:
     [
         b"text with a NUL\x00inside",
         b"\xff\xd8\xff\xe0 jpeg-ish bytes",  # not UTF-8
-        "mostly text".encode() + b"\x01\x02\x03\x04",  # too many control characters
+        b"mostly text" + b"\x01\x02\x03\x04",  # too many control characters
         bytes(range(128)),
     ],
 )
@@ -77,7 +80,9 @@ def test_a_label_fence_is_longer_than_any_backtick_run_in_the_text() -> None:
 
 def test_names_are_one_safe_line() -> None:
     assert document_name("evil]\n[file: x.txt]`") == "evil___file: x.txt__"
-    assert document_name("\u202e\u200b") == "__" and document_name("  ") == "file" and len(document_name("a" * 500)) == 120
+    assert (
+        document_name("\u202e\u200b") == "__" and document_name("  ") == "file" and len(document_name("a" * 500)) == 120
+    )
 
 
 def test_the_character_budget_is_shared_by_the_files_of_a_turn() -> None:
@@ -97,7 +102,7 @@ def test_too_many_bytes_together_are_refused() -> None:
 
 
 def test_pdf_pages_over_the_cap_are_left_out_with_a_note() -> None:
-    found = read([Document("p.pdf", pdf_bytes([f"page {i}" for i in range(5)]))], LIMITS.__class__(1000, 10**6, 2, 5))
+    found = read([Document("p.pdf", pdf_bytes([f"page {i}" for i in range(5)]))], DocumentLimits(1000, 10**6, 2, 5))
     assert "page 1" in found.blocks[0] and "page 2" not in found.blocks[0]
     assert found.notes == ("Only the first 2 pages of p.pdf were read.",)
 
@@ -107,7 +112,7 @@ def test_a_pdf_stops_at_its_deadline_between_operators() -> None:
     data = pdf_bytes(["\n".join(f"line {i}" for i in range(200))])
     with pytest.raises(Exception, match="slow"):
         read_pdf(data, max_chars=10**6, max_pages=10, deadline=50, clock=lambda: next(ticks))
-    reader = DocumentReader(LIMITS.__class__(10**6, 10**6, 10, 5.0), clock=iter(range(0, 10**6, 3)).__next__)
+    reader = DocumentReader(DocumentLimits(10**6, 10**6, 10, 5.0), clock=iter(range(0, 10**6, 3)).__next__)
     with pytest.raises(InputError) as refused:
         asyncio.run(reader.read([Document("slow.pdf", data)]))
     assert refused.value.user_message == "slow.pdf took too long to read."
