@@ -283,7 +283,8 @@ def read_pdf(data: bytes, *, max_chars: int, max_pages: int, deadline: float, cl
     except Exception as exc:  # pypdf may raise anything on hostile bytes (its own errors, KeyError, RecursionError)
         log.info("pdf not readable: %s", type(exc).__name__)
         raise _PdfRefused("encrypted" if encrypted else "corrupt") from None  # AES without `cryptography` too
-    text = "\n\n".join(found).strip()
+    # PostgreSQL text holds no NUL, and JSON no lone surrogate: odd fonts can give either.
+    text = "\n\n".join(found).replace("\x00", "").encode("utf-8", "replace").decode().strip()
     if not text:
         raise _PdfRefused("no_text")
     return _Text(text[:max_chars], cut_chars=len(text) > max_chars, cut_pages=max_pages if count > max_pages else 0)
