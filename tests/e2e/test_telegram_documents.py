@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.telegram_harness import World, telegram_world
+from tests.e2e.telegram_harness import BOT_USERNAME, World, telegram_world
 from tests.fakes.pdfs import damaged_pdf, encrypted_pdf, pdf_bytes
 from tests.fakes.telegram import FakeChat, FakeUser
 
@@ -139,3 +139,16 @@ async def test_an_older_document_is_folded_in_history_before_turns_are_dropped(t
             "[file old.txt: not repeated]\n\nfirst",
             "[file: new.txt]\n```\n" + "b" * 600 + "\n```\n\nsecond",
         ]
+
+
+async def test_in_a_group_only_a_document_for_the_bot_is_downloaded(tmp_path: Path) -> None:
+    async with telegram_world(tmp_path) as w:
+        alice = w.tg.user("Alice")
+        group = w.tg.supergroup()
+        async with w.bot():
+            send_file(w, group, alice, b"minutes of the meeting", "minutes.txt", caption="for the team")
+            w.up.add_reply("Noted.")
+            send_file(w, group, alice, b"agenda items", "agenda.md", caption=f"@{BOT_USERNAME} anything missing?")
+            await w.said(group, lambda t: t == "Noted.")
+        assert len(w.tg.downloads) == 1
+        assert sent_text(w) == "Alice: [file: agenda.md]\n```\nagenda items\n```\n\nanything missing?"
