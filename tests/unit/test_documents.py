@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import io
 import time
 from collections.abc import Callable
 
 import pytest
 
-from core import Document, InputError
+from core import Document, InputError, configure_logging
 from core.context import HistoryItem, build_context, estimate_tokens
 from core.documents import (
     DocumentLimits,
@@ -22,7 +23,8 @@ from core.documents import (
     read_pdf,
     without_documents,
 )
-from tests.fakes.pdfs import pdf_bytes
+from tests.e2e.support import restored_logging
+from tests.fakes.pdfs import damaged_pdf, pdf_bytes
 from tests.loop_steps import longest_loop_step
 
 LIMITS = DocumentLimits(max_chars=50_000, max_bytes=20_000_000, pdf_max_pages=100, pdf_timeout_seconds=20.0)
@@ -166,3 +168,12 @@ def test_older_documents_are_folded_before_newer_ones_and_before_turns_are_dropp
         "[file old.txt: not repeated]\n\nfirst?", "first answer",
         "[file new.txt: not repeated]\n\nsecond?", "second answer", "third?",
     ]  # fmt: skip
+
+
+def test_a_damaged_pdf_does_not_fill_the_log() -> None:
+    log = io.StringIO()
+    with restored_logging():
+        configure_logging("INFO", stream=log)
+        with pytest.raises(Exception, match="corrupt"):
+            read_pdf(damaged_pdf() * 50, max_chars=100, max_pages=5, deadline=10**9, clock=time.monotonic)
+    assert "pypdf" not in log.getvalue() and log.getvalue().count("\n") <= 1
