@@ -6,8 +6,18 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 from core import texts  # what users read, written once for every adapter
 from core.access import Access
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
-from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef, Voice, conversation_for
+from core.conversation import (
+    ChatAdminCheck,
+    ConversationKey,
+    Document,
+    Quote,
+    Turn,
+    UserRef,
+    Voice,
+    conversation_for,
+)
 from core.discussion import Discussion
+from core.documents import check_document_bytes
 from core.errors import (
     AccessDeniedError,
     ChatAdminRequiredError,
@@ -71,6 +81,7 @@ __all__ = [
     "ConversationKey",
     "DatabaseSettings",
     "Discussion",
+    "Document",
     "Entity",
     "Event",
     "Finished",
@@ -112,6 +123,7 @@ __all__ = [
     "UsageReport",
     "UserRef",
     "Voice",
+    "check_document_bytes",
     "check_turn_bytes",
     "configure_logging",
     "conversation_for",

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from core.answer import AnswerStream
 from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
+from core.documents import DocumentLimits, DocumentReader, ReadDocuments
 from core.errors import ImageError, InputError, ParleyError, UpstreamError
 from core.events import Completed, Event, Heard, Image, Usage
 from core.health import HEALTH_TIMEOUT_SECONDS, UpstreamHealth, probe
@@ -111,6 +112,14 @@ class Assistant:
         self._answers = AnswerStream(
             settings=settings, upstream=upstream, store=store, metrics=metrics, tools=self._tools
         )
+        self._documents = DocumentReader(
+            DocumentLimits(
+                settings.max_document_chars,
+                settings.max_document_bytes,
+                settings.pdf_max_pages,
+                settings.pdf_timeout_seconds,
+            )
+        )
 
     async def reply(self, turn: Turn) -> AsyncGenerator[Event, None]:
         """Stream the answer to `turn`: deltas as they come, then one `Completed` (a voice turn: `Heard` first).
@@ -135,6 +144,8 @@ class Assistant:
                 heard = await self._listener.hear(turn, upstream_user=self._upstream_user(turn))
                 turn = heard.turn
                 images, authors = self._checked(turn)
+            # After the access check and the request count: a flood of hostile PDFs costs its sender requests.
+            read = await self._documents.read(turn.documents) if turn.documents else ReadDocuments((), ())
             conversation = await self._store.active_conversation(
                 turn.conversation,
                 turn.user,
@@ -151,7 +162,7 @@ class Assistant:
                 conversation.id,
                 NewMessage(
                     role="user",
-                    text=turn.text,
+                    text=read.turn_text(turn.text) if read.blocks else turn.text,  # documents stay as text
                     user=turn.user,
                     images=[NewImage(image, author) for image, author in zip(images, authors, strict=True)],
                     platform_message_ids=(turn.platform_message_id,) if turn.platform_message_id else (),
@@ -172,7 +183,7 @@ class Assistant:
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
                 async for event in stream:
-                    yield event
+                    yield replace(event, notes=read.notes) if read.notes and isinstance(event, Completed) else event
 
     def _checked(self, turn: Turn) -> tuple[list[Image], list[str]]:
         """The turn's images, validated (core.inputs), and the id of each one's author."""

@@ -7,9 +7,10 @@ guard against overflowing the model's context, not an invoice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from core.documents import has_documents, without_documents
 from core.events import ToolCall
 
 CHARS_PER_TOKEN = 4
@@ -77,21 +78,55 @@ def build_context(
         before_question.append({"role": "system", "content": f"Recent messages in this chat, for context:\n{lines}"})
         spent += estimate_tokens(lines)
 
-    chosen: list[dict[str, Any]] = []
-    user_turns_seen = 0
-    for index, item in enumerate(reversed(history)):
-        keep_images = index == 0 or user_turns_seen < image_turns
-        message, cost = _to_upstream(item, keep_images=keep_images, name_prefix=name_prefix)
-        if item.role == "user":
-            user_turns_seen += 1
-        if index > 0 and spent + cost > budget_tokens:
-            break
-        spent += cost
-        chosen.append(message)
+    chosen = _fitting(history, budget_tokens - spent, image_turns=image_turns, name_prefix=name_prefix)
     while len(chosen) > 1 and chosen[-1]["role"] == "tool":  # the oldest kept: results without their call
         chosen.pop()
     chosen.reverse()
     return [*system, *chosen[:-1], *before_question, chosen[-1]]
+
+
+@dataclass(slots=True)
+class _Candidate:
+    message: dict[str, Any]
+    cost: int
+    with_documents: tuple[dict[str, Any], int] | None = None  # the full message, when its documents are folded
+
+
+def _fitting(
+    history: Sequence[HistoryItem], budget_tokens: int, *, image_turns: int, name_prefix: bool
+) -> list[dict[str, Any]]:
+    """The newest messages that fit `budget_tokens`, newest first; the newest always, in full.
+
+    Documents go before turns: older messages are first taken with their documents folded into a
+    placeholder, then documents are put back newest first while they fit, so an older document is
+    trimmed before a newer one and before any turn is dropped.
+    """
+    candidates: list[_Candidate] = []
+    spent = 0
+    user_turns_seen = 0
+    for index, item in enumerate(reversed(history)):
+        keep_images = index == 0 or user_turns_seen < image_turns
+        message, cost = _to_upstream(item, keep_images=keep_images, name_prefix=name_prefix)
+        candidate = _Candidate(message, cost)
+        if index > 0 and item.role == "user" and has_documents(item.text):
+            folded = replace(item, text=without_documents(item.text))
+            candidate = _Candidate(*_to_upstream(folded, keep_images=keep_images, name_prefix=name_prefix))
+            candidate.with_documents = (message, cost)
+        if item.role == "user":
+            user_turns_seen += 1
+        if index > 0 and spent + candidate.cost > budget_tokens:
+            break
+        spent += candidate.cost
+        candidates.append(candidate)
+    for candidate in candidates:
+        if candidate.with_documents is None:
+            continue
+        message, cost = candidate.with_documents
+        if spent + cost - candidate.cost > budget_tokens:
+            break  # this one and every older document stay folded
+        spent += cost - candidate.cost
+        candidate.message = message
+    return [candidate.message for candidate in candidates]
 
 
 def _to_upstream(item: HistoryItem, *, keep_images: bool, name_prefix: bool) -> tuple[dict[str, Any], int]:

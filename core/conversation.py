@@ -84,6 +84,19 @@ class Voice:
     size_bytes: int | None = None
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Document:
+    """A file a user sent, as downloaded: its name as the platform gives it (untrusted), bytes and declared
+    MIME type. `core.documents` decides from the bytes whether it is text or a PDF."""
+
+    name: str
+    data: bytes
+    mime: str = ""
+
+    def __repr__(self) -> str:  # never megabytes in a log line
+        return f"Document(name={self.name!r}, mime={self.mime!r}, bytes={len(self.data)})"
+
+
 @dataclass(frozen=True, slots=True)
 class Turn:
     """One user message to answer.
@@ -92,6 +105,7 @@ class Turn:
     the model as the discussion before the question; they are not stored.
     `quote` carries the images of a quoted message; they go upstream after `images`.
     `voice`: a recording to transcribe (TRANSCRIBE_MODEL); its transcript, after `text` (a caption), is the turn.
+    `documents` (text files, PDFs) are read by the core and become labelled text parts of the turn.
     """
 
     conversation: ConversationKey
@@ -102,6 +116,7 @@ class Turn:
     context: Sequence[str] = field(default_factory=tuple)
     quote: Quote | None = None
     voice: Voice | None = None
+    documents: Sequence[Document] = ()
 
     @property
     def name_prefix(self) -> bool:

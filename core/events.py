@@ -95,17 +95,19 @@ class Completed:
     """Last event of a reply: the final answer text (images taken out) and the images found in it.
 
     `finish_reason` is the upstream's, as sent ("" for answers that had none, such as generated images).
+    `notes` are the assistant's own about the question (a document cut short), shown with the answer.
     """
 
     text: str
     images: tuple[Image, ...] = field(default_factory=tuple)
     reasoning: str = ""
     finish_reason: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def note(self) -> str:
         """A short note to show after the answer ("" when it ended normally), e.g. for a length cut."""
-        return FINISH_NOTES.get(self.finish_reason.lower(), "")
+        return " ".join(filter(None, (*self.notes, FINISH_NOTES.get(self.finish_reason.lower(), ""))))
 
 
 Event = TextDelta | ReasoningDelta | ToolCall | ToolRunning | Heard | Usage | Finished | Completed

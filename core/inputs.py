@@ -43,7 +43,7 @@ def check_turn(turn: Turn, *, max_chars: int, image_max_bytes: int, turn_max_byt
     if len(turn.text) > max_chars:
         raise too_long(max_chars)
     images = [*turn.images, *(turn.quote.images if turn.quote else ())]
-    if not images and is_blank(turn.text):
+    if not images and not turn.documents and is_blank(turn.text):
         raise InputError("empty turn", user_message="There is nothing to answer in that message.")
     check_turn_bytes(sum(len(image.data) for image in images), turn_max_bytes)
     return [validate_user_image(image.data, max_bytes=image_max_bytes, alt=image.alt) for image in images]

@@ -187,3 +187,5 @@ def configure_logging(
     root.setLevel(level)
     for name in CONTENT_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if log_content else logging.INFO)
+    # pypdf warns once per damaged object it repairs (thousands of lines for a hostile PDF), quoting its bytes.
+    logging.getLogger("pypdf").setLevel(logging.NOTSET if log_content else logging.ERROR)

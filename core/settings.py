@@ -117,6 +117,12 @@ class Settings(DatabaseSettings):
     max_audio_seconds: float = Field(default=300.0, gt=0)
     # Telegram bots download at most 20 MB with getFile (core.telegram.org/bots/api#getfile); decimal MB stays under it
     max_audio_bytes: int = Field(default=20_000_000, ge=1024)
+    # Documents users send (core/documents.py)
+    max_document_chars: int = Field(default=50_000, ge=100)  # of all documents of one message together
+    # All files of one message together, checked before download; Telegram bots download at most 20 MB (getFile).
+    max_document_bytes: int = Field(default=20_000_000, ge=1024)
+    pdf_max_pages: int = Field(default=100, ge=1)
+    pdf_timeout_seconds: float = Field(default=20.0, gt=0)  # reading the PDFs of one message
 
     # Live replies
     show_reasoning: Literal["off", "status", "full"] = "status"

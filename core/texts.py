@@ -81,6 +81,44 @@ def audio_too_large(max_bytes: int) -> str:
     return f"Voice messages and audio files can be up to {size(max_bytes)}; send a smaller one."
 
 
+def document_too_large(max_bytes: int) -> str:
+    return f"That file is too large (at most {size(max_bytes)} per message, all files together)."
+
+
+def document_download_failed() -> str:
+    return "A file could not be downloaded; please send it again."
+
+
+def document_unreadable(name: str) -> str:
+    return f"I can read text files and PDFs; {name} is neither."
+
+
+def pdf_encrypted(name: str) -> str:
+    return f"{name} is password-protected; send a copy without the password."
+
+
+def pdf_corrupt(name: str) -> str:
+    return f"{name} could not be read: the PDF is damaged."
+
+
+def pdf_without_text(name: str) -> str:
+    return f"{name} has no text to read (a scan or only images?)."
+
+
+def pdf_too_slow(name: str) -> str:
+    return f"{name} took too long to read."
+
+
+def document_cut(name: str, chars: int) -> str:
+    if not chars:
+        return f"{name} was not read: the other files used up the characters one message may hold."
+    return f"Only the first {chars:,} characters of {name} were read."
+
+
+def document_pages_cut(name: str, pages: int) -> str:
+    return f"Only the first {pages:,} pages of {name} were read."
+
+
 def _text(*lines: Span | tuple[Span, ...]) -> Text:
     return Text(tuple(line if isinstance(line, tuple) else (line,) for line in lines))
 

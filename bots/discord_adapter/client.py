@@ -28,6 +28,7 @@ from bots.discord_adapter.conversations import (
     turn_text,
     user_ref,
 )
+from bots.discord_adapter.documents import is_document, read_documents
 from bots.discord_adapter.surface import DiscordSurface, discord_profile
 from bots.discord_adapter.tasks import InFlight
 from bots.discord_adapter.voice import voice_of
@@ -225,7 +226,7 @@ class ParleyDiscord(discord.Client):
         """The top of a message handler: one streamed reply, or one short plain line on what went wrong."""
         try:
             # No thread is opened and no attachment fetched for a stranger.
-            if self._settings.discord_auto_thread or any(is_image(a) for a in message.attachments):
+            if self._settings.discord_auto_thread or any(is_image(a) or is_document(a) for a in message.attachments):
                 key = conversation_key(place, message.author.id, group_history=self._settings.group_history)
                 await self._assistant.require_access(key, user_ref(message.author))
             channel, answer_place, reply_to = await self._where_to_answer(message, place, opens_thread=opens_thread)
@@ -277,6 +278,7 @@ class ParleyDiscord(discord.Client):
             platform_message_id=str(message.id),
             context=self._discussion.take(place.channel_id) if is_group else (),
             voice=voice_of(message),  # downloaded by the core, once it checked access and the limits
+            documents=await read_documents(message.attachments, max_bytes=self._settings.max_document_bytes),
         )
 
     async def _tell(self, message: discord.Message, text: str) -> None:

@@ -20,6 +20,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from bots.telegram_adapter import texts
 from bots.telegram_adapter.albums import ALBUM_GAP_SECONDS, Albums
+from bots.telegram_adapter.documents import download_documents, has_document
 from bots.telegram_adapter.inbound import (
     caption_of,
     conversation_of,
@@ -88,7 +89,7 @@ class TelegramBot:
         application.add_handler(CommandHandler(names, self._on_command, filters=new))
         application.add_handler(MessageHandler(new & filters.COMMAND, self._on_unknown_command))
         application.add_handler(
-            MessageHandler(new & (filters.TEXT | filters.PHOTO | filters.Document.IMAGE | RECORDINGS), self._on_message)
+            MessageHandler(new & (filters.TEXT | filters.PHOTO | filters.Document.ALL | RECORDINGS), self._on_message)
         )
         application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self._on_edited))
         application.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, self._on_unsupported))
@@ -183,10 +184,11 @@ class TelegramBot:
         key = conversation_of(first, group_history=self._settings.group_history)
         quote = quoted(first, me)
         sources = [*album, *([quote] if quote else [])]
-        if any(has_image(item) for item in sources):  # a stranger's files are never fetched
+        if any(has_image(item) or has_document(item) for item in sources):  # a stranger's files are never fetched
             await self._assistant.require_access(key, user_of(first))
         # Refused before downloading when the sizes Telegram declares are over the cap already (core checks again).
         check_turn_bytes(declared_image_bytes(sources), self._settings.image_max_bytes_per_turn)
+        documents = await download_documents(album, max_bytes=self._settings.max_document_bytes)
         images = await download_images(album, max_bytes=self._settings.image_max_bytes)
         # A quoted photo joins the turn but stays its author's: their /forget removes it from this turn too.
         quoted_images = await download_images([quote], max_bytes=self._settings.image_max_bytes) if quote else []
@@ -202,6 +204,7 @@ class TelegramBot:
             context=context,
             quote=Quote(user_of(quote), quoted_images) if quote is not None and quoted_images else None,
             voice=voice_of(first),  # downloaded by the core, once it checked access and the limits
+            documents=documents,
         )
 
     async def _command(self, message: Message, me: User) -> None:

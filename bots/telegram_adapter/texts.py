@@ -13,7 +13,9 @@ from core import Forgotten, Stats, UsageReport
 from core import texts as words
 
 GENERIC_ERROR = words.GENERIC_FAILURE
-UNSUPPORTED = "I can read text and photos; this kind of message is not something I can answer."
+UNSUPPORTED = (
+    "I can read text and photos (and text files and PDFs); this kind of message is not something I can answer."
+)
 EDITED = "I only see new messages: send the corrected text as a new message."
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 

@@ -157,7 +157,10 @@ async def test_attached_images_reach_the_upstream_as_image_url_parts(
     content = upstream.chat_requests[0].body["messages"][-1]["content"]
     assert content[0] == {"type": "text", "text": "what is in this picture?"}
     assert content[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(picture).decode()
-    assert upstream.chat_requests[1].body["messages"][-1]["content"] == "and this?"  # not an image: ignored
+    # Not an image: read as a document (tests/e2e/test_discord_documents.py), not sent as an image part.
+    assert upstream.chat_requests[1].body["messages"][-1]["content"] == (
+        "[file: notes.txt]\n```\nplain text\n```\n\nand this?"
+    )
 
 
 async def test_images_in_an_answer_are_uploaded_as_files_with_the_text_as_caption(

@@ -234,6 +234,10 @@ class Upload:
 
 @dataclass(frozen=True, slots=True)
 class StoredAttachment:
+    """Discord's Attachment object: id, filename, size in bytes, url, proxy_url, content_type (the media type
+    Discord detected), width/height for images (discord.com/developers/docs/resources/message#attachment-object).
+    """
+
     id: int
     filename: str
     content_type: str

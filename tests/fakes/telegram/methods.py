@@ -35,7 +35,8 @@ MAX_TEXT_UTF16 = 4096
 MAX_CAPTION_UTF16 = 1024
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 UPLOAD_MAX_BYTES = 50 * 1024 * 1024
-DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files
+# getFile: "For the moment, bots can download files of up to 20MB in size" (core.telegram.org/bots/api#getfile).
+DOWNLOAD_MAX_BYTES = 20 * 1024 * 1024
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the same as a "
     "current content and reply markup of the message"
