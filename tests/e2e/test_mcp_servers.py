@@ -75,7 +75,7 @@ async def test_a_stdio_servers_tools_are_offered_namespaced_filtered_and_called(
         assert sorted(servers.connected()) == ["orders", "reports"]
         assert sorted(registry.names()) == [
             "orders__broken", "orders__chart", "orders__env_report", "orders__exit_now", "orders__lookup_order",
-            "orders__slow", "reports__chart", "reports__env_report",
+            "orders__open_invoices", "orders__slow", "reports__chart", "reports__env_report",
         ]  # fmt: skip
         [spec] = [s for s in registry.specs() if s["function"]["name"] == "orders__lookup_order"]
         assert spec["function"]["description"] == "Look up an order by its id and tell its status."
@@ -156,6 +156,16 @@ async def test_a_server_that_dies_is_withdrawn_retried_and_offered_again_once_ba
         assert (await call(registry, "orders__lookup_order", {"id": "A-17"})).text.startswith("Order A-17")
         assert await server_pid(registry, "orders") != first_pid
         assert gone(first_pid)
+
+
+async def test_a_server_that_changes_its_tools_gets_the_new_list_offered() -> None:
+    registry = ToolRegistry()
+    async with McpServers([fake_server("orders")], registry, timing=FAST) as servers:
+        assert "orders__lookup_invoice" not in registry.names()
+        assert (await call(registry, "orders__open_invoices")).text == "invoices are open"
+        await servers.wait_until(lambda: "orders__lookup_invoice" in registry.names())
+        assert (await call(registry, "orders__lookup_invoice", {"id": "I-1"})).text == "Invoice I-1: paid."
+        assert "orders__lookup_order" in registry.names()
 
 
 async def test_shutdown_ends_every_server_process_even_with_a_call_in_flight() -> None:

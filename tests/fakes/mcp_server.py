@@ -4,7 +4,8 @@
 
 Tools: `lookup_order(id)`, `broken()` (fails: an `isError` result), `slow(seconds)`, `env_report()` (this
 process's pid and environment as JSON: what a server started by Parley can see), `chart()` (text and an
-image), `exit_now()` (the process dies in the middle of the call).
+image), `open_invoices()` (adds a tool: the list changes), `exit_now()` (the process dies in the middle of
+the call).
 FAKE_MCP_FAIL_FILE: while that file exists the server exits with status 1 before serving (a server that
 fails to start). FAKE_MCP_PID_FILE: the server writes its pid there once it serves.
 `serve_http()`: the same tools over Streamable HTTP on 127.0.0.1, in the caller's event loop, requiring
@@ -67,6 +68,14 @@ def build_server() -> MCPServer:
     def chart() -> list[TextContent | ImageContent]:
         picture = base64.b64encode(png_bytes()).decode()
         return [TextContent(text="Orders per day:"), ImageContent(data=picture, mime_type="image/png")]
+
+    def lookup_invoice(id: str) -> str:
+        return f"Invoice {id}: paid."
+
+    @server.tool(description="Adds the tool `lookup_invoice` to this server's list.")
+    def open_invoices() -> str:
+        server.add_tool(lookup_invoice, description="Look up an invoice by its id.")
+        return "invoices are open"
 
     @server.tool(description="Ends this server's process in the middle of the call.")
     def exit_now() -> str:

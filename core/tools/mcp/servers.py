@@ -113,11 +113,12 @@ class McpServers:
         link = self._links[config.name]
         pause = self._timing.retry_first_seconds
         while not self._stopping.is_set():
+            connected = asyncio.Event()
             try:
-                await self._serve(config, link, attempted)
+                await self._serve(config, link, connected, attempted)
                 return  # only on stop: a lost connection raises
             except Exception as exc:  # whatever a server or its transport does, the bot goes on
-                failure, was_up = _describe(exc), link.client is not None
+                failure, was_up = _describe(exc), connected.is_set()
             finally:
                 self._withdraw(link)
                 attempted.set()
@@ -130,7 +131,9 @@ class McpServers:
                 await self._stopping.wait()
             pause = min(pause * 2, self._timing.retry_max_seconds)
 
-    async def _serve(self, config: McpServerConfig, link: Link, attempted: asyncio.Event) -> None:
+    async def _serve(
+        self, config: McpServerConfig, link: Link, connected: asyncio.Event, attempted: asyncio.Event
+    ) -> None:
         """Connect, offer the tools, and watch the connection until stopping; raise when it is lost."""
         async with AsyncExitStack() as stack:
             transport = await self._transport(config, stack)
@@ -144,8 +147,12 @@ class McpServers:
             tools = await _list_tools(client)
             offered = self._offer(config, link, client, tools)
             log.info("mcp server %s connected: %d tools offered", config.name, offered)
+            connected.set()
             attempted.set()
-            await self._watch(config, link, client, tools)
+            try:
+                await self._watch(config, link, client, tools)
+            finally:
+                self._withdraw(link)  # before the connection closes: no call starts on a closing one
 
     async def _transport(self, config: McpServerConfig, stack: AsyncExitStack) -> Transport:
         if config.command is not None:
@@ -225,7 +232,7 @@ def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     if isinstance(exc, MCPError):
-        return f"MCP error {exc.code}"
+        return "connection closed" if exc.code == types.CONNECTION_CLOSED else f"MCP error {exc.code}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
     if isinstance(exc, httpx2.HTTPStatusError):
