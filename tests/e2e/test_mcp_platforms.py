@@ -47,6 +47,7 @@ async def test_telegram_answers_from_an_mcp_tool_a_slow_one_times_out_and_strang
         first, answer, slow, excuse = w.up.chat_requests  # none for Bob: he never reaches the model or a tool
         assert "orders__lookup_order" in first.tool_names and "orders__slow" in first.tool_names
         assert [m["content"] for m in answer.tool_results] == [ORDER_STATUS]
+        assert slow.last_user_text == "and my other order?"
         assert excuse.tool_results[-1]["content"] == "error: the tool did not answer within 1 seconds"
         logged = [record.getMessage() for record in caplog.records]
         assert any(line.startswith("tool orders__lookup_order ok") for line in logged)
