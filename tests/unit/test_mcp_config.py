@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,10 @@ import mcp_types as types
 import pytest
 
 from core import ConfigError
-from core.tools import ToolContext, ToolRegistry, ToolResult
+from core.tools import ToolRegistry
 from core.tools.mcp import McpServerConfig, load_mcp_config
 from core.tools.mcp.tool import result_text
+from tests.unit.test_tool_registry import Named
 
 
 def _write(tmp_path: Path, document: Any) -> str:
@@ -110,24 +110,14 @@ def test_the_model_reads_text_and_a_note_for_what_is_not_text_never_base64() -> 
     assert result_text(structured) == '{"status": "shipped"}'
 
 
-class _Named:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.description = ""
-        self.parameters: Mapping[str, object] = {}
-
-    async def run(self, arguments: Mapping[str, object], context: ToolContext) -> ToolResult:
-        return ToolResult(self.name)
-
-
 def test_a_namespace_is_withdrawn_whole_and_only_it() -> None:
-    registry = ToolRegistry([_Named("generate_image")])
-    registry.register(_Named("x"), namespace="a_")  # offered as a___x: looks like namespace "a" with "_x"
-    registry.register(_Named("lookup"), namespace="a")
-    registry.register(_Named("find"), namespace="a")
+    registry = ToolRegistry([Named("generate_image")])
+    registry.register(Named("x"), namespace="a_")  # offered as a___x: looks like namespace "a" with "_x"
+    registry.register(Named("lookup"), namespace="a")
+    registry.register(Named("find"), namespace="a")
     registry.unregister_namespace("a")
     assert registry.names() == ["generate_image", "a___x"]
-    registry.register(_Named("lookup"), namespace="a")  # back again, under the same name
+    registry.register(Named("lookup"), namespace="a")  # back again, under the same name
     assert registry.names() == ["generate_image", "a___x", "a__lookup"]
     registry.unregister_namespace("a_")
     assert [spec["function"]["name"] for spec in registry.specs()] == ["generate_image", "a__lookup"]
