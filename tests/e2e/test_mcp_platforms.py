@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from tests.e2e.discord_harness import World, discord_settings, running_bot
 from tests.e2e.telegram_harness import telegram_world
 from tests.e2e.test_mcp_cli import write_config
+from tests.e2e.test_mcp_servers import gone
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.mcp_server import stdio_entry
 from tests.fakes.upstream import FakeUpstream, ToolCallScript
@@ -50,10 +53,33 @@ async def test_telegram_answers_from_an_mcp_tool_a_slow_one_times_out_and_strang
         assert slow.last_user_text == "and my other order?"
         assert excuse.tool_results[-1]["content"] == "error: the tool did not answer within 1 seconds"
         logged = [record.getMessage() for record in caplog.records]
-        assert any(line.startswith("tool orders__lookup_order ok") for line in logged)
+        assert any("orders__lookup_order" in line for line in logged)  # the call's name is logged, not its result
         assert any(line.startswith("mcp server orders connected") for line in logged)
         # A tool's result is untrusted text: not in the logs without LOG_CONTENT=true.
         assert not any("arriving Friday" in line for line in logged)
+
+
+async def test_parley_run_starts_the_server_answers_from_it_and_ends_it_on_sigterm(tmp_path: Path) -> None:
+    pid_file = tmp_path / "server.pid"
+    config = write_config(tmp_path, {"orders": stdio_entry(env={"FAKE_MCP_PID_FILE": str(pid_file)})})
+    async with telegram_world(tmp_path) as w:
+        user, chat = w.dm("Ann")
+        w.up.add_reply(finish_reason="tool_calls", tool_calls=[_lookup()])
+        w.up.add_reply("It arrives on Friday.")
+        async with w.parley_run(tmp_path, MCP_CONFIG=config) as process:
+            w.tg.user_sends(chat, user, "where is my order A-17?")
+            await w.said(chat, lambda t: t == "It arrives on Friday.")
+            server_pid = int(pid_file.read_text())
+            assert not gone(server_pid)
+            process.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(process.communicate(), 20)
+        assert [m["content"] for m in w.up.chat_requests[1].tool_results] == [ORDER_STATUS]
+    log = (out + err).decode()
+    assert process.returncode == 0, log
+    assert "mcp server orders connected: 7 tools offered" in log and "mcp servers closed" in log
+    assert "orders__lookup_order" in log  # the tool loop logs the call's name (core/tools/loop.py)
+    assert "Traceback" not in log and "arriving Friday" not in log
+    assert gone(server_pid)  # ended with Parley: not orphaned, not a zombie
 
 
 async def test_discord_runs_two_mcp_calls_at_once_and_a_failing_one_still_gets_an_answer(
