@@ -87,6 +87,11 @@ async def test_a_stdio_servers_tools_are_offered_namespaced_filtered_and_called(
         assert missing.is_error and "no order Z-9" in missing.text
         failed = await call(registry, "orders__broken")
         assert failed.is_error and "the order database is down" in failed.text
+        # A call given up on (as TOOL_TIMEOUT_SECONDS does) leaves the connection usable.
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await call(registry, "orders__slow", {"seconds": 30})
+        assert (await call(registry, "orders__lookup_order", {"id": "B-2"})).text == "Order B-2: waiting for payment."
         chart = await call(registry, "reports__chart")
         assert chart.text == "Orders per day:\n[the tool returned an image (image/png), not shown]"
 
