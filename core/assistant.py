@@ -442,7 +442,8 @@ async def open_assistant(
             clock=clock,
             allow_private_image_urls=settings.allow_private_image_urls,
         ) as upstream,
-        open_mcp_servers(mcp_servers, registry),  # their tools join `registry` while they are up
+        # Their tools join `registry` while they are up; their stderr is user content, shown like LOG_CONTENT.
+        open_mcp_servers(mcp_servers, registry, server_stderr=settings.log_content),
     ):
         yield Assistant(
             settings=settings,

@@ -58,6 +58,16 @@ async def test_chat_model_answers_from_an_mcp_tool_and_the_server_sees_no_secret
     assert gone(report["pid"])
 
 
+async def test_a_servers_stderr_reaches_ours_only_with_log_content(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"orders": stdio_entry()})
+    async with FakeUpstream(api_key=API_KEY) as upstream:
+        code, out, err = await run(
+            ["chat"], chat_env(upstream, MCP_CONFIG=config, LOG_CONTENT="true"), tmp_path, "hi\n"
+        )
+    assert code == 0 and out == "Echo: hi\n"
+    assert "fake mcp server: serving over stdio" in err  # without LOG_CONTENT: see the first test's stderr
+
+
 @pytest.mark.parametrize(
     ("servers", "problem"),
     [

@@ -79,6 +79,7 @@ async def test_parley_run_starts_the_server_answers_from_it_and_ends_it_on_sigte
     assert "mcp server orders connected: 7 tools offered" in log and "mcp servers closed" in log
     assert "orders__lookup_order" in log  # the tool loop logs the call's name (core/tools/loop.py)
     assert "Traceback" not in log and "arriving Friday" not in log
+    assert "fake mcp server" not in log  # a server's stderr is user content too: shown only with LOG_CONTENT
     assert gone(server_pid)  # ended with Parley: not orphaned, not a zombie
 
 

@@ -92,6 +92,7 @@ def main() -> int:
     pid_file = os.environ.get("FAKE_MCP_PID_FILE")
     if pid_file:
         Path(pid_file).write_text(str(os.getpid()))
+    print("fake mcp server: serving over stdio", file=sys.stderr, flush=True)  # as real servers log
     build_server().run("stdio")
     return 0
 

@@ -68,7 +68,7 @@ class McpServers:
         self._configs = tuple(configs)
         self._registry = registry
         self._timing = timing
-        self._errlog = errlog  # a stdio server's stderr; None: ours
+        self._errlog = errlog  # where a stdio server's stderr goes; None: ours
         self._links = {config.name: Link(config.name) for config in self._configs}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
