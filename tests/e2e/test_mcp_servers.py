@@ -149,7 +149,7 @@ async def test_a_server_that_dies_is_withdrawn_retried_and_offered_again_once_ba
             log_line(SERVERS_LOG, "mcp server orders was lost") as lost,
             log_line(SERVERS_LOG, "mcp server orders did not start") as restart_failed,
         ):
-            with pytest.raises(ToolFailed):
+            with pytest.raises(ToolFailed, match="the MCP server orders is not connected"):
                 await call(registry, "orders__exit_now")
             await lost.wait()
             await servers.wait_until(lambda: "orders__lookup_order" not in registry.names())
@@ -173,14 +173,17 @@ async def test_a_server_that_changes_its_tools_gets_the_new_list_offered() -> No
         assert "orders__lookup_order" in registry.names()
 
 
-async def test_shutdown_ends_every_server_process_even_with_a_call_in_flight() -> None:
+async def test_shutdown_ends_every_server_process_even_with_a_call_in_flight(tmp_path: Path) -> None:
     registry = ToolRegistry()
-    async with McpServers([fake_server("a"), fake_server("b")], registry, timing=FAST):
+    arrived = tmp_path / "slow-call-arrived"
+    async with McpServers([fake_server("a", env={"FAKE_MCP_SLOW_MARK": str(arrived)}), fake_server("b")], registry):
         pids = [await server_pid(registry, "a"), await server_pid(registry, "b")]
         assert not any(gone(pid) for pid in pids)
         slow = asyncio.create_task(call(registry, "a__slow", {"seconds": 30}))
-        await asyncio.sleep(0)  # the call is sent before the block ends
+        async with asyncio.timeout(20):
+            while not arrived.exists():  # noqa: ASYNC110 - another process makes the file: no event to await
+                await asyncio.sleep(0.01)
     assert all(gone(pid) for pid in pids)
     assert registry.names() == []
-    with pytest.raises((ToolFailed, Exception)):
+    with pytest.raises(ToolFailed, match="the MCP server a is not connected"):
         await slow

@@ -7,7 +7,8 @@ process's pid and environment as JSON: what a server started by Parley can see),
 image), `open_invoices()` (adds a tool: the list changes), `exit_now()` (the process dies in the middle of
 the call).
 FAKE_MCP_FAIL_FILE: while that file exists the server exits with status 1 before serving (a server that
-fails to start). FAKE_MCP_PID_FILE: the server writes its pid there once it serves.
+fails to start). FAKE_MCP_PID_FILE: the server writes its pid there once it serves. FAKE_MCP_SLOW_MARK: a file
+`slow` creates when a call arrives.
 `serve_http()`: the same tools over Streamable HTTP on 127.0.0.1, in the caller's event loop, requiring
 `Authorization: Bearer <token>` when a token is given.
 
@@ -57,6 +58,9 @@ def build_server() -> MCPServer:
 
     @server.tool(description="Answers after `seconds`.")
     async def slow(seconds: float) -> str:
+        started = os.environ.get("FAKE_MCP_SLOW_MARK")
+        if started:
+            Path(started).touch()  # the call has arrived: what a test waits for
         await asyncio.sleep(seconds)
         return f"slept {seconds:g} seconds"
 

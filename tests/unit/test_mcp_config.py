@@ -39,14 +39,13 @@ def test_stdio_and_http_servers_with_env_headers_and_a_tools_filter(tmp_path: Pa
     )
     orders, search = load_mcp_config(path)
     assert orders == McpServerConfig("orders", command="python", args=("-m", "orders"), env={"ORDERS_DB": "o.db"})
-    assert orders.transport == "stdio" and orders.tools is None
+    assert orders.tools is None
     assert search == McpServerConfig(
         "web-search",
         url="https://search.example/mcp",
         headers={"Authorization": "Bearer t"},
         tools=frozenset({"search"}),
     )
-    assert search.transport == "http"
     assert load_mcp_config(_write(tmp_path, {"mcpServers": {}})) == ()
 
 

@@ -44,10 +44,6 @@ class McpServerConfig:
     headers: Mapping[str, str] = field(default_factory=dict)
     tools: frozenset[str] | None = None  # None: every tool the server lists
 
-    @property
-    def transport(self) -> str:
-        return "stdio" if self.command is not None else "http"
-
 
 def load_mcp_config(path: str) -> tuple[McpServerConfig, ...]:
     """Read and check the file at `path`; ConfigError (naming the file and the entry) when it is wrong."""

@@ -51,7 +51,9 @@ class McpTool:
         try:
             result = await client.call_tool(self.name, dict(arguments))
         except MCPError as exc:
-            self._link.alarm.set()  # a closed connection surfaces here first; a protocol error costs one ping
+            self._link.alarm.set()  # a lost connection surfaces here first; any other error costs one check
+            if exc.code == types.CONNECTION_CLOSED:
+                raise ToolFailed(f"the MCP server {self._link.name} is not connected") from None
             raise ToolFailed(f"the MCP server answered: {exc.message[:ERROR_MESSAGE_MAX_CHARS]}") from None
         except Exception:
             self._link.alarm.set()
