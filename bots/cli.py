@@ -56,6 +56,10 @@ def _configure_logging(
     # httpx logs every request URL at INFO; the request body and headers never, but one line per call is noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # The MCP SDK: httpx2 logs each request URL (which may hold a token); the SDK's own errors may quote what
+    # a server sent (tool output). core.tools.mcp logs one line per server failure, enough unless LOG_CONTENT.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    logging.getLogger("mcp").setLevel(logging.WARNING if log_content else logging.CRITICAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,7 @@ from core.store import (
     upgrade,
 )
 from core.tools import Draw, ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry, image_drawer
+from core.tools.mcp import load_mcp_config, open_mcp_servers
 from core.upstream import UpstreamClient
 from core.voice import Hearing, Listener
 
@@ -454,11 +455,13 @@ async def open_assistant(
     clock: Callable[[], float] = time.time,
     tools: ToolRegistry | None = None,
 ) -> AsyncIterator[Assistant]:
-    """Own the database and the upstream client for the life of the block; upgrade the schema first.
+    """Own the database, the upstream client and the MCP servers for the life of the block; upgrade the schema first.
 
     `clock` (Unix seconds) decides the per-minute and per-day windows of the user limits and stamps what is
     stored; tests pass their own.
     """
+    registry = default_tools(settings) if tools is None else tools
+    mcp_servers = load_mcp_config(settings.mcp_config) if settings.mcp_config else ()  # ConfigError first
     if migrate:
         await upgrade(settings.database_url)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
@@ -476,6 +479,8 @@ async def open_assistant(
             clock=clock,
             allow_private_image_urls=settings.allow_private_image_urls,
         ) as upstream,
+        # Their tools join `registry` while they are up; their stderr is user content, shown like LOG_CONTENT.
+        open_mcp_servers(mcp_servers, registry, server_stderr=settings.log_content),
     ):
         yield Assistant(
             settings=settings,
@@ -484,7 +489,7 @@ async def open_assistant(
             metrics=metrics,
             clock=clock,
             counter=counter,
-            tools=tools,
+            tools=registry,
         )
 
 

@@ -94,6 +94,7 @@ class Settings(DatabaseSettings):
     tool_max_rounds: int = Field(default=5, ge=1, le=20)  # upstream requests that may run tools, per reply
     tool_result_max_chars: int = Field(default=20_000, ge=100)  # longer results are cut, with a note
     image_tool: bool = True  # offer `generate_image` to the chat model when IMAGE_MODEL is set
+    mcp_config: str | None = None  # path of a JSON file of MCP servers ({"mcpServers": ...}; core/tools/mcp)
 
     # Access and limits ("platform:id" lists; empty ALLOWED_USERS and ALLOWED_CHATS: everyone may talk)
     allowed_users: Annotated[tuple[str, ...], NoDecode] = ()

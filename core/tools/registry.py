@@ -2,8 +2,10 @@
 
 Names follow OpenAI's function-name rule (letters, digits, `_` and `-`, at most 64; see
 https://platform.openai.com/docs/api-reference/chat/create#chat-create-tools). Tools from a source other
-than Parley itself (an MCP server, later) are registered with a `namespace`: they are offered as
-`namespace__name`, so two sources can never shadow each other or a built-in tool.
+than Parley itself (an MCP server) are registered with a `namespace`: they are offered as
+`namespace__name`, so two sources can never shadow each other or a built-in tool. A namespace's tools come
+and go with their source (a server that drops and comes back); the tool loop reads the registry afresh
+for every request, and every change is one synchronous step, so a reply never sees half a change.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ def valid_name(name: str) -> bool:
 
 
 class ToolRegistry:
-    """Tools by the name the model calls them; fixed once the assistant starts using it."""
+    """Tools by the name the model calls them; namespaced ones may be withdrawn and registered again."""
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._namespaces: dict[str, str] = {}  # name -> namespace, for the namespaced tools
         for tool in tools:
             self.register(tool)
 
@@ -38,7 +41,14 @@ class ToolRegistry:
         if name in self._tools:
             raise ValueError(f"tool {name!r} is registered twice")
         self._tools[name] = tool
+        if namespace:
+            self._namespaces[name] = namespace
         return name
+
+    def unregister_namespace(self, namespace: str) -> None:
+        """Withdraw every tool registered under `namespace`."""
+        for name in [name for name, source in self._namespaces.items() if source == namespace]:
+            del self._tools[name], self._namespaces[name]
 
     def __bool__(self) -> bool:
         return bool(self._tools)
