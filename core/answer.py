@@ -71,16 +71,17 @@ class Answer:
             usage=self.usage,
         )
 
-    def partial_message(self, user: UserRef, model: str) -> NewMessage:
-        """The answer cut short: what the user saw, marked incomplete."""
+    def partial_message(self, user: UserRef, model: str, exchange: Exchange) -> NewMessage:
+        """The answer cut short, marked incomplete: what the user saw of its last round (the earlier rounds'
+        text is stored with them), and the usage of the rounds that ended (the loop sums it as they end)."""
         return NewMessage(
             role="assistant",
-            text=self.full_text,
+            text=self.full_text[exchange.final_offset :],
             user=user,
             reasoning="".join(self.reasoning) or None,
             model=model,
             incomplete=True,
-            usage=self.usage,
+            usage=self.usage or exchange.usage,
         )
 
     def completed(self, extracted: ExtractedImages | None, exchange: Exchange) -> Completed:
@@ -197,10 +198,16 @@ class AnswerStream:
             raise
         finally:
             watch.ended(answer.usage)
-            if not stored and answer.text:
-                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete.
+            if not stored and (answer.text or exchange.rounds):
+                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete,
+                # after the tool rounds that ended (each call with its result: the next request stays valid).
                 await _to_completion(
-                    self._store.add_reply(conversation_id, answer.partial_message(user, model), answering=asked)
+                    self._store.add_reply(
+                        conversation_id,
+                        answer.partial_message(user, model, exchange),
+                        answering=asked,
+                        before=_exchange_messages(exchange, user, model),
+                    )
                 )
 
     def _log_done(self, conversation_id: int, model: str, answer: Answer, watch: StreamWatch) -> None:

@@ -80,6 +80,8 @@ def build_context(
     chosen: list[dict[str, Any]] = []
     user_turns_seen = 0
     for index, item in enumerate(reversed(history)):
+        if index > 0 and _is_empty_answer(item):
+            continue  # an answer cut short before any text, after its tool rounds: nothing to send
         keep_images = index == 0 or user_turns_seen < image_turns
         message, cost = _to_upstream(item, keep_images=keep_images, name_prefix=name_prefix)
         if item.role == "user":
@@ -92,6 +94,10 @@ def build_context(
         chosen.pop()
     chosen.reverse()
     return [*system, *chosen[:-1], *before_question, chosen[-1]]
+
+
+def _is_empty_answer(item: HistoryItem) -> bool:
+    return item.role == "assistant" and not item.text and not item.tool_calls and not item.parts
 
 
 def _to_upstream(item: HistoryItem, *, keep_images: bool, name_prefix: bool) -> tuple[dict[str, Any], int]:

@@ -7,16 +7,20 @@ The fake upstream sends real SSE tool-call chunks; the tools are small test impl
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from core import Budget, ConversationKey, Rendered, Turn, UserRef, open_assistant, show_reply
+from core.context import estimate_tokens
 from core.tools import ToolContext, ToolRegistry, ToolResult
 from tests.e2e.support import make_settings
+from tests.fakes.images import png_bytes
 from tests.fakes.live_surface import FakePlatform, FakeSurface
 from tests.fakes.upstream import FakeUpstream, ToolCallScript
 from tests.profiles import TELEGRAM_PRIVATE
@@ -27,6 +31,7 @@ ANN = UserRef("7", "Ann")
 CHAT = ConversationKey("telegram", "42")
 GUARD_SECONDS = 20  # a bound for a hang, not a pace
 USAGE_A = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+PNG_BASE64 = base64.b64encode(png_bytes()).decode()
 USAGE_B = {"prompt_tokens": 150, "completion_tokens": 20, "total_tokens": 170}
 
 
@@ -256,3 +261,119 @@ async def test_tools_are_not_offered_to_a_stranger(upstream: FakeUpstream, tmp_p
             await show_reply(assistant, Turn(CHAT, ANN, "hi"), _surface(), budget=Budget(30))
     assert type(refused.value).__name__ == "AccessDeniedError"
     assert upstream.chat_requests == []
+
+
+def _answered_calls(messages: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The ids of the calls a request's messages make, and of the results it sends back."""
+    called = [call["id"] for m in messages for call in m.get("tool_calls") or ()]
+    return called, [m["tool_call_id"] for m in messages if m["role"] == "tool"]
+
+
+@pytest.mark.parametrize("failure", ["error_before_text", "cut_mid_text"])
+async def test_a_final_round_that_fails_after_tools_ran_still_stores_the_whole_exchange(
+    upstream: FakeUpstream, tmp_path: Path, failure: str
+) -> None:
+    lookup = FakeTool("lookup_order", lambda _: "shipped")
+    upstream.add_reply(
+        "Let me look.", tool_calls=[_call("lookup_order", '{"id": "A-17"}')], finish_reason="tool_calls", usage=USAGE_A
+    )
+    if failure == "error_before_text":
+        upstream.add_error(500)  # the request carrying the tool results fails
+    else:
+        upstream.add_fault("disconnect_after", 12, text="It has shipped, and")
+    upstream.add_reply("Here is the rest.")
+    async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([lookup])) as assistant:
+        surface = _surface()
+        result = await show_reply(assistant, Turn(CHAT, ANN, "where is A-17?"), surface, budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "and now?"), _surface(), budget=Budget(30))
+        usage = await assistant.usage(CHAT, ANN)
+
+    assert not result.is_complete and surface.visible_texts()[0].startswith("Let me look.")
+    messages = upstream.chat_requests[2].body["messages"]
+    called, answered = _answered_calls(messages)
+    assert called == answered == ["call_lookup_order"]  # every call with its result: a valid request
+    shown = [(m["role"], m["content"]) for m in messages[1:]]
+    partial = [("assistant", "It has shipp")] if failure == "cut_mid_text" else []  # no empty answer is sent
+    assert shown == [
+        ("user", "where is A-17?"),
+        ("assistant", "Let me look."),
+        ("tool", "shipped"),
+        *partial,
+        ("user", "and now?"),
+    ]
+    assert usage.conversation.prompt_tokens >= USAGE_A["prompt_tokens"]  # the round that ran is charged
+
+
+async def test_a_400_about_something_else_than_tools_is_the_usual_error_and_tools_stay_offered(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.add_error(400, {"error": {"message": "a 'tool' message must follow 'tool_calls'", "param": "messages"}})
+    upstream.add_reply("Fine now.")
+    async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([FakeTool("t")])) as assistant:
+        surface = _surface()
+        first = await show_reply(assistant, Turn(CHAT, ANN, "hi"), surface, budget=Budget(30))
+        second = await show_reply(assistant, Turn(CHAT, ANN, "again"), _surface(), budget=Budget(30))
+
+    assert not first.is_complete and surface.visible_texts() == ["⚠️ The model service refused this request."]
+    assert second.text == "Fine now."
+    assert [r.tool_names for r in upstream.chat_requests] == [["t"], ["t"]]  # not asked again, not forgotten
+
+
+async def test_a_drawing_counts_against_the_users_requests_per_minute(upstream: FakeUpstream, tmp_path: Path) -> None:
+    now = [1_000_000.0]  # one minute window for the whole test: nothing is left to the wall clock
+    draw = '{"prompt": "a cat"}'
+    upstream.add_reply(tool_calls=[_call("generate_image", draw)], finish_reason="tool_calls")
+    upstream.add_reply("I could not draw it: you are over your limit.")
+    settings = make_settings(upstream, tmp_path, user_requests_per_minute=1)
+    async with open_assistant(settings, clock=lambda: now[0]) as assistant:
+        surface = _surface()
+        result = await show_reply(assistant, Turn(CHAT, ANN, "draw a cat"), surface, budget=Budget(30))
+
+    assert result.is_complete and surface.visible_texts() == ["I could not draw it: you are over your limit."]
+    assert [r.body["model"] for r in upstream.chat_requests] == ["fake/echo", "fake/echo"]  # no image request
+    assert upstream.chat_requests[1].tool_results[0]["content"] == (
+        "error: not drawn: the user has reached a usage limit (requests per minute)"
+    )
+
+
+async def test_a_drawing_within_the_limit_is_counted_so_the_next_message_is_refused(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    now = [1_000_000.0]
+    upstream.add_reply(tool_calls=[_call("generate_image", '{"prompt": "a cat"}')], finish_reason="tool_calls")
+    upstream.add_reply(f"![cat](data:image/png;base64,{PNG_BASE64})")
+    upstream.add_reply("A cat.")
+    settings = make_settings(upstream, tmp_path, user_requests_per_minute=2)
+    async with open_assistant(settings, clock=lambda: now[0]) as assistant:
+        result = await show_reply(assistant, Turn(CHAT, ANN, "draw a cat"), _surface(), budget=Budget(30))
+        # The message and the drawing used the two requests of this minute.
+        refused = await show_reply(assistant, Turn(CHAT, ANN, "thanks"), _surface(), budget=Budget(30))
+        now[0] += 60
+        later = await show_reply(assistant, Turn(CHAT, ANN, "thanks"), _surface(), budget=Budget(30))
+
+    assert result.text == "A cat." and result.images_sent == 1 and later.text == "Echo: thanks"
+    assert refused.error_message.startswith("You have sent too many messages")
+
+
+async def test_a_huge_tool_result_stays_within_the_context_budget_of_the_next_turn(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    big = FakeTool("big", lambda _: "r" * 40_000)
+    upstream.add_reply(tool_calls=[_call("big")], finish_reason="tool_calls")
+    upstream.add_reply("Read it all.")
+    settings = make_settings(upstream, tmp_path, context_budget_tokens=1000, system_prompt="be brief")
+    async with open_assistant(settings, tools=ToolRegistry([big])) as assistant:
+        await show_reply(assistant, Turn(CHAT, ANN, "fetch"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "and?"), _surface(), budget=Budget(30))
+
+    result = upstream.chat_requests[1].tool_results[0]["content"]
+    assert len(result) < 20_100 and result.endswith("[cut: 20000 more characters not shown]")  # TOOL_RESULT_MAX_CHARS
+    messages = upstream.chat_requests[2].body["messages"]
+    called, answered = _answered_calls(messages)
+    assert called == answered == []  # the result did not fit, and its call went with it
+    assert sum(estimate_tokens(str(m.get("content") or "")) for m in messages) <= 1000
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("system", "be brief"),
+        ("assistant", "Read it all."),
+        ("user", "and?"),
+    ]
