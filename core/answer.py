@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+NOT_SHOWN_NOTE = " (The reply then failed: the user never saw the image.)"
+
 log = logging.getLogger("core.assistant")  # the reply's log lines keep the logger they always had
 
 
@@ -206,7 +208,7 @@ class AnswerStream:
                         conversation_id,
                         answer.partial_message(user, model, exchange),
                         answering=asked,
-                        before=_exchange_messages(exchange, user, model),
+                        before=_exchange_messages(exchange, user, model, shown=False),
                     )
                 )
 
@@ -269,8 +271,9 @@ def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
     return f"{caption}\n\n({note})" if caption else f"({note})"
 
 
-def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[NewMessage]:
-    """The tool rounds of a reply as stored messages: each call message, then its results."""
+def _exchange_messages(exchange: Exchange, user: UserRef, model: str, *, shown: bool = True) -> list[NewMessage]:
+    """The tool rounds of a reply as stored messages: each call message, then its results. Not `shown` (the
+    reply failed), the images tools made never reached the user: their results say so for the next turn."""
     stored: list[NewMessage] = []
     for done in exchange.rounds:
         calls = tuple(outcome.call for outcome in done.outcomes)
@@ -285,7 +288,12 @@ def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[Ne
             )
         )
         stored.extend(
-            NewMessage(role="tool", text=outcome.text, user=user, tool_calls=(_answered(outcome.call),))
+            NewMessage(
+                role="tool",
+                text=outcome.text if shown or not outcome.images else f"{outcome.text}{NOT_SHOWN_NOTE}",
+                user=user,
+                tool_calls=(_answered(outcome.call),),
+            )
             for outcome in done.outcomes
         )
     return stored

@@ -304,6 +304,22 @@ async def test_a_final_round_that_fails_after_tools_ran_still_stores_the_whole_e
     assert usage.conversation.prompt_tokens >= USAGE_A["prompt_tokens"]  # the round that ran is charged
 
 
+async def test_a_drawing_whose_reply_then_failed_is_stored_as_not_shown(upstream: FakeUpstream, tmp_path: Path) -> None:
+    upstream.add_reply(tool_calls=[_call("generate_image", '{"prompt": "a cat"}')], finish_reason="tool_calls")
+    upstream.add_reply(f"![cat](data:image/png;base64,{PNG_BASE64})")
+    upstream.add_error(500)
+    async with open_assistant(make_settings(upstream, tmp_path)) as assistant:
+        failed = await show_reply(assistant, Turn(CHAT, ANN, "draw a cat"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "where is it?"), _surface(), budget=Budget(30))
+
+    assert not failed.is_complete and failed.images_sent == 0
+    assert upstream.chat_requests[2].tool_results[0]["content"] == "Done: an image was shown to the user."
+    # The next turn's model learns the truth: the picture never reached the user.
+    assert upstream.chat_requests[3].tool_results[0]["content"] == (
+        "Done: an image was shown to the user. (The reply then failed: the user never saw the image.)"
+    )
+
+
 async def test_a_400_about_something_else_than_tools_is_the_usual_error_and_tools_stay_offered(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
