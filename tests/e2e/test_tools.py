@@ -254,6 +254,25 @@ async def test_a_gateway_refusing_tools_is_asked_again_without_and_remembered(
     assert [r.tool_names for r in upstream.chat_requests] == [["t"], [], []]  # refused once, then not offered
 
 
+@pytest.mark.parametrize("after_chars", [0, 8])
+async def test_a_refusal_in_an_error_event_is_asked_again_only_before_any_text(
+    upstream: FakeUpstream, tmp_path: Path, after_chars: int
+) -> None:
+    refusal = {"message": "tools is not supported with this model", "type": "invalid_request_error", "param": "tools"}
+    upstream.add_fault("sse_error_after", after_chars, text="Partial answer.", error_payload=refusal)
+    upstream.add_reply("A plain answer.")
+    async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([FakeTool("t")])) as assistant:
+        surface = _surface()
+        result = await show_reply(assistant, Turn(CHAT, ANN, "hi"), surface, budget=Budget(30))
+
+    if after_chars == 0:  # a 200 whose first event refuses: as a 400 would
+        assert result.is_complete and surface.visible_texts() == ["A plain answer."]
+        assert [r.tool_names for r in upstream.chat_requests] == [["t"], []]
+    else:  # text was shown: asking again would show it twice; the answer ends cut short
+        assert not result.is_complete and surface.visible_texts()[0].startswith("Partial\n")
+        assert [r.tool_names for r in upstream.chat_requests] == [["t"]]
+
+
 async def test_tools_are_not_offered_to_a_stranger(upstream: FakeUpstream, tmp_path: Path) -> None:
     settings = make_settings(upstream, tmp_path, allowed_users=("telegram:1",))
     async with open_assistant(settings, tools=ToolRegistry([FakeTool("t")])) as assistant:
