@@ -60,6 +60,10 @@ class Answer:
     def full_text(self) -> str:
         return "".join(self.text)
 
+    def own_reasoning(self, exchange: Exchange) -> str:
+        """The reasoning of the last round: the earlier rounds' is stored with them (`exchange`)."""
+        return "".join(self.reasoning)[sum(len(done.reasoning) for done in exchange.rounds) :]
+
     def message(self, user: UserRef, model: str, extracted: ExtractedImages | None, exchange: Exchange) -> NewMessage:
         """The answer to store once it ended: images extracted (their history text kept), tool calls too.
         The text of earlier tool rounds is stored with those rounds (`exchange`), not again here."""
@@ -67,7 +71,7 @@ class Answer:
             role="assistant",
             text=extracted.history_text if extracted else self.full_text[exchange.final_offset :],
             user=user,
-            reasoning="".join(self.reasoning) or None,
+            reasoning=self.own_reasoning(exchange) or None,
             tool_calls=tuple(self.tool_calls),
             model=model,
             usage=self.usage,
@@ -80,7 +84,7 @@ class Answer:
             role="assistant",
             text=self.full_text[exchange.final_offset :],
             user=user,
-            reasoning="".join(self.reasoning) or None,
+            reasoning=self.own_reasoning(exchange) or None,
             model=model,
             incomplete=True,
             usage=self.usage or exchange.usage,

@@ -18,6 +18,7 @@ import pytest
 
 from core import Budget, ConversationKey, Rendered, Turn, UserRef, open_assistant, show_reply
 from core.context import estimate_tokens
+from core.store import open_store
 from core.tools import ToolContext, ToolRegistry, ToolResult
 from tests.e2e.support import make_settings
 from tests.fakes.images import png_bytes
@@ -155,6 +156,26 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
     assert next_turn.body["messages"][2]["tool_calls"][0]["id"] == "call_lookup_order"
     # Both rounds' tokens are counted.
     assert usage.conversation.prompt_tokens == 250 and usage.conversation.completion_tokens == 30
+
+
+async def test_each_round_stores_its_own_reasoning(upstream: FakeUpstream, tmp_path: Path) -> None:
+    upstream.add_reply(
+        "Checking.", reasoning="I should look it up.", tool_calls=[_call("lookup_order")], finish_reason="tool_calls"
+    )
+    upstream.add_reply("Shipped.", reasoning="The tool says shipped.")
+    settings = make_settings(upstream, tmp_path)
+    async with open_assistant(settings, tools=ToolRegistry([FakeTool("lookup_order")])) as assistant:
+        await show_reply(assistant, Turn(CHAT, ANN, "where?"), _surface(), budget=Budget(30))
+    async with open_store(settings.database_url) as store:
+        conversation = await store.active_conversation(CHAT, ANN, model="fake/echo", system_prompt="")
+        stored = await store.recent_messages(conversation.id, limit=10)
+
+    assert [(m.role, m.text, m.reasoning) for m in stored] == [
+        ("user", "where?", None),
+        ("assistant", "Checking.", "I should look it up."),
+        ("tool", "ok", None),
+        ("assistant", "Shipped.", "The tool says shipped."),  # not the first round's again
+    ]
 
 
 async def test_two_calls_in_one_turn_run_at_the_same_time(upstream: FakeUpstream, tmp_path: Path) -> None:
