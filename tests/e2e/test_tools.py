@@ -12,12 +12,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core import Budget, ConversationKey, Rendered, Turn, UserRef, open_assistant, show_reply
-from core.context import estimate_tokens
 from core.store import open_store
 from core.tools import ToolContext, ToolRegistry, ToolResult
 from tests.e2e.support import make_settings
@@ -84,7 +82,7 @@ class WatchedSurface(FakeSurface):
             self.seen.set()
 
 
-def _surface() -> WatchedSurface:
+def watched_surface() -> WatchedSurface:
     profile = replace(TELEGRAM_PRIVATE, edit_interval_seconds=0.02, supports_draft=False)
     surface = WatchedSurface(profile, platform=FakePlatform(speed=0.02))
     surface.seen = asyncio.Event()
@@ -101,7 +99,7 @@ async def _wait(event: asyncio.Event) -> None:
         await event.wait()
 
 
-def _call(name: str, arguments: str = "{}", call_id: str = "") -> ToolCallScript:
+def tool_call(name: str, arguments: str = "{}", call_id: str = "") -> ToolCallScript:
     return ToolCallScript(call_id or f"call_{name}", name, arguments)
 
 
@@ -112,7 +110,7 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
     lookup = FakeTool("lookup_order", lambda args: f"order {args['id']}: shipped", gate=gate)
     upstream.add_reply(
         "Let me check.",
-        tool_calls=[_call("lookup_order", '{"id": "A-17"}')],
+        tool_calls=[tool_call("lookup_order", '{"id": "A-17"}')],
         finish_reason="tool_calls",
         usage=USAGE_A,
     )
@@ -120,7 +118,7 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
     upstream.add_reply("You are welcome.")
     settings = make_settings(upstream, tmp_path)
     async with open_assistant(settings, tools=ToolRegistry([lookup])) as assistant:
-        surface = _surface()
+        surface = watched_surface()
         surface.watch_for = "🔧 lookup_order…"
         turn = Turn(CHAT, ANN, "where is A-17?")
         reply = asyncio.create_task(show_reply(assistant, turn, surface, budget=Budget(30)))
@@ -130,7 +128,7 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
         gate.set()
         result = await reply
         usage = await assistant.usage(CHAT, ANN)
-        await show_reply(assistant, Turn(CHAT, ANN, "thanks"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "thanks"), watched_surface(), budget=Budget(30))
 
     assert result.is_complete
     assert surface.visible_texts() == ["Let me check.\n\nYour order A-17 has shipped."]
@@ -160,12 +158,15 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
 
 async def test_each_round_stores_its_own_reasoning(upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.add_reply(
-        "Checking.", reasoning="I should look it up.", tool_calls=[_call("lookup_order")], finish_reason="tool_calls"
+        "Checking.",
+        reasoning="I should look it up.",
+        tool_calls=[tool_call("lookup_order")],
+        finish_reason="tool_calls",
     )
     upstream.add_reply("Shipped.", reasoning="The tool says shipped.")
     settings = make_settings(upstream, tmp_path)
     async with open_assistant(settings, tools=ToolRegistry([FakeTool("lookup_order")])) as assistant:
-        await show_reply(assistant, Turn(CHAT, ANN, "where?"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "where?"), watched_surface(), budget=Budget(30))
     async with open_store(settings.database_url) as store:
         conversation = await store.active_conversation(CHAT, ANN, model="fake/echo", system_prompt="")
         stored = await store.recent_messages(conversation.id, limit=10)
@@ -182,13 +183,15 @@ async def test_two_calls_in_one_turn_run_at_the_same_time(upstream: FakeUpstream
     both = asyncio.Event()
     weather = FakeTool("weather", lambda args: f"sunny in {args['id']}", gate=both)
     upstream.add_reply(
-        tool_calls=[_call("weather", '{"id": "Oslo"}', "c1"), _call("weather", '{"id": "Rome"}', "c2")],
+        tool_calls=[tool_call("weather", '{"id": "Oslo"}', "c1"), tool_call("weather", '{"id": "Rome"}', "c2")],
         tool_call_index="reused",
         finish_reason="tool_calls",
     )
     upstream.add_reply("Sunny in both.")
     async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([weather])) as assistant:
-        reply = asyncio.create_task(show_reply(assistant, Turn(CHAT, ANN, "weather?"), _surface(), budget=Budget(30)))
+        reply = asyncio.create_task(
+            show_reply(assistant, Turn(CHAT, ANN, "weather?"), watched_surface(), budget=Budget(30))
+        )
         await _wait(weather.two_running)  # both started before either finished
         both.set()
         result = await reply
@@ -205,12 +208,14 @@ async def test_a_failing_and_a_slow_tool_give_the_model_short_errors_and_the_use
 ) -> None:
     broken = FakeTool("broken", fail=RuntimeError("db password hunter2 in a traceback"))
     slow = FakeTool("slow", gate=asyncio.Event())  # never released: only the timeout ends it
-    upstream.add_reply(tool_calls=[_call("broken"), _call("slow"), _call("nonexistent")], finish_reason="tool_calls")
+    upstream.add_reply(
+        tool_calls=[tool_call("broken"), tool_call("slow"), tool_call("nonexistent")], finish_reason="tool_calls"
+    )
     upstream.add_reply("Sorry, the tools failed.")
     settings = make_settings(upstream, tmp_path, tool_timeout_seconds=0.2)
     caplog.set_level(logging.DEBUG, logger="core")
     async with open_assistant(settings, tools=ToolRegistry([broken, slow])) as assistant:
-        surface = _surface()
+        surface = watched_surface()
         async with asyncio.timeout(GUARD_SECONDS):
             result = await show_reply(assistant, Turn(CHAT, ANN, "try"), surface, budget=Budget(30))
 
@@ -227,12 +232,12 @@ async def test_long_results_are_cut_and_results_stay_out_of_the_logs(
     upstream: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     big = FakeTool("big", lambda _: "secret-result " + "x" * 500)
-    upstream.add_reply(tool_calls=[_call("big")], finish_reason="tool_calls")
+    upstream.add_reply(tool_calls=[tool_call("big")], finish_reason="tool_calls")
     upstream.add_reply("Done.")
     caplog.set_level(logging.DEBUG, logger="core")
     settings = make_settings(upstream, tmp_path, tool_result_max_chars=100)
     async with open_assistant(settings, tools=ToolRegistry([big])) as assistant:
-        await show_reply(assistant, Turn(CHAT, ANN, "go"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "go"), watched_surface(), budget=Budget(30))
 
     content = upstream.chat_requests[1].tool_results[0]["content"]
     assert content.startswith("secret-result xx") and content.endswith("[cut: 414 more characters not shown]")
@@ -243,12 +248,12 @@ async def test_long_results_are_cut_and_results_stay_out_of_the_logs(
 async def test_the_round_limit_stops_a_model_that_keeps_calling_tools(upstream: FakeUpstream, tmp_path: Path) -> None:
     again = FakeTool("again")
     for _ in range(3):
-        upstream.add_reply(tool_calls=[_call("again")], finish_reason="tool_calls")
+        upstream.add_reply(tool_calls=[tool_call("again")], finish_reason="tool_calls")
     upstream.add_reply("never asked for")
     async with open_assistant(make_settings(upstream, tmp_path, tool_max_rounds=2), tools=ToolRegistry([again])) as a:
-        surface = _surface()
+        surface = watched_surface()
         result = await show_reply(a, Turn(CHAT, ANN, "loop"), surface, budget=Budget(30))
-        await show_reply(a, Turn(CHAT, ANN, "and now?"), _surface(), budget=Budget(30))
+        await show_reply(a, Turn(CHAT, ANN, "and now?"), watched_surface(), budget=Budget(30))
 
     assert len(again.calls) == 2 and result.is_complete
     assert "more tool calls than allowed" in surface.visible_texts()[-1]
@@ -266,170 +271,19 @@ async def test_a_gateway_refusing_tools_is_asked_again_without_and_remembered(
     upstream.add_reply("A plain answer.")
     upstream.add_reply("Another plain answer.")
     async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([FakeTool("t")])) as assistant:
-        surface = _surface()
+        surface = watched_surface()
         first = await show_reply(assistant, Turn(CHAT, ANN, "hi"), surface, budget=Budget(30))
-        second = await show_reply(assistant, Turn(CHAT, ANN, "again"), _surface(), budget=Budget(30))
+        second = await show_reply(assistant, Turn(CHAT, ANN, "again"), watched_surface(), budget=Budget(30))
 
     assert first.is_complete and surface.visible_texts() == ["A plain answer."]
     assert second.text == "Another plain answer."
     assert [r.tool_names for r in upstream.chat_requests] == [["t"], [], []]  # refused once, then not offered
 
 
-@pytest.mark.parametrize("after_chars", [0, 8])
-async def test_a_refusal_in_an_error_event_is_asked_again_only_before_any_text(
-    upstream: FakeUpstream, tmp_path: Path, after_chars: int
-) -> None:
-    refusal = {"message": "tools is not supported with this model", "type": "invalid_request_error", "param": "tools"}
-    upstream.add_fault("sse_error_after", after_chars, text="Partial answer.", error_payload=refusal)
-    upstream.add_reply("A plain answer.")
-    async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([FakeTool("t")])) as assistant:
-        surface = _surface()
-        result = await show_reply(assistant, Turn(CHAT, ANN, "hi"), surface, budget=Budget(30))
-
-    if after_chars == 0:  # a 200 whose first event refuses: as a 400 would
-        assert result.is_complete and surface.visible_texts() == ["A plain answer."]
-        assert [r.tool_names for r in upstream.chat_requests] == [["t"], []]
-    else:  # text was shown: asking again would show it twice; the answer ends cut short
-        assert not result.is_complete and surface.visible_texts()[0].startswith("Partial\n")
-        assert [r.tool_names for r in upstream.chat_requests] == [["t"]]
-
-
 async def test_tools_are_not_offered_to_a_stranger(upstream: FakeUpstream, tmp_path: Path) -> None:
     settings = make_settings(upstream, tmp_path, allowed_users=("telegram:1",))
     async with open_assistant(settings, tools=ToolRegistry([FakeTool("t")])) as assistant:
         with pytest.raises(Exception) as refused:
-            await show_reply(assistant, Turn(CHAT, ANN, "hi"), _surface(), budget=Budget(30))
+            await show_reply(assistant, Turn(CHAT, ANN, "hi"), watched_surface(), budget=Budget(30))
     assert type(refused.value).__name__ == "AccessDeniedError"
     assert upstream.chat_requests == []
-
-
-def _answered_calls(messages: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """The ids of the calls a request's messages make, and of the results it sends back."""
-    called = [call["id"] for m in messages for call in m.get("tool_calls") or ()]
-    return called, [m["tool_call_id"] for m in messages if m["role"] == "tool"]
-
-
-@pytest.mark.parametrize("failure", ["error_before_text", "cut_mid_text"])
-async def test_a_final_round_that_fails_after_tools_ran_still_stores_the_whole_exchange(
-    upstream: FakeUpstream, tmp_path: Path, failure: str
-) -> None:
-    lookup = FakeTool("lookup_order", lambda _: "shipped")
-    upstream.add_reply(
-        "Let me look.", tool_calls=[_call("lookup_order", '{"id": "A-17"}')], finish_reason="tool_calls", usage=USAGE_A
-    )
-    if failure == "error_before_text":
-        upstream.add_error(500)  # the request carrying the tool results fails
-    else:
-        upstream.add_fault("disconnect_after", 12, text="It has shipped, and")
-    upstream.add_reply("Here is the rest.")
-    async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([lookup])) as assistant:
-        surface = _surface()
-        result = await show_reply(assistant, Turn(CHAT, ANN, "where is A-17?"), surface, budget=Budget(30))
-        await show_reply(assistant, Turn(CHAT, ANN, "and now?"), _surface(), budget=Budget(30))
-        usage = await assistant.usage(CHAT, ANN)
-
-    assert not result.is_complete and surface.visible_texts()[0].startswith("Let me look.")
-    messages = upstream.chat_requests[2].body["messages"]
-    called, answered = _answered_calls(messages)
-    assert called == answered == ["call_lookup_order"]  # every call with its result: a valid request
-    shown = [(m["role"], m["content"]) for m in messages[1:]]
-    partial = [("assistant", "It has shipp")] if failure == "cut_mid_text" else []  # no empty answer is sent
-    assert shown == [
-        ("user", "where is A-17?"),
-        ("assistant", "Let me look."),
-        ("tool", "shipped"),
-        *partial,
-        ("user", "and now?"),
-    ]
-    assert usage.conversation.prompt_tokens >= USAGE_A["prompt_tokens"]  # the round that ran is charged
-
-
-async def test_a_drawing_whose_reply_then_failed_is_stored_as_not_shown(upstream: FakeUpstream, tmp_path: Path) -> None:
-    upstream.add_reply(tool_calls=[_call("generate_image", '{"prompt": "a cat"}')], finish_reason="tool_calls")
-    upstream.add_reply(f"![cat](data:image/png;base64,{PNG_BASE64})")
-    upstream.add_error(500)
-    async with open_assistant(make_settings(upstream, tmp_path)) as assistant:
-        failed = await show_reply(assistant, Turn(CHAT, ANN, "draw a cat"), _surface(), budget=Budget(30))
-        await show_reply(assistant, Turn(CHAT, ANN, "where is it?"), _surface(), budget=Budget(30))
-
-    assert not failed.is_complete and failed.images_sent == 0
-    assert upstream.chat_requests[2].tool_results[0]["content"] == "Done: an image was shown to the user."
-    # The next turn's model learns the truth: the picture never reached the user.
-    assert upstream.chat_requests[3].tool_results[0]["content"] == (
-        "Done: an image was shown to the user. (The reply then failed: the user never saw the image.)"
-    )
-
-
-async def test_a_400_about_something_else_than_tools_is_the_usual_error_and_tools_stay_offered(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
-    upstream.add_error(400, {"error": {"message": "a 'tool' message must follow 'tool_calls'", "param": "messages"}})
-    upstream.add_reply("Fine now.")
-    async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([FakeTool("t")])) as assistant:
-        surface = _surface()
-        first = await show_reply(assistant, Turn(CHAT, ANN, "hi"), surface, budget=Budget(30))
-        second = await show_reply(assistant, Turn(CHAT, ANN, "again"), _surface(), budget=Budget(30))
-
-    assert not first.is_complete and surface.visible_texts() == ["⚠️ The model service refused this request."]
-    assert second.text == "Fine now."
-    assert [r.tool_names for r in upstream.chat_requests] == [["t"], ["t"]]  # not asked again, not forgotten
-
-
-async def test_a_drawing_counts_against_the_users_requests_per_minute(upstream: FakeUpstream, tmp_path: Path) -> None:
-    now = [1_000_000.0]  # one minute window for the whole test: nothing is left to the wall clock
-    draw = '{"prompt": "a cat"}'
-    upstream.add_reply(tool_calls=[_call("generate_image", draw)], finish_reason="tool_calls")
-    upstream.add_reply("I could not draw it: you are over your limit.")
-    settings = make_settings(upstream, tmp_path, user_requests_per_minute=1)
-    async with open_assistant(settings, clock=lambda: now[0]) as assistant:
-        surface = _surface()
-        result = await show_reply(assistant, Turn(CHAT, ANN, "draw a cat"), surface, budget=Budget(30))
-
-    assert result.is_complete and surface.visible_texts() == ["I could not draw it: you are over your limit."]
-    assert [r.body["model"] for r in upstream.chat_requests] == ["fake/echo", "fake/echo"]  # no image request
-    assert upstream.chat_requests[1].tool_results[0]["content"] == (
-        "error: not drawn: the user has reached a usage limit (requests per minute)"
-    )
-
-
-async def test_a_drawing_within_the_limit_is_counted_so_the_next_message_is_refused(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
-    now = [1_000_000.0]
-    upstream.add_reply(tool_calls=[_call("generate_image", '{"prompt": "a cat"}')], finish_reason="tool_calls")
-    upstream.add_reply(f"![cat](data:image/png;base64,{PNG_BASE64})")
-    upstream.add_reply("A cat.")
-    settings = make_settings(upstream, tmp_path, user_requests_per_minute=2)
-    async with open_assistant(settings, clock=lambda: now[0]) as assistant:
-        result = await show_reply(assistant, Turn(CHAT, ANN, "draw a cat"), _surface(), budget=Budget(30))
-        # The message and the drawing used the two requests of this minute.
-        refused = await show_reply(assistant, Turn(CHAT, ANN, "thanks"), _surface(), budget=Budget(30))
-        now[0] += 60
-        later = await show_reply(assistant, Turn(CHAT, ANN, "thanks"), _surface(), budget=Budget(30))
-
-    assert result.text == "A cat." and result.images_sent == 1 and later.text == "Echo: thanks"
-    assert refused.error_message.startswith("You have sent too many messages")
-
-
-async def test_a_huge_tool_result_stays_within_the_context_budget_of_the_next_turn(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
-    big = FakeTool("big", lambda _: "r" * 40_000)
-    upstream.add_reply(tool_calls=[_call("big")], finish_reason="tool_calls")
-    upstream.add_reply("Read it all.")
-    settings = make_settings(upstream, tmp_path, context_budget_tokens=1000, system_prompt="be brief")
-    async with open_assistant(settings, tools=ToolRegistry([big])) as assistant:
-        await show_reply(assistant, Turn(CHAT, ANN, "fetch"), _surface(), budget=Budget(30))
-        await show_reply(assistant, Turn(CHAT, ANN, "and?"), _surface(), budget=Budget(30))
-
-    result = upstream.chat_requests[1].tool_results[0]["content"]
-    assert len(result) < 20_100 and result.endswith("[cut: 20000 more characters not shown]")  # TOOL_RESULT_MAX_CHARS
-    messages = upstream.chat_requests[2].body["messages"]
-    called, answered = _answered_calls(messages)
-    assert called == answered == []  # the result did not fit, and its call went with it
-    assert sum(estimate_tokens(str(m.get("content") or "")) for m in messages) <= 1000
-    assert [(m["role"], m["content"]) for m in messages] == [
-        ("system", "be brief"),
-        ("assistant", "Read it all."),
-        ("user", "and?"),
-    ]
