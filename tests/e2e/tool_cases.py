@@ -161,8 +161,8 @@ CASES = (
     ),
     ToolCase(
         "slow_tool_times_out", _slow, (("draw a slow ship", "That took too long, sorry."),),
-        results=("error: the tool did not answer within 1 seconds",), offered=(GENERATE_IMAGE, GENERATE_IMAGE),
-        settings={"tool_timeout_seconds": 1},
+        results=("error: the tool did not answer within 2 seconds",), offered=(GENERATE_IMAGE, GENERATE_IMAGE),
+        settings={"tool_timeout_seconds": 2},  # long enough for the status line to show even under load
     ),
     ToolCase(
         "round_limit", _round_limit, (("draw parrots", "Drawing.\n\nOne more."),),
