@@ -109,6 +109,8 @@ def refuses_tools(info: ErrorInfo) -> bool:
     if info.param in TOOLS_PARAMS:
         return True
     lowered = f"{info.code} {info.message}".lower()
+    if info.param.startswith("tools[") or "tools[" in lowered:
+        return False  # about one tool's definition (its schema): the gateway takes tools
     return any(subject in lowered for subject in TOOLS_SUBJECTS) and any(no in lowered for no in TOOLS_REFUSALS)
 
 

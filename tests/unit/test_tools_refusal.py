@@ -43,6 +43,8 @@ NOT_REFUSALS = [
     # One tool's schema is wrong: the gateway takes tools, ours was bad.
     (400, {"error": {"message": "Invalid schema for function 'lookup': 'object' is not valid",
                      "type": "invalid_request_error", "param": "tools[0].function.parameters"}}),
+    (400, {"error": {"message": "Unsupported value: 'tools[2].function.parameters' uses a keyword that is not "
+                                "supported", "param": "tools[2].function.parameters"}}),
     (400, {"error": {"message": "temperature is not supported with this model", "param": "temperature"}}),
     # A tools refusal in words, but a server error: not a refusal (and retried as an outage).
     (500, {"error": {"message": "tools are not supported"}}),
