@@ -33,18 +33,29 @@ MESSAGES = [{"role": "user", "content": "Look up both orders, five times over."}
 
 
 class NoOp:
+    """A tool that only builds its result; it notes when each round's calls ran (first start, last end)."""
+
     name = "lookup_order"
     description = "Look up an order."
     parameters: Mapping[str, object] = {"type": "object", "properties": {"id": {"type": "string"}}}
 
     def __init__(self) -> None:
-        self.seconds = 0.0
+        self.spans: dict[str, tuple[float, float]] = {}  # by round ("A-<round>-<call>" ids)
 
     async def run(self, arguments: Mapping[str, object], context: ToolContext) -> ToolResult:
         started = time.monotonic()
-        result = ToolResult(f"order {arguments.get('id')}: shipped " + "details " * 200)
-        self.seconds += time.monotonic() - started
+        order = str(arguments.get("id"))
+        result = ToolResult(f"order {order}: shipped " + "details " * 200)
+        ended = time.monotonic()
+        key = order.rsplit("-", 1)[0]
+        first, _ = self.spans.get(key, (started, ended))
+        self.spans[key] = (min(first, started), ended)
         return result
+
+    def seconds(self, round_number: int) -> float:
+        """How long the calls of a round ran (they run concurrently: the span, not the sum)."""
+        started, ended = self.spans[f"A-{round_number}"]
+        return ended - started
 
 
 def _serve(conn: Connection) -> None:
@@ -91,7 +102,7 @@ async def _measure(base_url: str, conn: Connection) -> tuple[list[float], float,
 
         for number in range(REPLIES + 1):  # the first reply warms up connections and caches
             ends: list[float] = []
-            tool.seconds = 0.0
+            tool.spans.clear()
             cpu = time.process_time()
             async for _ in loop.run(
                 timed(ends), model="bench", messages=MESSAGES, user=None, context=ToolContext(), exchange=Exchange()
@@ -103,8 +114,7 @@ async def _measure(base_url: str, conn: Connection) -> tuple[list[float], float,
             if number == 0:
                 continue
             assert len(arrivals) == len(ends) == ROUNDS + 1, (len(arrivals), len(ends))
-            tool_share = tool.seconds / ROUNDS
-            gaps += [(arrivals[i + 1] - ends[i] - tool_share) * 1000 for i in range(ROUNDS)]
+            gaps += [(arrivals[i + 1] - ends[i] - tool.seconds(i)) * 1000 for i in range(ROUNDS)]
             cpu_total += cpu
             rounds_total += ROUNDS + 1
     return gaps, cpu_total, rounds_total

@@ -23,7 +23,6 @@ from core import (
     ParleyError,
     ReasoningDelta,
     Settings,
-    StreamInterruptedError,
     TextDelta,
     ToolRunning,
     Turn,
@@ -148,7 +147,7 @@ class TerminalChat:
                     case Completed(images=images):
                         note = event.note  # e.g. the answer hit the length limit
                         pictures = images
-        except StreamInterruptedError:
+        except ParleyError:  # cut short, or a later tool round failed: what was shown keeps its own line
             if wrote:
                 self._out.write("\n")
             raise

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+NOT_SHOWN_NOTE = " (The reply then failed: the user never saw the image.)"
+
 log = logging.getLogger("core.assistant")  # the reply's log lines keep the logger they always had
 
 
@@ -58,6 +60,10 @@ class Answer:
     def full_text(self) -> str:
         return "".join(self.text)
 
+    def own_reasoning(self, exchange: Exchange) -> str:
+        """The reasoning of the last round: the earlier rounds' is stored with them (`exchange`)."""
+        return "".join(self.reasoning)[sum(len(done.reasoning) for done in exchange.rounds) :]
+
     def message(self, user: UserRef, model: str, extracted: ExtractedImages | None, exchange: Exchange) -> NewMessage:
         """The answer to store once it ended: images extracted (their history text kept), tool calls too.
         The text of earlier tool rounds is stored with those rounds (`exchange`), not again here."""
@@ -65,22 +71,23 @@ class Answer:
             role="assistant",
             text=extracted.history_text if extracted else self.full_text[exchange.final_offset :],
             user=user,
-            reasoning="".join(self.reasoning) or None,
+            reasoning=self.own_reasoning(exchange) or None,
             tool_calls=tuple(self.tool_calls),
             model=model,
             usage=self.usage,
         )
 
-    def partial_message(self, user: UserRef, model: str) -> NewMessage:
-        """The answer cut short: what the user saw, marked incomplete."""
+    def partial_message(self, user: UserRef, model: str, exchange: Exchange) -> NewMessage:
+        """The answer cut short, marked incomplete: what the user saw of its last round (the earlier rounds'
+        text is stored with them), and the usage of the rounds that ended (the loop sums it as they end)."""
         return NewMessage(
             role="assistant",
-            text=self.full_text,
+            text=self.full_text[exchange.final_offset :],
             user=user,
-            reasoning="".join(self.reasoning) or None,
+            reasoning=self.own_reasoning(exchange) or None,
             model=model,
             incomplete=True,
-            usage=self.usage,
+            usage=self.usage or exchange.usage,
         )
 
     def completed(self, extracted: ExtractedImages | None, exchange: Exchange) -> Completed:
@@ -197,10 +204,16 @@ class AnswerStream:
             raise
         finally:
             watch.ended(answer.usage)
-            if not stored and answer.text:
-                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete.
+            if not stored and (answer.text or exchange.rounds):
+                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete,
+                # after the tool rounds that ended (each call with its result: the next request stays valid).
                 await _to_completion(
-                    self._store.add_reply(conversation_id, answer.partial_message(user, model), answering=asked)
+                    self._store.add_reply(
+                        conversation_id,
+                        answer.partial_message(user, model, exchange),
+                        answering=asked,
+                        before=_exchange_messages(exchange, user, model, shown=False),
+                    )
                 )
 
     def _log_done(self, conversation_id: int, model: str, answer: Answer, watch: StreamWatch) -> None:
@@ -262,8 +275,9 @@ def _with_failure_note(caption: str, failures: Sequence[ImageError]) -> str:
     return f"{caption}\n\n({note})" if caption else f"({note})"
 
 
-def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[NewMessage]:
-    """The tool rounds of a reply as stored messages: each call message, then its results."""
+def _exchange_messages(exchange: Exchange, user: UserRef, model: str, *, shown: bool = True) -> list[NewMessage]:
+    """The tool rounds of a reply as stored messages: each call message, then its results. Not `shown` (the
+    reply failed), the images tools made never reached the user: their results say so for the next turn."""
     stored: list[NewMessage] = []
     for done in exchange.rounds:
         calls = tuple(outcome.call for outcome in done.outcomes)
@@ -278,7 +292,12 @@ def _exchange_messages(exchange: Exchange, user: UserRef, model: str) -> list[Ne
             )
         )
         stored.extend(
-            NewMessage(role="tool", text=outcome.text, user=user, tool_calls=(_answered(outcome.call),))
+            NewMessage(
+                role="tool",
+                text=outcome.text if shown or not outcome.images else f"{outcome.text}{NOT_SHOWN_NOTE}",
+                user=user,
+                tool_calls=(_answered(outcome.call),),
+            )
             for outcome in done.outcomes
         )
     return stored

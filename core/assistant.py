@@ -430,6 +430,7 @@ class Assistant:
             image_max_bytes=self._settings.image_max_bytes,
             download=self._answers.downloader(),
             deadline_seconds=self._settings.image_download_timeout_seconds,
+            admit=lambda: self._gate.limit(key, user),  # a drawing counts as /imagine does
             on_usage=record,
         )
 

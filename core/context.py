@@ -105,6 +105,8 @@ def _fitting(
     spent = 0
     user_turns_seen = 0
     for index, item in enumerate(reversed(history)):
+        if index > 0 and _is_empty_answer(item):
+            continue  # an answer cut short before any text, after its tool rounds: nothing to send
         keep_images = index == 0 or user_turns_seen < image_turns
         message, cost = _to_upstream(item, keep_images=keep_images, name_prefix=name_prefix)
         candidate = _Candidate(message, cost)
@@ -127,6 +129,10 @@ def _fitting(
         spent += cost - candidate.cost
         candidate.message = message
     return [candidate.message for candidate in candidates]
+
+
+def _is_empty_answer(item: HistoryItem) -> bool:
+    return item.role == "assistant" and not item.text and not item.tool_calls and not item.parts
 
 
 def _to_upstream(item: HistoryItem, *, keep_images: bool, name_prefix: bool) -> tuple[dict[str, Any], int]:

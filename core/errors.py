@@ -13,6 +13,7 @@
     │   │   │                       stream; not for another 5xx, a timeout, a malformed answer, an unsendable request
     │   │   └── ReplyTimeoutError   REPLY_TIMEOUT_SECONDS passed before the answer ended (Outage.TIMEOUT)
     │   ├── UpstreamRejectedError   400/404/413/422: the request itself was refused
+    │   │   └── ToolsRefusedError   the gateway or model does not take `tools` (asked again without them)
     │   └── StreamInterruptedError  the stream broke after it started, .partial_text kept
     ├── ImageError                  bad base64, not an image, over IMAGE_MAX_BYTES, download failed
     ├── StoreError                  the database failed (raised by core.store in place of SQLAlchemy errors)
@@ -166,6 +167,10 @@ class ReplyTimeoutError(UpstreamUnavailableError):
 
 class UpstreamRejectedError(UpstreamError):
     default_message = "The model service refused this request."
+
+
+class ToolsRefusedError(UpstreamRejectedError):
+    """The request was refused because it offered `tools` (the model or gateway has no tool calling)."""
 
 
 class StreamInterruptedError(UpstreamError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from core.errors import QuotaExceededError
 from core.events import Image, Usage
 from core.images import Download, extract_images, to_data_url
 from core.inputs import is_blank
@@ -60,13 +61,21 @@ def image_drawer(
     image_max_bytes: int,
     download: Download,
     deadline_seconds: float,
+    admit: Callable[[], Awaitable[None]],
     on_usage: Callable[[Usage], Awaitable[None]],
 ) -> Draw:
-    """The `draw` capability of one reply (the same request as `/imagine`: prompt and references)."""
+    """The `draw` capability of one reply (the same request as `/imagine`: prompt and references).
+
+    `admit` counts the drawing against the user's limits as `/imagine` does (QuotaExceededError when over
+    them): the model then reads that the picture was not drawn, and the user still gets its answer."""
 
     async def draw(prompt: str, references: Sequence[Image]) -> tuple[Image, ...]:
         if len(prompt) > max_prompt_chars:
             raise ToolFailed(f"the prompt is longer than {max_prompt_chars} characters")
+        try:
+            await admit()
+        except QuotaExceededError as exc:  # its detail is ours ("requests per minute"), never upstream words
+            raise ToolFailed(f"not drawn: the user has reached a usage limit ({exc})") from None
         content: str | list[dict[str, Any]] = prompt
         if references:
             content = [{"type": "text", "text": prompt}]

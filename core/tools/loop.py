@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.context import tool_call_message, tool_result_message
-from core.errors import UpstreamRejectedError
+from core.errors import ToolsRefusedError
 from core.events import Event, Finished, Image, ReasoningDelta, TextDelta, ToolCall, ToolRunning, Usage
 from core.tools.base import ToolContext, ToolFailed
 from core.tools.registry import ToolRegistry
@@ -147,14 +147,16 @@ class ToolLoop:
         self, stream: Stream, model: str, messages: Sequence[Mapping[str, Any]], user: str | None, *, offer: bool
     ) -> AsyncGenerator[Event, None]:
         tools = self._registry.specs() if offer else []
+        started = False
         try:
             async with aclosing(stream(model=model, messages=messages, user=user, tools=tools)) as events:
                 async for event in events:
+                    started = True
                     yield event
             return
-        except UpstreamRejectedError as exc:
-            # Raised before the first event (a 400 is not retried), so nothing was yielded yet.
-            if not tools or exc.status != 400 or "tool" not in str(exc).lower():
+        except ToolsRefusedError:
+            # A refusal comes as the answer's status, before any event; after one, asking again would repeat it.
+            if not tools or started:
                 raise
         self._refused.add(model)
         log.warning("the gateway refused tools for model %.80r: not offered to it until restart", model)

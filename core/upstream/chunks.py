@@ -23,11 +23,14 @@ class ChunkError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An OpenAI-style error object (`{"error": {"message", "type", "code"}}`); codes kept as strings."""
+    """An OpenAI-style error object (`{"error": {"message", "type", "code", "param"}}`); codes kept as strings.
+
+    `param` names the request field the error is about, when the gateway says (OpenAI does: `"tools"`)."""
 
     message: str = ""
     type: str = ""
     code: str = ""
+    param: str = ""
 
 
 class ErrorChunk(Exception):
@@ -70,7 +73,9 @@ def read_error(body: Any) -> ErrorInfo | None:
         return None
     error = body.get("error")
     if isinstance(error, dict):
-        return ErrorInfo(_text(error.get("message")), _text(error.get("type")), _text(error.get("code")))
+        return ErrorInfo(
+            _text(error.get("message")), _text(error.get("type")), _text(error.get("code")), _text(error.get("param"))
+        )
     if isinstance(error, str) and error:
         return ErrorInfo(message=error)
     return None

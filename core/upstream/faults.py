@@ -20,6 +20,7 @@ import httpx
 from core.errors import (
     Outage,
     ReplyTimeoutError,
+    ToolsRefusedError,
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimitError,
@@ -44,6 +45,13 @@ CONTEXT_HINTS = (
     "reduce the length",
     "maximum prompt length",
 )
+# A refusal of tool calling, as gateways word it: OpenAI `"param": "tools"` ("Unsupported parameter: 'tools' is
+# not supported with this model."), Ollama "<model> does not support tools", vLLM "\"auto\" tool choice requires
+# --enable-auto-tool-choice", OpenRouter's 404 "No endpoints found that support tool use". A subject and a refusal
+# must both be named: "a 'tool' message must follow 'tool_calls'" is a bad request, not a refusal.
+TOOLS_PARAMS = frozenset({"tools", "tool_choice"})
+TOOLS_SUBJECTS = ("tools", "tool use", "tool calling", "tool choice", "function calling")
+TOOLS_REFUSALS = ("not support", "unsupported", "no endpoints found that support", "requires --enable-auto-tool-choice")
 
 
 class Secret:
@@ -84,6 +92,8 @@ def error_for(
     lowered = f"{info.code} {info.type} {info.message}".lower()
     if status == 413 or any(hint in lowered for hint in CONTEXT_HINTS):
         return UpstreamRejectedError(detail, status=status, user_message=TOO_LONG_MESSAGE)
+    if status in (400, 404, 422) and refuses_tools(info):
+        return ToolsRefusedError(detail, status=status)
     if status == 404:
         return UpstreamRejectedError(
             detail, status=404, user_message="The model service does not know this model (or the address)."
@@ -92,6 +102,16 @@ def error_for(
         return UpstreamRejectedError(detail, status=status)
     outage = Outage.OVERLOADED if status in RETRY_STATUSES else Outage.SERVER  # a 500: a bug, met again
     return UpstreamUnavailableError(detail, status=status, outage=outage)
+
+
+def refuses_tools(info: ErrorInfo) -> bool:
+    """Whether an error object says the request's `tools` are not accepted (by the model or the gateway)."""
+    if info.param in TOOLS_PARAMS:
+        return True
+    lowered = f"{info.code} {info.message}".lower()
+    if info.param.startswith("tools[") or "tools[" in lowered:
+        return False  # about one tool's definition (its schema): the gateway takes tools
+    return any(subject in lowered for subject in TOOLS_SUBJECTS) and any(no in lowered for no in TOOLS_REFUSALS)
 
 
 def status_from(info: ErrorInfo) -> int | None:

@@ -7,6 +7,7 @@ The fake upstream sends real SSE tool-call chunks; the tools are small test impl
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from core import Budget, ConversationKey, Rendered, Turn, UserRef, open_assistant, show_reply
+from core.store import open_store
 from core.tools import ToolContext, ToolRegistry, ToolResult
 from tests.e2e.support import make_settings
+from tests.fakes.images import png_bytes
 from tests.fakes.live_surface import FakePlatform, FakeSurface
 from tests.fakes.upstream import FakeUpstream, ToolCallScript
 from tests.profiles import TELEGRAM_PRIVATE
@@ -27,6 +30,7 @@ ANN = UserRef("7", "Ann")
 CHAT = ConversationKey("telegram", "42")
 GUARD_SECONDS = 20  # a bound for a hang, not a pace
 USAGE_A = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+PNG_BASE64 = base64.b64encode(png_bytes()).decode()
 USAGE_B = {"prompt_tokens": 150, "completion_tokens": 20, "total_tokens": 170}
 
 
@@ -78,7 +82,7 @@ class WatchedSurface(FakeSurface):
             self.seen.set()
 
 
-def _surface() -> WatchedSurface:
+def watched_surface() -> WatchedSurface:
     profile = replace(TELEGRAM_PRIVATE, edit_interval_seconds=0.02, supports_draft=False)
     surface = WatchedSurface(profile, platform=FakePlatform(speed=0.02))
     surface.seen = asyncio.Event()
@@ -95,7 +99,7 @@ async def _wait(event: asyncio.Event) -> None:
         await event.wait()
 
 
-def _call(name: str, arguments: str = "{}", call_id: str = "") -> ToolCallScript:
+def tool_call(name: str, arguments: str = "{}", call_id: str = "") -> ToolCallScript:
     return ToolCallScript(call_id or f"call_{name}", name, arguments)
 
 
@@ -106,7 +110,7 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
     lookup = FakeTool("lookup_order", lambda args: f"order {args['id']}: shipped", gate=gate)
     upstream.add_reply(
         "Let me check.",
-        tool_calls=[_call("lookup_order", '{"id": "A-17"}')],
+        tool_calls=[tool_call("lookup_order", '{"id": "A-17"}')],
         finish_reason="tool_calls",
         usage=USAGE_A,
     )
@@ -114,7 +118,7 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
     upstream.add_reply("You are welcome.")
     settings = make_settings(upstream, tmp_path)
     async with open_assistant(settings, tools=ToolRegistry([lookup])) as assistant:
-        surface = _surface()
+        surface = watched_surface()
         surface.watch_for = "🔧 lookup_order…"
         turn = Turn(CHAT, ANN, "where is A-17?")
         reply = asyncio.create_task(show_reply(assistant, turn, surface, budget=Budget(30)))
@@ -124,7 +128,7 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
         gate.set()
         result = await reply
         usage = await assistant.usage(CHAT, ANN)
-        await show_reply(assistant, Turn(CHAT, ANN, "thanks"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "thanks"), watched_surface(), budget=Budget(30))
 
     assert result.is_complete
     assert surface.visible_texts() == ["Let me check.\n\nYour order A-17 has shipped."]
@@ -152,17 +156,42 @@ async def test_a_tool_call_runs_its_result_goes_back_and_the_next_turn_sees_the_
     assert usage.conversation.prompt_tokens == 250 and usage.conversation.completion_tokens == 30
 
 
+async def test_each_round_stores_its_own_reasoning(upstream: FakeUpstream, tmp_path: Path) -> None:
+    upstream.add_reply(
+        "Checking.",
+        reasoning="I should look it up.",
+        tool_calls=[tool_call("lookup_order")],
+        finish_reason="tool_calls",
+    )
+    upstream.add_reply("Shipped.", reasoning="The tool says shipped.")
+    settings = make_settings(upstream, tmp_path)
+    async with open_assistant(settings, tools=ToolRegistry([FakeTool("lookup_order")])) as assistant:
+        await show_reply(assistant, Turn(CHAT, ANN, "where?"), watched_surface(), budget=Budget(30))
+    async with open_store(settings.database_url) as store:
+        conversation = await store.active_conversation(CHAT, ANN, model="fake/echo", system_prompt="")
+        stored = await store.recent_messages(conversation.id, limit=10)
+
+    assert [(m.role, m.text, m.reasoning) for m in stored] == [
+        ("user", "where?", None),
+        ("assistant", "Checking.", "I should look it up."),
+        ("tool", "ok", None),
+        ("assistant", "Shipped.", "The tool says shipped."),  # not the first round's again
+    ]
+
+
 async def test_two_calls_in_one_turn_run_at_the_same_time(upstream: FakeUpstream, tmp_path: Path) -> None:
     both = asyncio.Event()
     weather = FakeTool("weather", lambda args: f"sunny in {args['id']}", gate=both)
     upstream.add_reply(
-        tool_calls=[_call("weather", '{"id": "Oslo"}', "c1"), _call("weather", '{"id": "Rome"}', "c2")],
+        tool_calls=[tool_call("weather", '{"id": "Oslo"}', "c1"), tool_call("weather", '{"id": "Rome"}', "c2")],
         tool_call_index="reused",
         finish_reason="tool_calls",
     )
     upstream.add_reply("Sunny in both.")
     async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([weather])) as assistant:
-        reply = asyncio.create_task(show_reply(assistant, Turn(CHAT, ANN, "weather?"), _surface(), budget=Budget(30)))
+        reply = asyncio.create_task(
+            show_reply(assistant, Turn(CHAT, ANN, "weather?"), watched_surface(), budget=Budget(30))
+        )
         await _wait(weather.two_running)  # both started before either finished
         both.set()
         result = await reply
@@ -179,12 +208,14 @@ async def test_a_failing_and_a_slow_tool_give_the_model_short_errors_and_the_use
 ) -> None:
     broken = FakeTool("broken", fail=RuntimeError("db password hunter2 in a traceback"))
     slow = FakeTool("slow", gate=asyncio.Event())  # never released: only the timeout ends it
-    upstream.add_reply(tool_calls=[_call("broken"), _call("slow"), _call("nonexistent")], finish_reason="tool_calls")
+    upstream.add_reply(
+        tool_calls=[tool_call("broken"), tool_call("slow"), tool_call("nonexistent")], finish_reason="tool_calls"
+    )
     upstream.add_reply("Sorry, the tools failed.")
     settings = make_settings(upstream, tmp_path, tool_timeout_seconds=0.2)
     caplog.set_level(logging.DEBUG, logger="core")
     async with open_assistant(settings, tools=ToolRegistry([broken, slow])) as assistant:
-        surface = _surface()
+        surface = watched_surface()
         async with asyncio.timeout(GUARD_SECONDS):
             result = await show_reply(assistant, Turn(CHAT, ANN, "try"), surface, budget=Budget(30))
 
@@ -201,12 +232,12 @@ async def test_long_results_are_cut_and_results_stay_out_of_the_logs(
     upstream: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     big = FakeTool("big", lambda _: "secret-result " + "x" * 500)
-    upstream.add_reply(tool_calls=[_call("big")], finish_reason="tool_calls")
+    upstream.add_reply(tool_calls=[tool_call("big")], finish_reason="tool_calls")
     upstream.add_reply("Done.")
     caplog.set_level(logging.DEBUG, logger="core")
     settings = make_settings(upstream, tmp_path, tool_result_max_chars=100)
     async with open_assistant(settings, tools=ToolRegistry([big])) as assistant:
-        await show_reply(assistant, Turn(CHAT, ANN, "go"), _surface(), budget=Budget(30))
+        await show_reply(assistant, Turn(CHAT, ANN, "go"), watched_surface(), budget=Budget(30))
 
     content = upstream.chat_requests[1].tool_results[0]["content"]
     assert content.startswith("secret-result xx") and content.endswith("[cut: 414 more characters not shown]")
@@ -217,12 +248,12 @@ async def test_long_results_are_cut_and_results_stay_out_of_the_logs(
 async def test_the_round_limit_stops_a_model_that_keeps_calling_tools(upstream: FakeUpstream, tmp_path: Path) -> None:
     again = FakeTool("again")
     for _ in range(3):
-        upstream.add_reply(tool_calls=[_call("again")], finish_reason="tool_calls")
+        upstream.add_reply(tool_calls=[tool_call("again")], finish_reason="tool_calls")
     upstream.add_reply("never asked for")
     async with open_assistant(make_settings(upstream, tmp_path, tool_max_rounds=2), tools=ToolRegistry([again])) as a:
-        surface = _surface()
+        surface = watched_surface()
         result = await show_reply(a, Turn(CHAT, ANN, "loop"), surface, budget=Budget(30))
-        await show_reply(a, Turn(CHAT, ANN, "and now?"), _surface(), budget=Budget(30))
+        await show_reply(a, Turn(CHAT, ANN, "and now?"), watched_surface(), budget=Budget(30))
 
     assert len(again.calls) == 2 and result.is_complete
     assert "more tool calls than allowed" in surface.visible_texts()[-1]
@@ -240,9 +271,9 @@ async def test_a_gateway_refusing_tools_is_asked_again_without_and_remembered(
     upstream.add_reply("A plain answer.")
     upstream.add_reply("Another plain answer.")
     async with open_assistant(make_settings(upstream, tmp_path), tools=ToolRegistry([FakeTool("t")])) as assistant:
-        surface = _surface()
+        surface = watched_surface()
         first = await show_reply(assistant, Turn(CHAT, ANN, "hi"), surface, budget=Budget(30))
-        second = await show_reply(assistant, Turn(CHAT, ANN, "again"), _surface(), budget=Budget(30))
+        second = await show_reply(assistant, Turn(CHAT, ANN, "again"), watched_surface(), budget=Budget(30))
 
     assert first.is_complete and surface.visible_texts() == ["A plain answer."]
     assert second.text == "Another plain answer."
@@ -253,6 +284,6 @@ async def test_tools_are_not_offered_to_a_stranger(upstream: FakeUpstream, tmp_p
     settings = make_settings(upstream, tmp_path, allowed_users=("telegram:1",))
     async with open_assistant(settings, tools=ToolRegistry([FakeTool("t")])) as assistant:
         with pytest.raises(Exception) as refused:
-            await show_reply(assistant, Turn(CHAT, ANN, "hi"), _surface(), budget=Budget(30))
+            await show_reply(assistant, Turn(CHAT, ANN, "hi"), watched_surface(), budget=Budget(30))
     assert type(refused.value).__name__ == "AccessDeniedError"
     assert upstream.chat_requests == []

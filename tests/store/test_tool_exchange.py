@@ -47,3 +47,27 @@ async def test_nothing_of_the_exchange_is_stored_when_forget_removed_the_questio
         before=[NewMessage(role="tool", text="r", user=ANN, tool_calls=(ToolCall("c", "t", ""),))],
     )
     assert stored is None and await store.recent_messages(conversation, limit=10) == []
+
+
+async def test_an_answer_that_failed_after_its_tools_ran_is_stored_after_the_whole_exchange(store: Store) -> None:
+    conversation = (await store.active_conversation(KEY, ANN, model="m", system_prompt="")).id
+    asked = await store.add_message(conversation, NewMessage(role="user", text="draw", user=ANN))
+    call = ToolCall("call_1", "generate_image", '{"prompt": "a cat"}')
+    await store.add_reply(
+        conversation,
+        NewMessage(role="assistant", text="", user=ANN, model="m", incomplete=True, usage=Usage(30, 5, 35)),
+        answering=asked,
+        before=[
+            NewMessage(role="assistant", text="On it.", user=ANN, tool_calls=(call,), model="m"),
+            NewMessage(role="tool", text="Done.", user=ANN, tool_calls=(ToolCall("call_1", "generate_image", ""),)),
+        ],
+    )
+    history = await store.recent_messages(conversation, limit=10)
+
+    assert [(m.role, m.text, m.incomplete) for m in history] == [
+        ("user", "draw", False),
+        ("assistant", "On it.", False),
+        ("tool", "Done.", False),
+        ("assistant", "", True),
+    ]
+    assert (await store.conversation_usage(conversation)).total_tokens == 35  # the rounds that ran are charged

@@ -106,3 +106,10 @@ def test_trimming_never_sends_tool_results_without_their_call() -> None:
     budget = sum(estimate_tokens(item.text) for item in history[-3:]) + 10
     messages = build_context(system_prompt="", history=history, budget_tokens=budget, image_turns=1)
     assert [m["role"] for m in messages] == ["assistant", "user"]
+
+
+def test_an_answer_cut_short_before_any_text_is_not_sent_but_its_tool_rounds_are() -> None:
+    history = [*_exchange()[:-2], HistoryItem("assistant", ""), HistoryItem("user", "new question")]
+    messages = build_context(system_prompt="", history=history, budget_tokens=10_000, image_turns=1)
+    # Every call keeps its result, and no empty assistant message goes (some gateways refuse one).
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user"]
