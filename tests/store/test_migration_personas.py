@@ -6,32 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.conversation import ConversationKey, UserRef
 from core.store import open_store, upgrade
-from core.store.migrate import alembic_config
+from tests.store.migration_steps import migrate, run_sync
 
 KEY = ConversationKey("t", "7")
 ANN = UserRef("7", "Ann")
-
-
-async def _run(url: str, fn: Any, *args: Any) -> Any:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as connection:
-            return await connection.run_sync(fn, *args)
-    finally:
-        await engine.dispose()
-
-
-def _migrate(connection: Connection, url: str, revision: str, down: bool = False) -> None:
-    config = alembic_config(url)
-    config.attributes["connection"] = connection
-    (command.downgrade if down else command.upgrade)(config, revision)
 
 
 def _fill(connection: Connection) -> None:
@@ -60,12 +43,12 @@ def _state(connection: Connection) -> tuple[set[str], list[Any]]:
 
 async def test_upgrade_adds_personas_and_keeps_every_conversations_prompt(empty_database_url: str) -> None:
     url = empty_database_url
-    await _run(url, _migrate, url, "0003")
-    await _run(url, _fill)
+    await run_sync(url, migrate, url, "0003")
+    await run_sync(url, _fill)
 
     await upgrade(url)
 
-    tables, prompts = await _run(url, _state)
+    tables, prompts = await run_sync(url, _state)
     assert "personas" in tables and prompts == [(1, "be brief"), (2, "older")]
     async with open_store(url) as store:
         record = await store.active_conversation(KEY, ANN, model="m", system_prompt="default")
@@ -73,7 +56,7 @@ async def test_upgrade_adds_personas_and_keeps_every_conversations_prompt(empty_
         await store.set_persona(KEY, ANN, "pirate", personal=True)
         assert (await store.active_conversation(KEY, ANN, model="m", system_prompt="default")).system_prompt == "pirate"
 
-    await _run(url, _migrate, url, "0003", True)
+    await run_sync(url, migrate, url, "0003", True)
 
-    tables, prompts = await _run(url, _state)
+    tables, prompts = await run_sync(url, _state)
     assert "personas" not in tables and prompts == [(1, "be brief"), (2, "older")]

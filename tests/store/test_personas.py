@@ -3,14 +3,9 @@ replaced in place, cleared back to a default, and deleted by their owner's /forg
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from core.conversation import ConversationKey, UserRef
 from core.store import NewMessage, Store
-from core.store.tables import Persona, User
+from tests.e2e.database import rows
 
 DM = ConversationKey("telegram", "42")
 GROUP = ConversationKey("telegram", "-100", is_group=True)
@@ -21,15 +16,6 @@ BOB = UserRef("43", "Bob")
 async def _prompt(store: Store, key: ConversationKey, user: UserRef = ANN) -> tuple[str, bool]:
     record = await store.active_conversation(key, user, model="m1", system_prompt="default")
     return record.system_prompt, record.custom_prompt
-
-
-async def _scalar(database_url: str, query: Any) -> Any:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as connection:
-            return (await connection.execute(query)).scalar()
-    finally:
-        await engine.dispose()
 
 
 async def test_a_persona_applies_to_the_active_conversation_and_survives_reset(store: Store) -> None:
@@ -59,7 +45,7 @@ async def test_setting_again_replaces_the_persona_in_place(store: Store, databas
     await store.set_persona(GROUP, BOB, "second", personal=False)
 
     assert await _prompt(store, GROUP) == ("second", True)
-    assert await _scalar(database_url, select(func.count(Persona.id))) == 1
+    assert len(await rows(database_url, "personas")) == 1
 
 
 async def test_clearing_returns_the_active_conversation_to_the_given_default(store: Store) -> None:
@@ -90,8 +76,8 @@ async def test_forget_deletes_the_users_own_personas_and_keeps_a_groups(store: S
 
     await store.forget(platform="telegram", user_id=ANN.id)
 
-    assert await _scalar(database_url, select(func.count(User.id))) == 0
-    assert await _scalar(database_url, select(func.count(Persona.id))) == 1
+    assert len(await rows(database_url, "users")) == 0
+    assert len(await rows(database_url, "personas")) == 1
     assert await _prompt(store, DM, BOB) == ("default", False)
     assert await _prompt(store, own_group_scope, BOB) == ("default", False)
     assert await _prompt(store, GROUP, BOB) == ("the group's persona", True)
