@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.conversation import ConversationKey
 from core.store.db import Dialect, dialect_insert
-from core.store.tables import Conversation, Persona
+from core.store.tables import ACTIVE_ONLY, Conversation, Persona
 
 _KEY = ("platform", "chat_id", "thread_id", "scope")
 
@@ -45,7 +45,9 @@ def active_with_persona(key: ConversationKey) -> Select[int, str, str, bool, dat
             Conversation.created_at,
         )
         .outerjoin(Persona, and_(*(getattr(Persona, c) == getattr(Conversation, c) for c in _KEY)))
-        .where(*_at(Conversation, key), Conversation.active)
+        # ACTIVE_ONLY, not `Conversation.active` (rendered `active = 1`): SQLite uses a partial index only for
+        # a WHERE term the same as the index's own, else it scans every conversation.
+        .where(*_at(Conversation, key), ACTIVE_ONLY)
     )
 
 
@@ -73,6 +75,6 @@ async def clear_persona(
     await connection.execute(delete(Persona).where(*_at(Persona, key)))
     await connection.execute(
         update(Conversation)
-        .where(*_at(Conversation, key), Conversation.active)
+        .where(*_at(Conversation, key), ACTIVE_ONLY)
         .values(system_prompt=system_prompt.replace(NUL, REPLACEMENT), updated_at=now)
     )

@@ -3,8 +3,14 @@ replaced in place, cleared back to a default, and deleted by their owner's /forg
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlalchemy import text
+
 from core.conversation import ConversationKey, UserRef
-from core.store import NewMessage, Store
+from core.store import NewMessage, Store, upgrade
+from core.store.db import create_engine
+from core.store.personas import active_with_persona
 from tests.e2e.database import rows
 
 DM = ConversationKey("telegram", "42")
@@ -81,3 +87,17 @@ async def test_forget_deletes_the_users_own_personas_and_keeps_a_groups(store: S
     assert await _prompt(store, DM, BOB) == ("default", False)
     assert await _prompt(store, own_group_scope, BOB) == ("default", False)
     assert await _prompt(store, GROUP, BOB) == ("the group's persona", True)
+
+
+async def test_on_sqlite_the_active_conversation_is_found_by_its_index_not_a_scan(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    sql = str(active_with_persona(DM).compile(engine.sync_engine, compile_kwargs={"literal_binds": True}))
+    try:
+        async with engine.connect() as connection:
+            plan = [row[-1] for row in (await connection.execute(text("EXPLAIN QUERY PLAN " + sql))).all()]
+    finally:
+        await engine.dispose()
+    assert any("USING INDEX uq_conversations_active_key" in step for step in plan), plan
+    assert not any(step.startswith("SCAN") for step in plan), plan
