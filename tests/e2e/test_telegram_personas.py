@@ -1,5 +1,5 @@
-"""Telegram /system: shown, set (sent upstream from the next turn, kept across /reset), reset to SYSTEM_PROMPT,
-forgotten with the user, bounded, and in a shared group changed only by its admins and ADMINS.
+"""Telegram /system: shown, set (sent upstream from the next turn, kept across /model and /reset), reset to
+SYSTEM_PROMPT, forgotten with the user, bounded, and in a shared group changed only by its admins and ADMINS.
 
 Through the real PTB adapter, the fake Bot API and the fake upstream, whose recorded requests show the
 system message each turn was sent with.
@@ -44,6 +44,8 @@ async def test_system_is_shown_set_used_upstream_kept_across_reset_and_reset_to_
             await w.said(dm, reads("Echo: hi"))
             w.tg.user_sends(dm, ann, "/system You are a pirate.\nSay arr.")
             await w.said(dm, lambda t: t.startswith("System prompt set (26 characters)"))
+            w.tg.user_sends(dm, ann, "/model fake/other")  # the two are independent
+            await w.said(dm, lambda t: t.startswith("Model set to fake/other"))
             w.tg.user_sends(dm, ann, "hello")
             await w.said(dm, reads("Echo: hello"))
             w.tg.user_sends(dm, ann, "/reset")
@@ -60,6 +62,7 @@ async def test_system_is_shown_set_used_upstream_kept_across_reset_and_reset_to_
         pirate = "You are a pirate.\nSay arr."
         assert systems(w) == [DEFAULT, pirate, pirate, DEFAULT]  # from the next turn on, and after /reset
         assert user_texts(w, 2) == ["again"]  # /reset did start a new conversation
+        assert w.up.chat_requests[1].body["model"] == "fake/other"
 
 
 async def test_forget_deletes_the_persona_of_a_dm(tmp_path: Path) -> None:
