@@ -38,6 +38,7 @@ TOOL_NAME_MAX_CHARS = 64
 HELP = """commands:
   /reset            start a new conversation
   /model [NAME]     show the model and the choices, or switch to NAME
+  /system [TEXT]    show the system prompt, set it to TEXT, or /system reset
   /imagine PROMPT   draw a picture (saved under IMAGE_DIR)
   /usage            tokens used
   /quit             leave (or Ctrl-D)"""
@@ -102,6 +103,9 @@ class TerminalChat:
                 self._print(texts.reset_done().plain())
             case "/model":
                 await self._model(argument.strip())
+            case "/system":
+                persona = await self._assistant.system_prompt(self._key, self._user, argument)
+                self._print(texts.system_prompt(persona).plain())
             case "/imagine":
                 result = await self._assistant.imagine(argument, conversation=self._key, user=self._user)
                 await self._show_images(result.images)

@@ -65,6 +65,7 @@ from core.live import (
 )
 from core.logs import configure_logging, secrets_redacted
 from core.metrics import Metrics, serve_metrics
+from core.personas import SystemPrompt
 from core.replies import show_message, show_reply
 from core.settings import DatabaseSettings, Settings, load_settings
 from core.store import Forgotten, Stats
@@ -110,6 +111,7 @@ __all__ = [
     "Surface",
     "SurfaceError",
     "SurfaceRateLimitError",
+    "SystemPrompt",
     "TextDelta",
     "ToolCall",
     "ToolRunning",

@@ -1,5 +1,5 @@
-"""The one entry point adapters call: `Assistant.reply`, `imagine`, `reset`, `set_model`, `usage`, and the
-access and privacy commands (`access`, `grant`, `revoke`, `stats`, `forget`).
+"""The one entry point adapters call: `Assistant.reply`, `imagine`, `reset`, `set_model`, `system_prompt`,
+`usage`, and the access and privacy commands (`access`, `grant`, `revoke`, `stats`, `forget`).
 
 It ties the upstream client, the store and image handling together; it knows no chat platform. Every method
 that reads or changes a conversation takes the caller and checks their access itself (only `forget`, which
@@ -34,6 +34,7 @@ from core.images import (
 from core.inputs import check_turn, is_blank, too_long
 from core.logs import conversation_id as log_conversation_id
 from core.logs import new_request_id, request_id
+from core.personas import Personas, SystemPrompt
 from core.settings import DatabaseSettings, Settings
 from core.store import (
     ConversationRecord,
@@ -102,6 +103,7 @@ class Assistant:
         self._clock = clock
         self._gate = Gatekeeper(settings=settings, store=store, counter=counter, clock=clock)
         self._locks = store.conversation_lock  # in-process, and across processes on PostgreSQL
+        self._personas = Personas(settings=settings, store=store, gate=self._gate)
         self._models_cache: tuple[float, list[str]] | None = None
         self._upstream_health = UpstreamHealth(upstream.list_models, clock)
         self._listener = Listener(
@@ -372,6 +374,14 @@ class Assistant:
             )
             await self._store.set_model(record.id, model)
         return model
+
+    async def system_prompt(
+        self, conversation: ConversationKey, user: UserRef, text: str = "", *, chat_admin: ChatAdminCheck | None = None
+    ) -> SystemPrompt:
+        """`/system [TEXT | reset]`: without `text`, the prompt this conversation is sent with; "reset": back to
+        SYSTEM_PROMPT; else `text` from the next turn on, kept across /reset. Who may change it: as for `reset`;
+        longer than MAX_SYSTEM_PROMPT_CHARS: InputError. Details in core.personas."""
+        return await self._personas.command(conversation, user, text, chat_admin)
 
     async def usage(self, conversation: ConversationKey, user: UserRef) -> UsageReport:
         await self._gate.require(conversation, user)

@@ -65,9 +65,9 @@ class AccessDeniedError(ParleyError):
 
 
 class ChatAdminRequiredError(ParleyError):
-    """`/model name` or `/reset` in a group whose history is shared (GROUP_HISTORY=chat) by someone who is
-    neither an admin of that chat nor in ADMINS. Unlike AccessDeniedError it is answered in groups too: the
-    caller may talk to the bot there, only not change the conversation for everyone."""
+    """`/model name`, `/system text` or `/reset` in a group whose history is shared (GROUP_HISTORY=chat) by
+    someone who is neither an admin of that chat nor in ADMINS. Unlike AccessDeniedError it is answered in
+    groups too: the caller may talk to the bot there, only not change the conversation for everyone."""
 
     default_message = "Only admins can change the conversation everyone here shares."
 

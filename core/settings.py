@@ -88,6 +88,7 @@ class Settings(DatabaseSettings):
     context_budget_tokens: int = Field(default=8000, ge=256)
     history_image_turns: int = Field(default=2, ge=0)
     max_input_chars: int = Field(default=16000, ge=1)
+    max_system_prompt_chars: int = Field(default=4000, ge=1)  # longest prompt /system takes
 
     # Tools the chat model may call (core/tools)
     tool_timeout_seconds: float = Field(default=30.0, gt=0)  # per call

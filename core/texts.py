@@ -17,6 +17,7 @@ from core.errors import ParleyError
 
 if TYPE_CHECKING:
     from core.assistant import UsageReport
+    from core.personas import SystemPrompt
     from core.store import Forgotten, Stats
 
 GENERIC_FAILURE = ParleyError.default_message  # the one line for every failure we can't explain better
@@ -138,6 +139,24 @@ def model_choices(current: str, choices: Sequence[str]) -> Text:
     for index, choice in enumerate(choices[:MAX_LISTED_MODELS]):
         listed += [", ", Code(choice)] if index else [Code(choice)]
     return _text(("Model: ", Code(current)), tuple(listed), "Switch this conversation with /model NAME.")
+
+
+def system_prompt(result: SystemPrompt) -> Text:
+    """What /system did. A shown prompt is plain spans, one per line: adapters escape it like any plain text."""
+    if result.change == "set":
+        return _text(
+            f"System prompt set ({len(result.text):,} characters): it applies from the next message, also after /reset."
+        )
+    if result.change == "reset":
+        return _text("System prompt back to the default from the next message.")
+    origin = "set with /system; /system reset returns to the default" if result.custom else "the default"
+    return _text(
+        f"System prompt of this conversation ({origin}):", *result.text.split("\n"), "Change it with /system TEXT."
+    )
+
+
+def system_prompt_too_long(limit: int) -> str:
+    return f"That system prompt is too long (the limit is {limit:,} characters)."
 
 
 def usage(report: UsageReport) -> Text:

@@ -1,5 +1,6 @@
-"""Slash commands: /imagine prompt [image], /reset, /model [name] (autocompleted), /usage, /forget, and for
-admins /stats, /grant and /revoke (hidden from members without Administrator; the core checks ADMINS anyway).
+"""Slash commands: /imagine prompt [image], /reset, /model [name] (autocompleted), /system [text], /usage,
+/forget, and for admins /stats, /grant and /revoke (hidden from members without Administrator; the core
+checks ADMINS anyway).
 
 Every command is acknowledged at once (Discord allows 3 s), then answered; failures are told to the user
 alone (ephemeral), and only `user_message`s or a generic line ever reach them.
@@ -101,6 +102,16 @@ class SlashCommands:
                 return
             current = await self._assistant.current_model(key, user)
             await self._tell(interaction, markdown(texts.model_choices(current, await self._assistant.models())))
+
+    async def system(self, interaction: discord.Interaction, text: str | None) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self._answering(interaction, ephemeral=True):
+            key, user = self._where(interaction)
+            result = await self._assistant.system_prompt(key, user, text or "", chat_admin=_chat_admin(interaction))
+            # A prompt is anyone's text, up to MAX_SYSTEM_PROMPT_CHARS: every mark escaped, in as many messages
+            # as it takes.
+            for piece in verbatim_pieces(texts.system_prompt(result), MAX_CONTENT_CHARS):
+                await self._tell(interaction, piece)
 
     async def model_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         try:
@@ -210,6 +221,11 @@ def add_commands(tree: app_commands.CommandTree[Any], commands: SlashCommands) -
     async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         return await commands.model_choices(interaction, current)
 
+    @tree.command(name="system", description="Show the system prompt of this conversation, or set it")
+    @app_commands.describe(text="The new system prompt, or reset for the default")
+    async def system(interaction: discord.Interaction, text: str | None = None) -> None:
+        await commands.system(interaction, text)
+
     @tree.command(name="usage", description="Tokens used by this conversation and by you today")
     async def usage(interaction: discord.Interaction) -> None:
         await commands.usage(interaction)
@@ -253,6 +269,40 @@ def _chat_admin(interaction: discord.Interaction) -> ChatAdminCheck:
         return interaction.guild_id is not None and (permissions.administrator or permissions.manage_messages)
 
     return check
+
+
+def verbatim_pieces(text: texts.Text, limit: int) -> list[str]:
+    """`text` with every ASCII punctuation mark escaped (Discord shows `\\x` as `x`), so that anyone's words
+    (a system prompt) format nothing and link nowhere; in pieces of at most `limit` characters, cut at line
+    ends where possible and never inside an escape. One pass: linear in the length."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.render(plain=_escaped_all, code=_code).split("\n"):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            cut = limit - 1 if _escape_ends(line, limit) else limit
+            pieces.append(line[:cut])
+            line = line[cut:]
+        joined = f"{current}\n{line}" if current else line
+        if len(joined) > limit:
+            pieces.append(current)
+            joined = line
+        current = joined
+    return [piece for piece in [*pieces, current] if piece.strip()] or ["…"]
+
+
+def _escape_ends(line: str, cut: int) -> bool:
+    """Whether `line[:cut]` ends in a backslash that escapes `line[cut]` (an odd run of them)."""
+    run = 0
+    while run < cut and line[cut - 1 - run] == "\\":
+        run += 1
+    return run % 2 == 1
+
+
+def _escaped_all(text: str) -> str:
+    return "".join("\\" + c if c.isascii() and not c.isalnum() and not c.isspace() else c for c in text)
 
 
 def _escaped(text: str) -> str:

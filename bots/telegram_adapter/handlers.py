@@ -233,6 +233,9 @@ class TelegramBot:
             case "model":
                 current = await self._assistant.current_model(key, user)
                 await self._say(message, texts.model_choices(current, await self._assistant.models()))
+            case "system":
+                result = await self._assistant.system_prompt(key, user, command.argument, chat_admin=admin)
+                await self._say(message, texts.system_prompt(result))
             case "imagine":
                 source = replied(message)
                 await self._imagine(message, command.argument, [source] if source else [])

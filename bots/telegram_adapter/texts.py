@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from core import Forgotten, Stats, UsageReport
+from core import Forgotten, Stats, SystemPrompt, UsageReport
 from core import texts as words
 
 GENERIC_ERROR = words.GENERIC_FAILURE
@@ -25,6 +25,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("help", "How to use this bot"),
     ("reset", "Start a new conversation"),
     ("model", "Show the model, or switch: /model NAME"),
+    ("system", "Show the system prompt, or set it: /system TEXT"),
     ("imagine", "Draw a picture: /imagine PROMPT"),
     ("usage", "Tokens used here and today"),
 )
@@ -78,6 +79,10 @@ def model_choices(current: str, choices: Sequence[str]) -> str:
 
 def model_set(model: str) -> str:
     return markdown(words.model_set(model))
+
+
+def system_prompt(result: SystemPrompt) -> str:
+    return markdown(words.system_prompt(result))
 
 
 def reset_done() -> str:

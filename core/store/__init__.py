@@ -1,6 +1,7 @@
 """The conversation store: history, usage and per-key locks on SQLite or PostgreSQL (SQLAlchemy 2, async).
 
-Only core/assistant.py and core/answer.py import this package; adapters never do. No SQLAlchemy error leaves it.
+Only core/assistant.py, answer.py, access.py and personas.py import this package; adapters never do. No
+SQLAlchemy error leaves it.
 """
 
 from core.errors import StoreError

@@ -18,6 +18,7 @@ from core.store.tables import (
     Conversation,
     Message,
     MessageImage,
+    Persona,
     RateWindow,
     UsageRecord,
     User,
@@ -118,8 +119,9 @@ async def stats(connection: AsyncConnection, *, since: datetime) -> Stats:
 
 async def forget(connection: AsyncConnection, *, platform: str, user_id: str) -> Forgotten:
     """Delete the user's messages (and the replies made to them), the conversations left empty that they
-    started, their usage records, request counters and their user row, and the images they posted that
-    others quoted (those turns keep a placeholder). Other people's messages stay.
+    started, their usage records, request counters, the personas of their own conversations and their user
+    row, and the images they posted that others quoted (those turns keep a placeholder). Other people's
+    messages stay.
 
     The user row is locked first (FOR UPDATE, PostgreSQL): a reply being stored for them meanwhile either
     commits before and is deleted here, or waits and then finds its user gone (history.py `_ANSWERED`).
@@ -142,5 +144,7 @@ async def forget(connection: AsyncConnection, *, platform: str, user_id: str) ->
     # Shared conversations they started stay for the others, no longer linked to them.
     await connection.execute(update(Conversation).where(Conversation.user_id == row_id).values(user_id=None))
     usage = await connection.execute(delete(UsageRecord).where(UsageRecord.user_id == row_id))
+    # The personas of their own conversations (a shared group's has no owner: it is the group's).
+    await connection.execute(delete(Persona).where(Persona.user_id == row_id))
     await connection.execute(delete(User).where(User.id == row_id))
     return Forgotten(messages.rowcount, conversations.rowcount, usage.rowcount)

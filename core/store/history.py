@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from core.conversation import ConversationKey, UserRef
 from core.errors import StoreError
 from core.events import Usage
-from core.store import admin
+from core.store import admin, personas
 from core.store.admin import Forgotten, Stats, SubjectKind
 from core.store.advisory import AdvisoryLocks, Lease, lock_id, open_advisory_locks
 from core.store.db import Database, dialect_insert, ensure_user, open_database
@@ -104,7 +104,8 @@ class Store:
     ) -> ConversationRecord:
         """The active conversation for `key`, created with `model` and `system_prompt` if there is none.
 
-        An existing conversation keeps its own model and prompt. The user's row is created, or renamed.
+        An existing conversation keeps its own model and prompt. The user's row is created, or renamed. The
+        key's persona (/system), if any, is the record's `system_prompt`.
         """
         async with self._transaction() as connection:
             user_id = await ensure_user(connection, self._db.dialect, key.platform, user)
@@ -133,19 +134,27 @@ class Store:
                 row = await self._find_active(connection, key)
                 if row is None:  # pragma: no cover - the index guarantees a row
                     raise StoreError("active conversation vanished while being created")
-            return ConversationRecord(row.id, key, row.model, row.system_prompt, row.created_at)
+            return ConversationRecord(
+                row.id, key, row.model, row.system_prompt, row.created_at, bool(row.custom_prompt)
+            )
 
     @staticmethod
     async def _find_active(connection: AsyncConnection, key: ConversationKey) -> Any:
-        query = select(Conversation.id, Conversation.model, Conversation.system_prompt, Conversation.created_at)
-        query = query.where(
-            Conversation.platform == key.platform,
-            Conversation.chat_id == key.chat_id,
-            Conversation.thread_id == key.thread_id,
-            Conversation.scope == key.scope,
-            Conversation.active,
-        )
-        return (await connection.execute(query)).first()
+        return (await connection.execute(personas.active_with_persona(key))).first()
+
+    async def set_persona(self, key: ConversationKey, user: UserRef, system_prompt: str, *, personal: bool) -> None:
+        """`system_prompt` for the conversations of `key` from their next turn on, across /reset. `personal`
+        (a DM, GROUP_HISTORY=user): the persona is `user`'s, and their /forget deletes it; else the group's."""
+        async with self._transaction() as connection:
+            owner = await ensure_user(connection, self._db.dialect, key.platform, user) if personal else None
+            await personas.set_persona(
+                connection, self._db.dialect, key, system_prompt=system_prompt, owner_id=owner, now=self._now()
+            )
+
+    async def clear_persona(self, key: ConversationKey, *, system_prompt: str) -> None:
+        """Drop the persona of `key`: its active conversation goes on with `system_prompt`, later ones as made."""
+        async with self._transaction() as connection:
+            await personas.clear_persona(connection, key, system_prompt=system_prompt, now=self._now())
 
     async def ping(self) -> None:
         """One trivial query (for /healthz); raises StoreError when the database does not answer."""

@@ -23,8 +23,9 @@ class ConversationRecord:
     id: int
     key: ConversationKey
     model: str
-    system_prompt: str
+    system_prompt: str  # what its turns are sent with: the key's persona (/system), else its own
     created_at: datetime
+    custom_prompt: bool = False  # `system_prompt` is a persona
 
 
 @dataclass(frozen=True, slots=True)

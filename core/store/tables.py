@@ -1,5 +1,5 @@
 """The database schema: SQLAlchemy 2 typed ORM tables (users, conversations, messages, message_images,
-usage_records, access_grants, rate_windows).
+usage_records, access_grants, rate_windows, personas).
 
 Schema only: no queries and no engine here. migrations/versions/ must agree with it (a test checks).
 """
@@ -110,6 +110,29 @@ class Conversation(Base):
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     # When this row last changed (model, reset); new messages do not touch it, to keep turns one write.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Persona(Base):
+    """The system prompt chosen with `/system` for a conversation key (platform, chat, thread, scope).
+
+    Keyed like a conversation, not tied to one conversation row: `/reset` deactivates the row and the next
+    one under the same key is sent with this prompt too. Without a row, a conversation goes on with its own
+    `system_prompt` (SYSTEM_PROMPT when it began).
+    """
+
+    __tablename__ = "personas"
+    __table_args__ = (UniqueConstraint("platform", "chat_id", "thread_id", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String)
+    chat_id: Mapped[str] = mapped_column(String)
+    thread_id: Mapped[str] = mapped_column(String, default="")
+    scope: Mapped[str] = mapped_column(String, default="")
+    system_prompt: Mapped[str] = mapped_column(Text)
+    # Whose data it is: the user of a personal conversation (a DM, GROUP_HISTORY=user), deleted by their
+    # /forget; NULL in a conversation a whole group shares, where it is the group's.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
 
 

@@ -37,7 +37,7 @@ from tests.fakes.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
 
-COMMANDS = ["forget", "grant", "imagine", "model", "reset", "revoke", "stats", "usage"]
+COMMANDS = ["forget", "grant", "imagine", "model", "reset", "revoke", "stats", "system", "usage"]
 GUILDS, GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT = 1 << 0, 1 << 9, 1 << 12, 1 << 15
 REST_DEFAULT = "https://discord.com/api/v10"
 

@@ -99,7 +99,7 @@ async def test_admin_commands_are_hidden_from_ordinary_members_at_sync(
     needed = {c["name"]: c.get("default_member_permissions") for c in sync.commands}
     hidden = {name: None if value is None else int(value) for name, value in needed.items()}
     assert hidden == {
-        "imagine": None, "reset": None, "model": None, "usage": None, "forget": None,
+        "imagine": None, "reset": None, "model": None, "system": None, "usage": None, "forget": None,
         "stats": 8, "grant": 8, "revoke": 8,  # Administrator: a server's admins, unless they open it up
     }  # fmt: skip
 

@@ -28,6 +28,7 @@ async def test_commands_are_registered_and_start_and_help_answer(tmp_path: Path)
             "help",
             "reset",
             "model",
+            "system",
             "imagine",
             "usage",
         ]

@@ -9,13 +9,11 @@ import base64
 import json
 from typing import Any
 
-from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.store import upgrade
-from core.store.migrate import alembic_config
+from tests.store.migration_steps import migrate, run_sync
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 64
 
@@ -28,21 +26,6 @@ def _parts(text_: str, *images: int) -> str:
     parts: list[dict[str, Any]] = [{"type": "text", "text": text_}]
     parts += [{"type": "image_url", "image_url": {"url": _url(n)}} for n in images]
     return json.dumps(parts)
-
-
-async def _run(url: str, fn: Any, *args: Any) -> Any:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as connection:
-            return await connection.run_sync(fn, *args)
-    finally:
-        await engine.dispose()
-
-
-def _migrate(connection: Connection, url: str, revision: str, down: bool = False) -> None:
-    config = alembic_config(url)
-    config.attributes["connection"] = connection
-    (command.downgrade if down else command.upgrade)(config, revision)
 
 
 def _fill(connection: Connection) -> None:
@@ -95,21 +78,21 @@ def _parts_after_downgrade(connection: Connection) -> list[Any]:
 
 async def test_existing_images_move_to_message_images_within_the_window(empty_database_url: str) -> None:
     url = empty_database_url
-    await _run(url, _migrate, url, "0002")
-    await _run(url, _fill)
+    await run_sync(url, migrate, url, "0002")
+    await run_sync(url, _fill)
 
     await upgrade(url)
 
-    images, counts, columns = await _run(url, _after)
+    images, counts, columns = await run_sync(url, _after)
     # 5 and 6 are the last two user turns of the active conversation: only 6 has an image to keep; turn 4
     # (two images), turn 2 and the inactive conversation's turn 1 keep only their count.
     assert images == [(6, "7", "image/png", PNG + bytes([4]))]
     assert counts == [(1, 1), (2, 1), (3, 0), (4, 2), (5, 0), (6, 1)]
     assert "parts" not in columns and "image_count" in columns
 
-    await _run(url, _migrate, url, "0002", True)
+    await run_sync(url, migrate, url, "0002", True)
 
-    restored = dict(await _run(url, _parts_after_downgrade))
+    restored = dict(await run_sync(url, _parts_after_downgrade))
     parts = restored[6] if isinstance(restored[6], list) else json.loads(restored[6])
     assert parts == json.loads(_parts("m6", 4))
     assert all(restored[mid] is None for mid in (1, 2, 3, 4, 5))

@@ -16,12 +16,12 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.conversation import ConversationKey
 from core.store import StoreError, open_store, upgrade
 from core.store.migrate import alembic_config
 from core.store.tables import Base
+from tests.store.migration_steps import run_sync
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,15 +29,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def _diffs(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True, "compare_server_default": True})
     return list(compare_metadata(context, Base.metadata))
-
-
-async def _run_sync(url: str, fn: Any, *args: Any) -> Any:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as connection:
-            return await connection.run_sync(fn, *args)
-    finally:
-        await engine.dispose()
 
 
 def _revision(connection: Connection) -> str | None:
@@ -49,18 +40,18 @@ def _tables(connection: Connection) -> set[str]:
 
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
-    assert await _run_sync(database_url, _diffs) == []
+    assert await run_sync(database_url, _diffs) == []
 
 
 async def test_upgrade_reaches_head_and_is_idempotent(database_url: str) -> None:
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     assert head is not None
-    assert await _run_sync(database_url, _revision) == head
+    assert await run_sync(database_url, _revision) == head
 
     await upgrade(database_url)  # second run: nothing to do, nothing broken
 
-    assert await _run_sync(database_url, _revision) == head
-    assert await _run_sync(database_url, _diffs) == []
+    assert await run_sync(database_url, _revision) == head
+    assert await run_sync(database_url, _diffs) == []
 
 
 async def test_processes_upgrading_at_once_all_succeed(empty_database_url: str) -> None:
@@ -93,7 +84,7 @@ async def test_processes_upgrading_at_once_all_succeed(empty_database_url: str) 
         results = [await process.communicate() for process in processes]
 
     assert [process.returncode for process in processes] == [0, 0, 0], [err.decode()[-300:] for _, err in results]
-    assert await _run_sync(empty_database_url, _diffs) == []
+    assert await run_sync(empty_database_url, _diffs) == []
 
 
 async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
@@ -101,11 +92,11 @@ async def test_downgrade_to_base_then_upgrade_again(database_url: str) -> None:
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
 
-    await _run_sync(database_url, downgrade, alembic_config(database_url))
-    assert await _run_sync(database_url, _tables) == {"alembic_version"}
+    await run_sync(database_url, downgrade, alembic_config(database_url))
+    assert await run_sync(database_url, _tables) == {"alembic_version"}
 
     await upgrade(database_url)
-    assert {"users", "conversations", "messages", "usage_records"} <= await _run_sync(database_url, _tables)
+    assert {"users", "conversations", "messages", "usage_records"} <= await run_sync(database_url, _tables)
 
 
 async def test_upgrade_creates_the_sqlite_folder(tmp_path: Path) -> None:
@@ -117,7 +108,7 @@ async def test_upgrade_creates_the_sqlite_folder(tmp_path: Path) -> None:
     assert path.is_file()
     async with open_store(url) as store:  # usable straight away
         assert await store.reset(ConversationKey("telegram", "1")) is False
-    mode = await _run_sync(url, lambda c: c.execute(text("PRAGMA journal_mode")).scalar())
+    mode = await run_sync(url, lambda c: c.execute(text("PRAGMA journal_mode")).scalar())
     assert mode == "wal"
 
 

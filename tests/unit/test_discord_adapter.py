@@ -8,10 +8,11 @@ import random
 import pytest
 from PIL import Image as Pillow
 
+from bots.discord_adapter.commands import verbatim_pieces
 from bots.discord_adapter.conversations import Place, conversation_key, thread_name
 from bots.discord_adapter.surface import discord_profile
 from bots.discord_adapter.uploads import fit_image
-from core import ConfigError, ConversationKey, Image, Settings, load_settings
+from core import ConfigError, ConversationKey, Image, Settings, SystemPrompt, load_settings, texts
 from tests.fakes.images import png_bytes
 
 REQUIRED = {"llm_base_url": "http://127.0.0.1:9/v1", "llm_api_key": "sk-x", "chat_model": "m"}
@@ -75,3 +76,25 @@ def test_channel_profile_keeps_discords_pace_and_follows_the_setting() -> None:
     assert default.live_reserve_units > 0  # room for the fence a live preview closes
     tuned = load_settings(Settings, _env_file=None, **REQUIRED, discord_edit_interval_seconds=2.5)
     assert discord_profile(tuned).edit_interval_seconds == 2.5
+
+
+def shown(prompt: str) -> texts.Text:
+    return texts.system_prompt(SystemPrompt(prompt, True, "shown"))
+
+
+def test_a_shown_system_prompt_formats_nothing_and_links_nowhere() -> None:
+    [piece] = verbatim_pieces(shown("# Rule\n[click](http://evil.example) *now* <@1> `x` \\o/"), 2000)
+    lines = piece.split("\n")
+    assert lines[1:3] == [
+        "\\# Rule",
+        "\\[click\\]\\(http\\:\\/\\/evil\\.example\\) \\*now\\* \\<\\@1\\> \\`x\\` \\\\o\\/",
+    ]
+
+
+def test_a_long_system_prompt_is_shown_whole_in_pieces_within_the_limit() -> None:
+    prompt = "\n".join(["a line of words."] * 300) + "\n" + "x" * 251 + "." * 700  # hard cuts, inside escapes
+    pieces = verbatim_pieces(shown(prompt), 500)
+    assert len(pieces) > 1 and all(0 < len(piece) <= 500 for piece in pieces)
+    assert all((len(piece) - len(piece.rstrip("\\"))) % 2 == 0 for piece in pieces)  # no escape cut in two
+    unescaped = "\n".join(pieces).replace("\\", "")
+    assert prompt.replace("\n", "") in unescaped.replace("\n", "")
