@@ -33,7 +33,7 @@ from core.images import (
 )
 from core.inputs import check_turn, is_blank, too_long
 from core.logs import conversation_id as log_conversation_id
-from core.logs import new_request_id, request_id
+from core.logs import new_request_id, request_id, secrets_redacted
 from core.personas import Personas, SystemPrompt
 from core.settings import DatabaseSettings, Settings
 from core.store import (
@@ -49,7 +49,7 @@ from core.store import (
     upgrade,
 )
 from core.tools import Draw, ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry, image_drawer
-from core.tools.mcp import load_mcp_config, open_mcp_servers
+from core.tools.mcp import McpServerConfig, load_mcp_config, open_mcp_servers, secret_values
 from core.upstream import UpstreamClient
 from core.voice import Hearing, Listener
 
@@ -475,6 +475,27 @@ async def open_assistant(
     mcp_servers = load_mcp_config(settings.mcp_config) if settings.mcp_config else ()  # ConfigError first
     if migrate:
         await upgrade(settings.database_url)
+    # Header and env values of MCP_CONFIG are secrets like the API key: out of every log line.
+    with secrets_redacted(*secret_values(mcp_servers)):
+        async with _resources(settings, mcp_servers, registry, clock) as (counter, store, upstream):
+            yield Assistant(
+                settings=settings,
+                upstream=upstream,
+                store=store,
+                metrics=metrics,
+                clock=clock,
+                counter=counter,
+                tools=registry,
+            )
+
+
+@asynccontextmanager
+async def _resources(
+    settings: Settings,
+    mcp_servers: tuple[McpServerConfig, ...],
+    registry: ToolRegistry,
+    clock: Callable[[], float],
+) -> AsyncIterator[tuple[RequestCounter | None, Store, UpstreamClient]]:
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
         open_redis_counter(redis_url) as counter,
@@ -493,15 +514,7 @@ async def open_assistant(
         # Their tools join `registry` while they are up; their stderr is user content, shown like LOG_CONTENT.
         open_mcp_servers(mcp_servers, registry, server_stderr=settings.log_content),
     ):
-        yield Assistant(
-            settings=settings,
-            upstream=upstream,
-            store=store,
-            metrics=metrics,
-            clock=clock,
-            counter=counter,
-            tools=registry,
-        )
+        yield counter, store, upstream
 
 
 async def upgrade_database(settings: DatabaseSettings) -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from core.tools.mcp.config import McpServerConfig, load_mcp_config
+from core.tools.mcp.config import McpServerConfig, load_mcp_config, secret_values
 from core.tools.registry import ToolRegistry
 
 
@@ -35,4 +35,4 @@ async def open_mcp_servers(
             yield
 
 
-__all__ = ["McpServerConfig", "load_mcp_config", "open_mcp_servers"]
+__all__ = ["McpServerConfig", "load_mcp_config", "open_mcp_servers", "secret_values"]

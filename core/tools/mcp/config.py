@@ -45,6 +45,19 @@ class McpServerConfig:
     tools: frozenset[str] | None = None  # None: every tool the server lists
 
 
+def secret_values(servers: tuple[McpServerConfig, ...]) -> list[str]:
+    """What an entry may hold that is secret: header values (and the token after "Bearer "), env values.
+    Registered with core.logs.secrets_redacted, so no library's log line can carry them."""
+    values: list[str] = []
+    for server in servers:
+        for value in (*server.headers.values(), *server.env.values()):
+            values.append(value)
+            _, space, tail = value.rpartition(" ")
+            if space:
+                values.append(tail)
+    return values
+
+
 def load_mcp_config(path: str) -> tuple[McpServerConfig, ...]:
     """Read and check the file at `path`; ConfigError (naming the file and the entry) when it is wrong."""
     try:
