@@ -5,7 +5,8 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 
 from core import texts  # what users read, written once for every adapter
 from core.access import Access
-from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
+from core.assistant import Assistant, UsageReport
+from core.bootstrap import open_assistant, upgrade_database
 from core.conversation import (
     ChatAdminCheck,
     ConversationKey,

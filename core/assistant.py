@@ -9,11 +9,10 @@ touches nothing but the caller's own data, is open to all), so no adapter can fo
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,21 +20,21 @@ from typing import TYPE_CHECKING, Any
 from core.access import Access, Gatekeeper, midnight_utc
 from core.answer import AnswerStream
 from core.context import HistoryItem, build_context
-from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
-from core.counters import RequestCounter, open_redis_counter
+from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef, user_hash
+from core.counters import RequestCounter
 from core.documents import DocumentLimits, DocumentReader, ReadDocuments
-from core.errors import ImageError, InputError, ParleyError, UpstreamError
-from core.events import Completed, Event, Heard, Image, Usage
+from core.drawing import Painter
+from core.errors import InputError, UpstreamError
+from core.events import Completed, Event, Heard, Image
 from core.health import HEALTH_TIMEOUT_SECONDS, UpstreamHealth, probe
 from core.images import (
-    extract_images,
     to_data_url,
 )
-from core.inputs import check_turn, is_blank, too_long
+from core.inputs import check_turn
 from core.logs import conversation_id as log_conversation_id
-from core.logs import new_request_id, request_id, secrets_redacted
+from core.logs import new_request_id, request_id
 from core.personas import Personas, SystemPrompt
-from core.settings import DatabaseSettings, Settings
+from core.settings import Settings
 from core.store import (
     ConversationRecord,
     Forgotten,
@@ -45,11 +44,8 @@ from core.store import (
     Stats,
     Store,
     UsageTotals,
-    open_store,
-    upgrade,
 )
-from core.tools import Draw, ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry, image_drawer
-from core.tools.mcp import McpServerConfig, load_mcp_config, open_mcp_servers, secret_values
+from core.tools import ImageTool, ToolContext, ToolLimits, ToolLoop, ToolRegistry
 from core.upstream import UpstreamClient
 from core.voice import Hearing, Listener
 
@@ -69,11 +65,6 @@ class UsageReport:
     model: str
     conversation: UsageTotals
     today: UsageTotals
-
-
-def user_hash(platform: str, user_id: str) -> str:
-    """A stable, non-reversible id for the upstream `user` field (abuse tracking without identities)."""
-    return hashlib.sha256(f"parley:{platform}:{user_id}".encode()).hexdigest()[:32]
 
 
 class Assistant:
@@ -114,6 +105,9 @@ class Assistant:
         )
         self._answers = AnswerStream(
             settings=settings, upstream=upstream, store=store, metrics=metrics, tools=self._tools
+        )
+        self._painter = Painter(
+            settings=settings, upstream=upstream, store=store, gate=self._gate, downloader=self._answers.downloader
         )
         self._documents = DocumentReader(
             DocumentLimits(
@@ -181,7 +175,7 @@ class Assistant:
                 messages,
                 asked,
                 # Built only here, after the access check: strangers are never offered tools.
-                ToolContext(images=images, draw=self._drawer(turn.conversation, turn.user, conversation.id)),
+                ToolContext(images=images, draw=self._painter.drawer(turn.conversation, turn.user, conversation.id)),
             )
             # aclosing: an early exit of our consumer must store the partial answer before the lock is released.
             async with aclosing(stream):
@@ -260,51 +254,7 @@ class Assistant:
 
         Returns the images and the model's text as caption. Raises ImageError when no usable image came back.
         """
-        await self._gate.require(conversation, user)  # first: a stranger learns nothing, not even usage hints
-        model = self._settings.image_model
-        if not model:
-            raise ParleyError("IMAGE_MODEL not set", user_message="Image generation is not set up on this bot.")
-        prompt = prompt.strip()
-        if is_blank(prompt):
-            raise InputError("empty prompt", user_message="Say what to draw, e.g. /imagine a lighthouse at dusk.")
-        if len(prompt) > self._settings.max_input_chars:
-            raise too_long(self._settings.max_input_chars)
-        await self._gate.limit(conversation, user)
-        content: str | list[dict[str, Any]] = prompt
-        if references:
-            content = [{"type": "text", "text": prompt}]
-            content += [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in references]
-        # Before the upstream call: a /forget during the call then leaves the usage below unrecorded.
-        record = await self._store.active_conversation(
-            conversation, user, model=self._settings.chat_model, system_prompt=self._settings.system_prompt
-        )
-        completion = await self._upstream.complete(
-            model=model,
-            messages=[{"role": "user", "content": content}],
-            user=user_hash(conversation.platform, user.id),
-        )
-        if completion.usage is not None:
-            await self._store.record_usage(
-                user,
-                conversation.platform,
-                conversation_id=record.id,
-                kind="image",
-                model=model,
-                usage=completion.usage,
-                create_user=False,
-            )
-        extracted = await extract_images(
-            completion.text,
-            completion.image_urls,
-            max_bytes=self._settings.image_max_bytes,
-            download=self._answers.downloader(),
-            deadline_seconds=self._settings.image_download_timeout_seconds,
-        )
-        if not extracted.images:
-            if extracted.failures:
-                raise extracted.failures[0]
-            raise ImageError("no image in the answer", user_message="The model did not return an image.")
-        return Completed(text=extracted.caption, images=extracted.images)
+        return await self._painter.imagine(prompt, conversation=conversation, user=user, references=references)
 
     async def reset(
         self, conversation: ConversationKey, user: UserRef, *, chat_admin: ChatAdminCheck | None = None
@@ -415,35 +365,6 @@ class Assistant:
         """Delete all of the user's history: messages, the conversations left empty, usage, their user row."""
         return await self._gate.forget(platform, user)
 
-    def _drawer(self, key: ConversationKey, user: UserRef, conversation_id: int) -> Draw | None:
-        """The `generate_image` capability of one reply: IMAGE_MODEL, its usage charged to `user`."""
-        model = self._settings.image_model
-        if not model:
-            return None
-
-        async def record(usage: Usage) -> None:
-            await self._store.record_usage(
-                user,
-                key.platform,
-                conversation_id=conversation_id,
-                kind="image",
-                model=model,
-                usage=usage,
-                create_user=False,
-            )
-
-        return image_drawer(
-            upstream=self._upstream,
-            model=model,
-            upstream_user=user_hash(key.platform, user.id),
-            max_prompt_chars=self._settings.max_input_chars,
-            image_max_bytes=self._settings.image_max_bytes,
-            download=self._answers.downloader(),
-            deadline_seconds=self._settings.image_download_timeout_seconds,
-            admit=lambda: self._gate.limit(key, user),  # a drawing counts as /imagine does
-            on_usage=record,
-        )
-
 
 def default_tools(settings: Settings) -> ToolRegistry:
     """The built-in tools the settings turn on: `generate_image` with IMAGE_MODEL, unless IMAGE_TOOL=false."""
@@ -455,68 +376,3 @@ def default_tools(settings: Settings) -> ToolRegistry:
 
 def _image_parts(images: Sequence[Image]) -> list[dict[str, Any]]:
     return [{"type": "image_url", "image_url": {"url": to_data_url(image)}} for image in images]
-
-
-@asynccontextmanager
-async def open_assistant(
-    settings: Settings,
-    *,
-    migrate: bool = True,
-    metrics: Metrics | None = None,
-    clock: Callable[[], float] = time.time,
-    tools: ToolRegistry | None = None,
-) -> AsyncIterator[Assistant]:
-    """Own the database, the upstream client and the MCP servers for the life of the block; upgrade the schema first.
-
-    `clock` (Unix seconds) decides the per-minute and per-day windows of the user limits and stamps what is
-    stored; tests pass their own.
-    """
-    registry = default_tools(settings) if tools is None else tools
-    mcp_servers = load_mcp_config(settings.mcp_config) if settings.mcp_config else ()  # ConfigError first
-    if migrate:
-        await upgrade(settings.database_url)
-    # Header and env values of MCP_CONFIG are secrets like the API key: out of every log line.
-    with secrets_redacted(*secret_values(mcp_servers)):
-        async with _resources(settings, mcp_servers, registry, clock) as (counter, store, upstream):
-            yield Assistant(
-                settings=settings,
-                upstream=upstream,
-                store=store,
-                metrics=metrics,
-                clock=clock,
-                counter=counter,
-                tools=registry,
-            )
-
-
-@asynccontextmanager
-async def _resources(
-    settings: Settings,
-    mcp_servers: tuple[McpServerConfig, ...],
-    registry: ToolRegistry,
-    clock: Callable[[], float],
-) -> AsyncIterator[tuple[RequestCounter | None, Store, UpstreamClient]]:
-    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    async with (
-        open_redis_counter(redis_url) as counter,
-        open_store(settings.database_url, clock=clock) as store,
-        UpstreamClient(
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key.get_secret_value(),
-            timeout_seconds=settings.llm_timeout_seconds,
-            idle_timeout_seconds=settings.stream_idle_timeout_seconds,
-            reply_timeout_seconds=settings.reply_timeout_seconds,
-            max_retries=settings.llm_max_retries,
-            extra_body=settings.llm_extra_body,
-            clock=clock,
-            allow_private_image_urls=settings.allow_private_image_urls,
-        ) as upstream,
-        # Their tools join `registry` while they are up; their stderr is user content, shown like LOG_CONTENT.
-        open_mcp_servers(mcp_servers, registry, server_stderr=settings.log_content),
-    ):
-        yield counter, store, upstream
-
-
-async def upgrade_database(settings: DatabaseSettings) -> None:
-    """`parley db upgrade`: bring the schema to the newest revision."""
-    await upgrade(settings.database_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -122,3 +123,8 @@ class Turn:
     def name_prefix(self) -> bool:
         """The user's name goes before the text upstream: several people talk in this conversation."""
         return self.conversation.is_shared
+
+
+def user_hash(platform: str, user_id: str) -> str:
+    """A stable, non-reversible id for the upstream `user` field (abuse tracking without identities)."""
+    return hashlib.sha256(f"parley:{platform}:{user_id}".encode()).hexdigest()[:32]

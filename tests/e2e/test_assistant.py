@@ -25,7 +25,8 @@ from core import (
     UserRef,
     open_assistant,
 )
-from core.assistant import Assistant, user_hash
+from core.assistant import Assistant
+from core.conversation import user_hash
 from core.errors import IMAGE_NOT_SHOWN
 from tests.e2e.conftest import API_KEY, make_settings
 from tests.fakes.clock import FakeWallClock, utc
