@@ -205,16 +205,21 @@ class AnswerStream:
         finally:
             watch.ended(answer.usage)
             if not stored and (answer.text or exchange.rounds):
-                # Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete,
-                # after the tool rounds that ended (each call with its result: the next request stays valid).
-                await _to_completion(
-                    self._store.add_reply(
-                        conversation_id,
-                        answer.partial_message(user, model, exchange),
-                        answering=asked,
-                        before=_exchange_messages(exchange, user, model, shown=False),
-                    )
-                )
+                await self._store_partial(conversation_id, user, model, answer, exchange, asked)
+
+    async def _store_partial(
+        self, conversation_id: int, user: UserRef, model: str, answer: Answer, exchange: Exchange, asked: int
+    ) -> None:
+        """Cut short (error, cancellation, consumer gone): keep what the user saw, marked incomplete, after
+        the tool rounds that ended (each call with its result: the next request stays valid)."""
+        await _to_completion(
+            self._store.add_reply(
+                conversation_id,
+                answer.partial_message(user, model, exchange),
+                answering=asked,
+                before=_exchange_messages(exchange, user, model, shown=False),
+            )
+        )
 
     def _log_done(self, conversation_id: int, model: str, answer: Answer, watch: StreamWatch) -> None:
         log.info(

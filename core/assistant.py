@@ -129,7 +129,6 @@ class Assistant:
         """
         # Set in the consuming task's context: its log lines carry the ids until the next reply.
         request_id.set(new_request_id())
-        settings = self._settings
         if turn.voice is None:
             images, authors = self._checked(turn)
         async with self._locks(turn.conversation):
@@ -155,17 +154,7 @@ class Assistant:
                 yield Heard(heard.transcript)
             if self._settings.log_content:  # LOG_CONTENT=true only: message text stays out of logs otherwise
                 log.debug("turn text=%r", turn.text)
-            asked = await self._store.add_message(
-                conversation.id,
-                NewMessage(
-                    role="user",
-                    text=read.turn_text(turn.text) if read.blocks else turn.text,  # documents stay as text
-                    user=turn.user,
-                    images=[NewImage(image, author) for image, author in zip(images, authors, strict=True)],
-                    platform_message_ids=(turn.platform_message_id,) if turn.platform_message_id else (),
-                ),
-                image_turns=settings.history_image_turns,
-            )
+            asked = await self._ask(conversation.id, turn, read, images, authors)
             messages = await self._context(conversation, turn)
             stream = self._answers.stream_and_store(
                 conversation.id,
@@ -181,6 +170,22 @@ class Assistant:
             async with aclosing(stream):
                 async for event in stream:
                     yield replace(event, notes=read.notes) if read.notes and isinstance(event, Completed) else event
+
+    async def _ask(
+        self, conversation_id: int, turn: Turn, read: ReadDocuments, images: list[Image], authors: list[str]
+    ) -> int:
+        """Store the user's message (its documents as text, each image with its author); return its id."""
+        return await self._store.add_message(
+            conversation_id,
+            NewMessage(
+                role="user",
+                text=read.turn_text(turn.text) if read.blocks else turn.text,  # documents stay as text
+                user=turn.user,
+                images=[NewImage(image, author) for image, author in zip(images, authors, strict=True)],
+                platform_message_ids=(turn.platform_message_id,) if turn.platform_message_id else (),
+            ),
+            image_turns=self._settings.history_image_turns,
+        )
 
     def _checked(self, turn: Turn) -> tuple[list[Image], list[str]]:
         """The turn's images, validated (core.inputs), and the id of each one's author."""
