@@ -6,6 +6,7 @@ Adapters never import `core.store`, `core.upstream`, SQLAlchemy or httpx; tests/
 from core import texts  # what users read, written once for every adapter
 from core.access import Access
 from core.assistant import Assistant, UsageReport, open_assistant, upgrade_database
+from core.cluster import Cluster, OrderTicket
 from core.conversation import ChatAdminCheck, ConversationKey, Quote, Turn, UserRef, conversation_for
 from core.discussion import Discussion
 from core.errors import (
@@ -55,6 +56,7 @@ __all__ = [
     "Budget",
     "ChatAdminCheck",
     "ChatAdminRequiredError",
+    "Cluster",
     "Completed",
     "ConfigError",
     "ConversationKey",
@@ -72,6 +74,7 @@ __all__ = [
     "Labels",
     "LiveReply",
     "Metrics",
+    "OrderTicket",
     "ParleyError",
     "Profile",
     "QuotaExceededError",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.access import Access, Gatekeeper, midnight_utc
 from core.answer import AnswerStream
+from core.cluster import Cluster, open_cluster
 from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef
 from core.counters import RequestCounter, open_redis_counter
@@ -85,8 +86,13 @@ class Assistant:
         clock: Callable[[], float] = time.time,
         counter: RequestCounter | None = None,
         tools: ToolRegistry | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
-        """`tools`: what the chat model may call; by default the built-in tools the settings enable."""
+        """`tools`: what the chat model may call; by default the built-in tools the settings enable.
+
+        `cluster`: what this process shares with the bot's other processes (Redis); none by default.
+        """
+        self.cluster = cluster or Cluster(None)
         self._metrics = metrics
         self._tools = ToolLoop(
             default_tools(settings) if tools is None else tools,
@@ -427,6 +433,7 @@ async def open_assistant(
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
         open_redis_counter(redis_url) as counter,
+        open_cluster(redis_url) as cluster,
         open_store(settings.database_url, clock=clock) as store,
         UpstreamClient(
             base_url=settings.llm_base_url,
@@ -448,6 +455,7 @@ async def open_assistant(
             clock=clock,
             counter=counter,
             tools=tools,
+            cluster=cluster,
         )
 
 

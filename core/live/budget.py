@@ -2,6 +2,10 @@
 
 A token bucket (requests per second) serves waiting calls by priority, first come first served within a
 priority; every chat ("lane") is also spaced by its own minimum interval. Imports only the stdlib.
+
+Several processes of one bot share the platform's limits: given a `SharedGate` (core.pacing: a token bucket
+in Redis), a call granted here also takes the bot's shared request and its chat's shared slot before it
+goes out. Without one, everything stays in this process (and the limits are per process).
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ class LoopClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class SharedGate(Protocol):
+    """The bot's request budget and per-chat spacing as every process of the bot sees them."""
+
+    async def take(self, lane: str, interval_seconds: float) -> float:
+        """Spend one request into chat `lane` now (0.0), or say how many seconds until one may be tried."""
+        ...
 
 
 class Priority(IntEnum):
@@ -73,8 +85,12 @@ class Ticket:
             now = budget.clock.now()
             if budget._lane_due.get(self.lane, -math.inf) <= now:
                 budget._lane_due[self.lane] = now + self.interval_seconds
-                return
+                break
             # Another reply in the same chat went first; the spent request is lost, never a 429.
+        shared = budget._shared
+        if shared is not None:  # other processes of the bot spend from the same budget
+            while (delay := await shared.take(self.lane, self.interval_seconds)) > 0:
+                await budget.clock.sleep(delay)
 
 
 class Budget:
@@ -85,10 +101,18 @@ class Budget:
     first served is round-robin between replies.
     """
 
-    def __init__(self, requests_per_second: float, *, burst: int = 1, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        requests_per_second: float,
+        *,
+        burst: int = 1,
+        clock: Clock | None = None,
+        shared: SharedGate | None = None,
+    ) -> None:
         if requests_per_second <= 0 or burst < 1:
             raise ValueError("requests_per_second must be > 0 and burst >= 1")
         self.clock: Clock = clock or LoopClock()
+        self._shared = shared
         self._rate = requests_per_second
         self._burst = float(burst)
         self._tokens = float(burst)

@@ -1,0 +1,87 @@
+"""The bot's platform budget shared by every process: one token bucket and per-chat slots in Redis.
+
+One Lua script (loaded once, run by EVALSHA) refills the bot's bucket, checks the chat's next free time and
+spends both atomically, on Redis's own clock (`TIME`), so that processes with drifting clocks still agree.
+Redis unreachable: the process falls back to its local budget (core.live.budget), says so in one log line,
+tries Redis again after a pause, and never fails a reply for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "parley:pace:"
+CALL_TIMEOUT_SECONDS = 0.5  # a Redis slower than this would hold every reply back: go local instead
+RETRY_AFTER_FAILURE_SECONDS = 5.0  # how long the local budget serves alone after Redis failed
+BUCKET_TTL_MS = 60_000  # an idle bot's bucket is full again long before Redis forgets it
+
+# KEYS[1] bucket (hash tokens, at), KEYS[2] the chat's next free time (ms). ARGV rate/s, burst, interval ms.
+# Returns 0 when the request is spent, else the milliseconds to wait before trying again.
+TAKE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate, burst, interval = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = tonumber(redis.call('GET', KEYS[2]) or '0')
+if due > now then return due - now end
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(b[1]) or burst
+local at = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+if tokens < 1 then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return math.max(1, math.ceil((1 - tokens) * 1000 / rate))
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'at', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if interval > 0 then redis.call('SET', KEYS[2], now + interval, 'PX', interval + 1000) end
+return 0
+"""
+
+
+class RedisPacing:
+    """A `SharedGate` (core.live.budget) for one bot: `stream` names it (e.g. "telegram:<bot id>")."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        stream: str,
+        requests_per_second: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._script = client.register_script(TAKE_SCRIPT)  # EVALSHA, loading the script when Redis lacks it
+        self._bucket = f"{KEY_PREFIX}{stream}:bot"
+        self._lane_prefix = f"{KEY_PREFIX}{stream}:chat:"
+        self._rate = requests_per_second
+        self._burst = burst
+        self._clock = clock
+        self._local_until: float | None = None  # set while Redis is out of reach
+
+    async def take(self, lane: str, interval_seconds: float) -> float:
+        if self._local_until is not None and self._clock() < self._local_until:
+            return 0.0  # the local budget alone, for now
+        args = [self._rate, self._burst, round(interval_seconds * 1000), BUCKET_TTL_MS]
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                wait_ms = await self._script(keys=[self._bucket, self._lane_prefix + lane], args=args)
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self._local_until is None:  # one line per outage, not one per call
+                log.warning(
+                    "redis unreachable (%s): platform pacing is per process until it is back", type(exc).__name__
+                )
+            self._local_until = self._clock() + RETRY_AFTER_FAILURE_SECONDS
+            return 0.0
+        if self._local_until is not None:
+            self._local_until = None
+            log.info("redis reachable again: platform pacing is shared by every process")
+        return int(wait_ms) / 1000
