@@ -49,7 +49,7 @@ ARRIVE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = tonumber(ARGV[1])
-local mark = tonumber(redis.call('GET', KEYS[1]) or (id - 1))
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
 if id > mark then
   redis.call('ZADD', KEYS[2], id, ARGV[1])
   while redis.call('ZSCORE', KEYS[2], string.format('%d', mark + 1)) do
@@ -75,7 +75,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = tonumber(ARGV[1])
 redis.call('HSET', KEYS[4], ARGV[1], now + tonumber(ARGV[2]))
-local mark = tonumber(redis.call('GET', KEYS[1]) or (id - 1))
+local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
 if mark < id - 1 then
   if ARGV[4] ~= '1' then return 1 end
   mark = id - 1
