@@ -143,9 +143,16 @@ class RedisOrder:
     """Tickets in Redis for the updates of every stream (bot), shared by all processes."""
 
     def __init__(
-        self, client: redis.Redis, *, hold_seconds: float = HOLD_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        client: redis.Redis,
+        *,
+        hold_seconds: float = HOLD_SECONDS,
+        lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._lease_ms = round(lease_seconds * 1000)
+        self._renew_every = lease_seconds / 3
         self._arrive = client.register_script(ARRIVE_SCRIPT)
         self._poll = client.register_script(POLL_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
@@ -158,7 +165,7 @@ class RedisOrder:
         base = f"{KEY_PREFIX}{stream}:"
         keys = [base + "mark", base + "seen", f"{base}c:{conversation}", f"{base}c:{conversation}:lease"]
         filed = conversation is not None
-        args = [position, round(LEASE_SECONDS * 1000), KEY_TTL_SECONDS, int(filed)]
+        args = [position, self._lease_ms, KEY_TTL_SECONDS, int(filed)]
         if await self._call(self._arrive, keys, args) is None or not filed:
             return OrderTicket(None, [], position)
         return OrderTicket(self, keys, position)
@@ -168,7 +175,7 @@ class RedisOrder:
         delay = POLL_FIRST_SECONDS
         while True:
             force = self._clock() - started >= self._hold_seconds
-            args = [position, round(LEASE_SECONDS * 1000), KEY_TTL_SECONDS, int(force)]
+            args = [position, self._lease_ms, KEY_TTL_SECONDS, int(force)]
             state = await self._call(self._poll, keys, args)
             if state is None or state == 0:
                 return
@@ -178,8 +185,8 @@ class RedisOrder:
     async def renew(self, keys: list[str], position: int) -> None:
         """Keep a running turn's lease alive (a long reply must not lose its place)."""
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            await self._call(self._renew, keys[3:], [position, round(LEASE_SECONDS * 1000)])
+            await asyncio.sleep(self._renew_every)
+            await self._call(self._renew, keys[3:], [position, self._lease_ms])
 
     async def leave(self, keys: list[str], position: int) -> None:
         with suppress(RedisError, OSError, TimeoutError):
