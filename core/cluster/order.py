@@ -42,6 +42,7 @@ LEASE_SECONDS = 30.0  # a ticket whose process stopped renewing it is dropped af
 POLL_FIRST_SECONDS = 0.01
 POLL_MAX_SECONDS = 0.2
 CALL_TIMEOUT_SECONDS = 2.0
+LOG_EVERY_SECONDS = 60.0  # at most one "unreachable" line a minute, should Redis come and go
 KEY_TTL_SECONDS = 86_400  # a stream's watermark outlives any pause between two updates of an active bot
 
 # KEYS: mark, seen, tickets, leases. ARGV: id, lease ms, ttl s, file (1: file a ticket too).
@@ -158,6 +159,7 @@ class RedisOrder:
         self._renew = client.register_script(RENEW_SCRIPT)
         self._hold_seconds = hold_seconds
         self._clock = clock
+        self._logged_at: float | None = None
         self._failing = False
 
     async def arrive(self, stream: str, conversation: str | None, position: int) -> OrderTicket:
@@ -201,8 +203,10 @@ class RedisOrder:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 result = await script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
-            if not self._failing:
-                self._failing = True
+            now = self._clock()
+            self._failing = True
+            if self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECONDS:  # one line an outage
+                self._logged_at = now
                 log.warning(
                     "redis unreachable (%s): order across processes is not kept until it is back", type(exc).__name__
                 )

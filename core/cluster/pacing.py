@@ -19,31 +19,38 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "parley:pace:"
-CALL_TIMEOUT_SECONDS = 0.5  # a Redis slower than this would hold every reply back: go local instead
+CALL_TIMEOUT_SECONDS = 2.0  # a Redis slower than this (loop lag included) would hold replies back: go local
+LOG_EVERY_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 5.0  # how long the local budget serves alone after Redis failed
 BUCKET_TTL_MS = 60_000  # an idle bot's bucket is full again long before Redis forgets it
 
-# KEYS[1] bucket (hash tokens, at), KEYS[2] the chat's next free time (ms). ARGV rate/s, burst, interval ms.
-# Returns 0 when the request is spent, else the milliseconds to wait before trying again.
+# One script, two uses. KEYS[1] the bot's bucket (hash tokens, at) or a chat's next free time (ms).
+# ARGV: "request", rate/s, burst, ttl ms  |  "chat", interval ms.
+# Returns 0 when the request or the chat slot is taken, else the milliseconds to wait before trying again.
 TAKE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate, burst, interval = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = tonumber(redis.call('GET', KEYS[2]) or '0')
-if due > now then return due - now end
+if ARGV[1] == 'chat' then
+  local due = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if due > now then return due - now end
+  local interval = tonumber(ARGV[2])
+  if interval > 0 then redis.call('SET', KEYS[1], now + interval, 'PX', interval + 1000) end
+  return 0
+end
+local rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(b[1]) or burst
 local at = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
 if tokens < 1 then
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return math.max(1, math.ceil((1 - tokens) * 1000 / rate))
+  wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate))
+else
+  tokens = tokens - 1
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'at', now)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if interval > 0 then redis.call('SET', KEYS[2], now + interval, 'PX', interval + 1000) end
-return 0
+return wait
 """
 
 
@@ -61,25 +68,33 @@ class RedisPacing:
     ) -> None:
         self._script = client.register_script(TAKE_SCRIPT)  # EVALSHA, loading the script when Redis lacks it
         self._bucket = f"{KEY_PREFIX}{stream}:bot"
-        self._lane_prefix = f"{KEY_PREFIX}{stream}:chat:"
-        self._rate = requests_per_second
-        self._burst = burst
+        self._chat_prefix = f"{KEY_PREFIX}{stream}:chat:"
+        self._request_args: list[str | float | int] = ["request", requests_per_second, burst, BUCKET_TTL_MS]
         self._clock = clock
         self._local_until: float | None = None  # set while Redis is out of reach
+        self._logged_at: float | None = None
 
-    async def take(self, lane: str, interval_seconds: float) -> float:
-        if self._local_until is not None and self._clock() < self._local_until:
+    async def take_request(self) -> float:
+        return await self._take(self._bucket, self._request_args)
+
+    async def take_chat(self, lane: str, interval_seconds: float) -> float:
+        return await self._take(self._chat_prefix + lane, ["chat", round(interval_seconds * 1000)])
+
+    async def _take(self, key: str, args: list[str | float | int]) -> float:
+        now = self._clock()
+        if self._local_until is not None and now < self._local_until:
             return 0.0  # the local budget alone, for now
-        args = [self._rate, self._burst, round(interval_seconds * 1000), BUCKET_TTL_MS]
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                wait_ms = await self._script(keys=[self._bucket, self._lane_prefix + lane], args=args)
+                wait_ms = await self._script(keys=[key], args=args)
         except (RedisError, OSError, TimeoutError) as exc:
-            if self._local_until is None:  # one line per outage, not one per call
+            self._local_until = now + RETRY_AFTER_FAILURE_SECONDS
+            # One line per outage (at most one a minute, should Redis come and go).
+            if self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECONDS:
+                self._logged_at = now
                 log.warning(
                     "redis unreachable (%s): platform pacing is per process until it is back", type(exc).__name__
                 )
-            self._local_until = self._clock() + RETRY_AFTER_FAILURE_SECONDS
             return 0.0
         if self._local_until is not None:
             self._local_until = None

@@ -3,9 +3,10 @@
 A token bucket (requests per second) serves waiting calls by priority, first come first served within a
 priority; every chat ("lane") is also spaced by its own minimum interval. Imports only the stdlib.
 
-Several processes of one bot share the platform's limits: given a `SharedGate` (core.pacing: a token bucket
-in Redis), a call granted here also takes the bot's shared request and its chat's shared slot before it
-goes out. Without one, everything stays in this process (and the limits are per process).
+Several processes of one bot share the platform's limits: given a `SharedGate` (core.cluster.pacing: a
+token bucket in Redis), the drainer takes the bot's shared request for the first call waiting (so the
+priorities hold, and one process asks Redis one call at a time), and the granted call then takes its chat's
+shared slot. Without one, everything stays in this process (and the limits are per process).
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ class LoopClock:
 class SharedGate(Protocol):
     """The bot's request budget and per-chat spacing as every process of the bot sees them."""
 
-    async def take(self, lane: str, interval_seconds: float) -> float:
-        """Spend one request into chat `lane` now (0.0), or say how many seconds until one may be tried."""
+    async def take_request(self) -> float:
+        """Spend one of the bot's requests now (0.0), or say how many seconds until one may be tried."""
+        ...
+
+    async def take_chat(self, lane: str, interval_seconds: float) -> float:
+        """Take chat `lane`'s slot now (0.0; the next in `interval_seconds`), or say how long until it is free."""
         ...
 
 
@@ -88,8 +93,8 @@ class Ticket:
                 break
             # Another reply in the same chat went first; the spent request is lost, never a 429.
         shared = budget._shared
-        if shared is not None:  # other processes of the bot spend from the same budget
-            while (delay := await shared.take(self.lane, self.interval_seconds)) > 0:
+        if shared is not None:  # another process may have just called into this chat
+            while (delay := await shared.take_chat(self.lane, self.interval_seconds)) > 0:
                 await budget.clock.sleep(delay)
 
 
@@ -161,7 +166,7 @@ class Budget:
         return self._tokens
 
     async def _take(self, ticket: Ticket) -> None:
-        if self._waiting == 0 and self._refill() >= _WHOLE:
+        if self._shared is None and self._waiting == 0 and self._refill() >= _WHOLE:
             self._tokens -= 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -188,6 +193,11 @@ class Budget:
             while self._waiting:
                 self._refill()
                 while self._tokens >= _WHOLE and self._waiting:
+                    if self._shared is not None and (delay := await self._shared.take_request()) > 0:
+                        await self.clock.sleep(delay)  # every process's requests are spent: wait, then re-pick
+                        break
+                    if not self._waiting:  # the caller left while Redis answered: the request is lost
+                        break
                     queue = next(q for q in self._queues if q)
                     ticket = next(iter(queue))
                     del queue[ticket]

@@ -35,20 +35,20 @@ async def test_two_processes_spend_one_bucket_and_one_chat_slot(client: redis.Re
     stream = fresh("pace")
     first = RedisPacing(client, stream=stream, requests_per_second=2.0)
     second = RedisPacing(client, stream=stream, requests_per_second=2.0)  # another process, same bot
-    assert await first.take("chat-a", 0.0) == 0.0
-    wait = await second.take("chat-b", 0.0)  # burst 1 at 2/s: the bot's next request is ~0.5 s away
+    assert await first.take_request() == 0.0
+    wait = await second.take_request()  # burst 1 at 2/s: the bot's next request is ~0.5 s away
     assert 0.3 < wait <= 0.5
     other_bot = RedisPacing(client, stream=fresh("pace"), requests_per_second=2.0)
-    assert await other_bot.take("chat-a", 0.0) == 0.0  # another bot's budget is its own
+    assert await other_bot.take_request() == 0.0  # another bot's budget is its own
 
 
 async def test_a_chat_slot_is_spaced_by_its_interval_across_processes(client: redis.Redis) -> None:
     stream = fresh("pace")
     first = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=10)
     second = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=10)
-    assert await first.take("chat-a", 2.0) == 0.0
-    assert 1.5 < await second.take("chat-a", 2.0) <= 2.0  # the chat's next call is 2 s away, for everyone
-    assert await second.take("chat-b", 2.0) == 0.0
+    assert await first.take_chat("chat-a", 2.0) == 0.0
+    assert 1.5 < await second.take_chat("chat-a", 2.0) <= 2.0  # the chat's next call is 2 s away, for everyone
+    assert await second.take_chat("chat-b", 2.0) == 0.0
 
 
 async def test_unreachable_redis_falls_back_to_the_local_budget_with_one_log_line(
@@ -57,8 +57,9 @@ async def test_unreachable_redis_falls_back_to_the_local_budget_with_one_log_lin
     down = redis.Redis.from_url("redis://:hunter2@127.0.0.1:1/0", socket_connect_timeout=0.2)
     pacing = RedisPacing(down, stream=fresh("pace"), requests_per_second=1.0)
     with caplog.at_level(logging.INFO, logger="core.cluster.pacing"):
-        for _ in range(3):
-            assert await pacing.take("chat-a", 1.0) == 0.0  # never an error: the local budget paces alone
+        for _ in range(3):  # never an error: the local budget paces alone
+            assert await pacing.take_request() == 0.0
+            assert await pacing.take_chat("chat-a", 1.0) == 0.0
     assert [r.getMessage() for r in caplog.records] == [
         "redis unreachable (ConnectionError): platform pacing is per process until it is back"
     ]
