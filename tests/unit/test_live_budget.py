@@ -163,3 +163,87 @@ def test_idle_chats_are_forgotten() -> None:
         return budget.chats_remembered
 
     assert run_virtual(scenario()) < 5000
+
+
+class SharedBucket:
+    """A `SharedGate` as Redis plays it (core.cluster.pacing), in virtual time: one bucket, chat slots."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = 1.0
+        self.at = 0.0
+        self.chat_due: dict[str, float] = {}
+        self.calls = 0
+
+    async def take_request(self) -> float:
+        self.calls += 1
+        self.tokens = min(1.0, self.tokens + (now() - self.at) * self.rate)
+        self.at = now()
+        if self.tokens < 1:
+            return (1 - self.tokens) / self.rate
+        self.tokens -= 1
+        return 0.0
+
+    async def take_chat(self, lane: str, interval_seconds: float) -> float:
+        due = self.chat_due.get(lane, 0.0)
+        if due > now():
+            return due - now()
+        self.chat_due[lane] = now() + interval_seconds
+        return 0.0
+
+
+def test_two_processes_sharing_a_gate_stay_within_its_rate_together() -> None:
+    async def scenario() -> list[float]:
+        shared = SharedBucket(10)
+        processes = [Budget(10, shared=shared), Budget(10, shared=shared)]  # each alone would allow 10/s
+        times: list[float] = []
+
+        async def one(budget: Budget, lane: str) -> None:
+            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
+            times.append(now())
+
+        await asyncio.gather(*(one(processes[i % 2], f"chat-{i}") for i in range(40)))
+        return times
+
+    times = run_virtual(scenario())
+    assert len(times) == 40
+    for start in times:
+        assert sum(1 for t in times if start <= t < start + 1.0) <= 10
+    assert times[-1] == pytest.approx(3.9, abs=0.05)
+
+
+def test_priorities_hold_while_the_shared_budget_is_spent() -> None:
+    async def scenario() -> list[str]:
+        shared = SharedBucket(1)
+        budget = Budget(100, shared=shared)
+        order: list[str] = []
+        assert await shared.take_request() == 0.0  # another process spent the bot's request
+        tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
+        await asyncio.gather(*tasks)
+        return order
+
+    assert run_virtual(scenario()) == ["first", "final", "edit0", "edit1"]
+
+
+def test_a_chat_another_process_just_called_into_waits_its_interval() -> None:
+    async def scenario() -> float:
+        shared = SharedBucket(100)
+        budget = Budget(100, shared=shared)
+        assert await shared.take_chat("chat-a", 2.0) == 0.0  # the other process's call
+        await budget.ticket("chat-a", Priority.FIRST, interval_seconds=2.0).wait()
+        return now()
+
+    assert run_virtual(scenario()) == pytest.approx(2.0)
+
+
+def test_without_a_shared_gate_nothing_changes_on_the_fast_path() -> None:
+    async def scenario() -> float:
+        budget = Budget(100)
+        await budget.ticket("chat-a", Priority.FIRST, interval_seconds=1.0).wait()  # no suspension at all
+        return now()
+
+    assert run_virtual(scenario()) == 0.0
