@@ -50,7 +50,8 @@ def fakes_main(pipe: Connection, rate: float, seconds: float, seed: int, ports: 
 
 
 async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports: list[int]) -> None:
-    from bench.load_cluster import balancer, bench_token
+    from bench.load_cluster import bench_token
+    from tests.e2e.test_scale_out import round_robin
     from tests.fakes.telegram import FakeTelegram, RateLimits
     from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
 
@@ -65,10 +66,10 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports
     async with (
         FakeUpstream(api_key=API_KEY, default_reply=reply) as up,
         FakeTelegram(token=token, limits=RateLimits(global_per_second=30.0, global_burst=30)) as tg,
+        contextlib.AsyncExitStack() as stack,
     ):
-        runner = None
         if ports:  # webhook processes behind a round-robin balancer
-            runner, hook_url = await balancer(ports)
+            hook_url = await stack.enter_async_context(round_robin(ports))
             pipe.send((up.base_url, tg.base_url, hook_url, token))
         else:
             pipe.send((up.base_url, tg.base_url))
@@ -93,8 +94,6 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports
             await tg.wait_for(finished, DRAIN_SECONDS)
         pipe.send(_figures(tg, chats, first_token))
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots have stopped
-        if runner is not None:
-            await runner.cleanup()
 
 
 def _final_text(tg: Any, chat: Any) -> str:
@@ -135,6 +134,7 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
 
 
 async def run_bot(database_url: str, rate: float, seconds: float) -> str:
+    from bench.load_cluster import watch_lag
     from bots.telegram_bot import run_telegram
     from core import Settings, open_assistant
 
@@ -156,16 +156,10 @@ async def run_bot(database_url: str, rate: float, seconds: float) -> str:
     )
     lags: list[float] = []
 
-    async def watch_lag() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            lags.append(max(0.0, loop.time() - before - 0.01))
-
     async with open_assistant(settings) as assistant:
         cpu_before = time.process_time()
         bot = asyncio.create_task(run_telegram(assistant, settings))
-        watcher = asyncio.create_task(watch_lag())
+        watcher = asyncio.create_task(watch_lag(lags))
         await asyncio.sleep(1.0)  # getMe, setMyCommands, first getUpdates
         parent.send("go")
         figures = await loop.run_in_executor(None, parent.recv)

@@ -1,6 +1,6 @@
 """`bench.load --processes N`: N webhook bot processes of one bot on PostgreSQL + Redis behind a round-robin
 balancer; the fake Bot API (in the fakes' process, with the balancer) pushes updates concurrently and enforces
-its limits, 30 requests/s per bot among them, across all processes.
+its limits, 30 requests/s per bot among them, across all processes. The balancer is test_scale_out's.
 
 Each bot process reports its own CPU seconds, peak RSS and event-loop lag p99; the reply figures are totals
 measured at the fake. Used by bench/load.py; not run on its own.
@@ -9,7 +9,6 @@ measured at the fake. Used by bench/load.py; not run on its own.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import multiprocessing
 import resource
 import time
@@ -21,33 +20,13 @@ SECRET = "bench-webhook-secret"
 READY_SECONDS = 60.0  # startup of every process (migrations, getMe, setWebhook) on a loaded machine
 
 
-async def balancer(ports: list[int]) -> tuple[Any, str]:
-    """A round-robin HTTP forwarder on 127.0.0.1 (the load balancer in front of the webhook processes)."""
-    import aiohttp
-    from aiohttp import web
-
-    turn = itertools.cycle(ports)
-    session = aiohttp.ClientSession()
-
-    async def forward(request: web.Request) -> web.Response:
-        try:
-            async with session.post(
-                f"http://127.0.0.1:{next(turn)}/hook", data=await request.read(), headers=dict(request.headers)
-            ) as answer:
-                return web.Response(status=answer.status)
-        except aiohttp.ClientError:
-            return web.Response(status=502)
-
-    async def close(app: web.Application) -> None:
-        await session.close()
-
-    app = web.Application()
-    app.router.add_post("/hook", forward)
-    app.on_cleanup.append(close)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+async def watch_lag(lags: list[float]) -> None:
+    """Record the event loop's lag every 10 ms into `lags`, until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(0.01)
+        lags.append(max(0.0, loop.time() - before - 0.01))
 
 
 def bot_main(pipe: Connection, settings: dict[str, Any]) -> None:
@@ -64,18 +43,11 @@ async def _bot(pipe: Connection, values: dict[str, Any]) -> None:
     settings = Settings(_env_file=None, **values)
     loop = asyncio.get_running_loop()
     lags: list[float] = []
-
-    async def watch_lag() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            lags.append(max(0.0, loop.time() - before - 0.01))
-
     async with open_assistant(settings) as assistant:
         bot = asyncio.create_task(run_telegram(assistant, settings))
         await asyncio.sleep(2.0)  # getMe, setMyCommands, setWebhook
         cpu_before = time.process_time()
-        watcher = asyncio.create_task(watch_lag())
+        watcher = asyncio.create_task(watch_lag(lags))
         pipe.send("ready")
         await loop.run_in_executor(None, pipe.recv)  # "stop"
         cpu = time.process_time() - cpu_before

@@ -16,9 +16,8 @@ from core.cluster.gather import RedisGather
 from core.cluster.order import LocalOrder, OrderTicket, RedisOrder
 from core.cluster.pacing import RedisPacing
 from core.conversation import ConversationKey
+from core.counters import redis_client
 from core.live import Budget
-
-CONNECT_TIMEOUT_SECONDS = 5.0
 
 __all__ = ["Cluster", "OrderTicket", "open_cluster"]
 
@@ -67,9 +66,7 @@ async def open_cluster(redis_url: str | None) -> AsyncIterator[Cluster]:
     if not redis_url:
         yield Cluster(None)
         return
-    client = redis.Redis.from_url(
-        redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
-    )
+    client = redis_client(redis_url)
     try:
         yield Cluster(client)
     finally:
