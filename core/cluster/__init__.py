@@ -19,6 +19,10 @@ from core.conversation import ConversationKey
 from core.counters import redis_client
 from core.live import Budget
 
+# The shared bucket holds this many seconds of requests (30/s: 3), so that one round trip can let several
+# calls go at once under load; Telegram's "about 30 messages per second" tolerates such short bursts.
+SHARED_BURST_SECONDS = 0.1
+
 __all__ = ["Cluster", "OrderTicket", "open_cluster"]
 
 
@@ -39,7 +43,8 @@ class Cluster:
         """The request budget of bot `stream` ("telegram:<bot id>"): shared in Redis when there is one."""
         if self._client is None:
             return Budget(requests_per_second)
-        pacing = RedisPacing(self._client, stream=stream, requests_per_second=requests_per_second)
+        burst = max(1, round(requests_per_second * SHARED_BURST_SECONDS))
+        pacing = RedisPacing(self._client, stream=stream, requests_per_second=requests_per_second, burst=burst)
         return Budget(requests_per_second, shared=pacing)
 
     async def arrive(self, stream: str, conversation: ConversationKey | None, position: int) -> OrderTicket:

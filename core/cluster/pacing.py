@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import RedisError
@@ -25,8 +26,9 @@ RETRY_AFTER_FAILURE_SECONDS = 5.0  # how long the local budget serves alone afte
 BUCKET_TTL_MS = 60_000  # an idle bot's bucket is full again long before Redis forgets it
 
 # One script, two uses. KEYS[1] the bot's bucket (hash tokens, at) or a chat's next free time (ms).
-# ARGV: "request", rate/s, burst, ttl ms  |  "chat", interval ms.
-# Returns 0 when the request or the chat slot is taken, else the milliseconds to wait before trying again.
+# ARGV: "request", rate/s, burst, ttl ms, wanted  |  "chat", interval ms.
+# "chat": 0 when the slot is taken, else the milliseconds until it is free.
+# "request": {requests granted (up to wanted), milliseconds until the next one is free (0: free now)}.
 TAKE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -42,15 +44,13 @@ local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(b[1]) or burst
 local at = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local granted = math.min(tonumber(ARGV[5]), math.floor(tokens + 1e-9))
+tokens = tokens - granted
 local wait = 0
-if tokens < 1 then
-  wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate))
-else
-  tokens = tokens - 1
-end
+if tokens < 1 then wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate)) end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return wait
+return {granted, wait}
 """
 
 
@@ -70,33 +70,49 @@ class RedisPacing:
         self._bucket = f"{KEY_PREFIX}{stream}:bot"
         self._chat_prefix = f"{KEY_PREFIX}{stream}:chat:"
         self._request_args: list[str | float | int] = ["request", requests_per_second, burst, BUCKET_TTL_MS]
+        self._rate, self._burst = requests_per_second, float(burst)
         self._clock = clock
+        self._tokens, self._at = float(burst), clock()  # the local bucket, used only while Redis is away
         self._local_until: float | None = None  # set while Redis is out of reach
         self._logged_at: float | None = None
 
-    async def take_request(self) -> float:
-        return await self._take(self._bucket, self._request_args)
+    async def take_requests(self, wanted: int) -> tuple[int, float]:
+        answer = await self._run(self._bucket, [*self._request_args, wanted])
+        if answer is None:  # Redis out of reach: paced by this process alone
+            return self._take_locally(wanted)
+        granted, wait_ms = answer
+        return int(granted), int(wait_ms) / 1000
+
+    def _take_locally(self, wanted: int) -> tuple[int, float]:
+        """The same bucket in this process only, while Redis is out of reach."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
+        self._at = now
+        granted = min(wanted, int(self._tokens + 1e-9))
+        self._tokens -= granted
+        return granted, 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
 
     async def take_chat(self, lane: str, interval_seconds: float) -> float:
-        return await self._take(self._chat_prefix + lane, ["chat", round(interval_seconds * 1000)])
+        wait_ms = await self._run(self._chat_prefix + lane, ["chat", round(interval_seconds * 1000)])
+        return 0.0 if wait_ms is None else int(wait_ms) / 1000
 
-    async def _take(self, key: str, args: list[str | float | int]) -> float:
+    async def _run(self, key: str, args: list[str | float | int]) -> Any:
+        """The script's answer, or None while Redis is out of reach (one log line an outage)."""
         now = self._clock()
         if self._local_until is not None and now < self._local_until:
-            return 0.0  # the local budget alone, for now
+            return None
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                wait_ms = await self._script(keys=[key], args=args)
+                answer = await self._script(keys=[key], args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._local_until = now + RETRY_AFTER_FAILURE_SECONDS
-            # One line per outage (at most one a minute, should Redis come and go).
-            if self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECONDS:
+            if self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECONDS:  # even if Redis flaps
                 self._logged_at = now
                 log.warning(
                     "redis unreachable (%s): platform pacing is per process until it is back", type(exc).__name__
                 )
-            return 0.0
+            return None
         if self._local_until is not None:
             self._local_until = None
             log.info("redis reachable again: platform pacing is shared by every process")
-        return int(wait_ms) / 1000
+        return answer

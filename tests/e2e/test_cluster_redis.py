@@ -35,11 +35,11 @@ async def test_two_processes_spend_one_bucket_and_one_chat_slot(client: redis.Re
     stream = fresh("pace")
     first = RedisPacing(client, stream=stream, requests_per_second=2.0)
     second = RedisPacing(client, stream=stream, requests_per_second=2.0)  # another process, same bot
-    assert await first.take_request() == 0.0
-    wait = await second.take_request()  # burst 1 at 2/s: the bot's next request is ~0.5 s away
-    assert 0.3 < wait <= 0.5
-    other_bot = RedisPacing(client, stream=fresh("pace"), requests_per_second=2.0)
-    assert await other_bot.take_request() == 0.0  # another bot's budget is its own
+    assert await first.take_requests(3) == (1, 0.5)  # burst 1 at 2/s: one now, the next in 0.5 s
+    granted, wait = await second.take_requests(1)  # for every process
+    assert granted == 0 and 0.3 < wait <= 0.5
+    other_bot = RedisPacing(client, stream=fresh("pace"), requests_per_second=2.0, burst=3)
+    assert (await other_bot.take_requests(5))[0] == 3  # another bot's budget is its own; a burst at once
 
 
 async def test_a_chat_slot_is_spaced_by_its_interval_across_processes(client: redis.Redis) -> None:
@@ -57,9 +57,11 @@ async def test_unreachable_redis_falls_back_to_the_local_budget_with_one_log_lin
     down = redis.Redis.from_url("redis://:hunter2@127.0.0.1:1/0", socket_connect_timeout=0.2)
     pacing = RedisPacing(down, stream=fresh("pace"), requests_per_second=1.0)
     with caplog.at_level(logging.INFO, logger="core.cluster.pacing"):
-        for _ in range(3):  # never an error: the local budget paces alone
-            assert await pacing.take_request() == 0.0
-            assert await pacing.take_chat("chat-a", 1.0) == 0.0
+        assert (await pacing.take_requests(1))[0] == 1  # never an error: the local bucket paces alone
+        for _ in range(2):
+            granted, wait = await pacing.take_requests(1)
+            assert granted == 0 and 0 < wait <= 1.0  # 1 request/s, here in this process
+            assert await pacing.take_chat("chat-a", 1.0) == 0.0  # chat slots: the local budget's own
     assert [r.getMessage() for r in caplog.records] == [
         "redis unreachable (ConnectionError): platform pacing is per process until it is back"
     ]

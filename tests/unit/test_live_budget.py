@@ -168,21 +168,21 @@ def test_idle_chats_are_forgotten() -> None:
 class SharedBucket:
     """A `SharedGate` as Redis plays it (core.cluster.pacing), in virtual time: one bucket, chat slots."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, burst: int = 1) -> None:
         self.rate = rate
-        self.tokens = 1.0
+        self.burst = burst
+        self.tokens = float(burst)
         self.at = 0.0
         self.chat_due: dict[str, float] = {}
         self.calls = 0
 
-    async def take_request(self) -> float:
+    async def take_requests(self, wanted: int) -> tuple[int, float]:
         self.calls += 1
-        self.tokens = min(1.0, self.tokens + (now() - self.at) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now() - self.at) * self.rate)
         self.at = now()
-        if self.tokens < 1:
-            return (1 - self.tokens) / self.rate
-        self.tokens -= 1
-        return 0.0
+        granted = min(wanted, int(self.tokens + 1e-9))
+        self.tokens -= granted
+        return granted, 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
     async def take_chat(self, lane: str, interval_seconds: float) -> float:
         due = self.chat_due.get(lane, 0.0)
@@ -217,7 +217,7 @@ def test_priorities_hold_while_the_shared_budget_is_spent() -> None:
         shared = SharedBucket(1)
         budget = Budget(100, shared=shared)
         order: list[str] = []
-        assert await shared.take_request() == 0.0  # another process spent the bot's request
+        assert await shared.take_requests(1) == (1, 1.0)  # another process spent the bot's request
         tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
         await asyncio.sleep(0)
         tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
@@ -238,6 +238,23 @@ def test_a_chat_another_process_just_called_into_waits_its_interval() -> None:
         return now()
 
     assert run_virtual(scenario()) == pytest.approx(2.0)
+
+
+def test_one_round_trip_lets_several_calls_go_when_the_shared_budget_has_them() -> None:
+    async def scenario() -> tuple[list[float], int]:
+        shared = SharedBucket(10, burst=4)
+        budget = Budget(10, shared=shared)
+        times: list[float] = []
+
+        async def one(lane: str) -> None:
+            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
+            times.append(now())
+
+        await asyncio.gather(*(one(f"chat-{i}") for i in range(4)))
+        return times, shared.calls
+
+    times, calls = run_virtual(scenario())
+    assert times == [0.0] * 4 and calls == 1
 
 
 def test_without_a_shared_gate_nothing_changes_on_the_fast_path() -> None:
