@@ -17,22 +17,27 @@ async def _grant(budget: Budget, lane: str, priority: Priority, order: list[str]
     order.append(label)
 
 
-def test_grants_never_exceed_the_rate() -> None:
-    async def scenario() -> list[float]:
-        budget = Budget(10)
-        times: list[float] = []
+async def _grant_times(budgets: list[Budget], calls: int) -> list[float]:
+    """When each of `calls` calls (one a chat, spread over `budgets`) was let go."""
+    times: list[float] = []
 
-        async def one(lane: str) -> None:
-            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
-            times.append(now())
+    async def one(budget: Budget, lane: str) -> None:
+        await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
+        times.append(now())
 
-        await asyncio.gather(*(one(f"chat-{i}") for i in range(50)))
-        return times
+    await asyncio.gather(*(one(budgets[i % len(budgets)], f"chat-{i}") for i in range(calls)))
+    return times
 
-    times = run_virtual(scenario())
-    assert len(times) == 50
+
+def _assert_within_rate(times: list[float], per_second: int) -> None:
     for start in times:
-        assert sum(1 for t in times if start <= t < start + 1.0) <= 10
+        assert sum(1 for t in times if start <= t < start + 1.0) <= per_second
+
+
+def test_grants_never_exceed_the_rate() -> None:
+    times = run_virtual(_grant_times([Budget(10)], 50))
+    assert len(times) == 50
+    _assert_within_rate(times, 10)
     assert times[-1] == pytest.approx(4.9, abs=0.01)
 
 
@@ -193,22 +198,11 @@ class SharedBucket:
 
 
 def test_two_processes_sharing_a_gate_stay_within_its_rate_together() -> None:
-    async def scenario() -> list[float]:
-        shared = SharedBucket(10)
-        processes = [Budget(10, shared=shared), Budget(10, shared=shared)]  # each alone would allow 10/s
-        times: list[float] = []
-
-        async def one(budget: Budget, lane: str) -> None:
-            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
-            times.append(now())
-
-        await asyncio.gather(*(one(processes[i % 2], f"chat-{i}") for i in range(40)))
-        return times
-
-    times = run_virtual(scenario())
+    shared = SharedBucket(10)
+    processes = [Budget(10, shared=shared), Budget(10, shared=shared)]  # each alone would allow 10/s
+    times = run_virtual(_grant_times(processes, 40))
     assert len(times) == 40
-    for start in times:
-        assert sum(1 for t in times if start <= t < start + 1.0) <= 10
+    _assert_within_rate(times, 10)
     assert times[-1] == pytest.approx(3.9, abs=0.05)
 
 
@@ -241,20 +235,9 @@ def test_a_chat_another_process_just_called_into_waits_its_interval() -> None:
 
 
 def test_one_round_trip_lets_several_calls_go_when_the_shared_budget_has_them() -> None:
-    async def scenario() -> tuple[list[float], int]:
-        shared = SharedBucket(10, burst=4)
-        budget = Budget(10, shared=shared)
-        times: list[float] = []
-
-        async def one(lane: str) -> None:
-            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
-            times.append(now())
-
-        await asyncio.gather(*(one(f"chat-{i}") for i in range(4)))
-        return times, shared.calls
-
-    times, calls = run_virtual(scenario())
-    assert times == [0.0] * 4 and calls == 1
+    shared = SharedBucket(10, burst=4)
+    times = run_virtual(_grant_times([Budget(10, shared=shared)], 4))
+    assert times == [0.0] * 4 and shared.calls == 1
 
 
 def test_without_a_shared_gate_nothing_changes_on_the_fast_path() -> None:
