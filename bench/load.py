@@ -7,6 +7,10 @@ first upstream token to the first visible text (draft or message) p50/p99, edits
 event-loop lag p99, bot CPU seconds and peak RSS.
 
 Run from the repository root: .venv/bin/python -m bench.load [--rates 5,10,20] [--seconds 60] [--db sqlite,postgres]
+
+`--processes N` (N > 1, PostgreSQL + Redis): N webhook bot processes of one bot behind a round-robin balancer,
+sharing the platform budget through Redis (bench/load_cluster.py); the line per rate gives totals across them
+(CPU summed, RSS and loop lag the largest), then a line per process for its CPU, RSS and loop lag.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ def answer_for(question: str) -> str:
 # --- the fakes' process ---------------------------------------------------------------------------------
 
 
-def fakes_main(pipe: Connection, rate: float, seconds: float, seed: int) -> None:
-    asyncio.run(_fakes(pipe, rate, seconds, seed))
+def fakes_main(pipe: Connection, rate: float, seconds: float, seed: int, ports: list[int] | None = None) -> None:
+    asyncio.run(_fakes(pipe, rate, seconds, seed, ports or []))
 
 
-async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int) -> None:
+async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports: list[int]) -> None:
+    from bench.load_cluster import bench_token
+    from tests.e2e.test_scale_out import round_robin
     from tests.fakes.telegram import FakeTelegram, RateLimits
     from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
 
@@ -56,12 +62,18 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int) -> No
         first_token.setdefault(question, time.monotonic())  # the first content chunk leaves at once
         return Reply(text=answer_for(question), chunk_chars=5, tokens_per_second=TOKENS_PER_SECOND)
 
+    token = bench_token() if ports else TOKEN
     async with (
         FakeUpstream(api_key=API_KEY, default_reply=reply) as up,
-        FakeTelegram(token=TOKEN, limits=RateLimits(global_per_second=30.0, global_burst=30)) as tg,
+        FakeTelegram(token=token, limits=RateLimits(global_per_second=30.0, global_burst=30)) as tg,
+        contextlib.AsyncExitStack() as stack,
     ):
-        pipe.send((up.base_url, tg.base_url))
-        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bot is polling
+        if ports:  # webhook processes behind a round-robin balancer
+            hook_url = await stack.enter_async_context(round_robin(ports))
+            pipe.send((up.base_url, tg.base_url, hook_url, token))
+        else:
+            pipe.send((up.base_url, tg.base_url))
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots are receiving
         rng = random.Random(seed)
         chats: dict[str, Any] = {}
         started = time.monotonic()
@@ -81,7 +93,7 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int) -> No
         with contextlib.suppress(TimeoutError):
             await tg.wait_for(finished, DRAIN_SECONDS)
         pipe.send(_figures(tg, chats, first_token))
-        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bot has stopped
+        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots have stopped
 
 
 def _final_text(tg: Any, chat: Any) -> str:
@@ -122,6 +134,7 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
 
 
 async def run_bot(database_url: str, rate: float, seconds: float) -> str:
+    from bench.load_cluster import watch_lag
     from bots.telegram_bot import run_telegram
     from core import Settings, open_assistant
 
@@ -143,16 +156,10 @@ async def run_bot(database_url: str, rate: float, seconds: float) -> str:
     )
     lags: list[float] = []
 
-    async def watch_lag() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            lags.append(max(0.0, loop.time() - before - 0.01))
-
     async with open_assistant(settings) as assistant:
         cpu_before = time.process_time()
         bot = asyncio.create_task(run_telegram(assistant, settings))
-        watcher = asyncio.create_task(watch_lag())
+        watcher = asyncio.create_task(watch_lag(lags))
         await asyncio.sleep(1.0)  # getMe, setMyCommands, first getUpdates
         parent.send("go")
         figures = await loop.run_in_executor(None, parent.recv)
@@ -172,8 +179,25 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _line(rate: float, f: dict[str, Any], lags: list[float], cpu: float) -> str:
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+async def run_bots(processes: int, database_url: str, redis_url: str, rate: float, seconds: float) -> str:
+    """The line for `processes` webhook processes: totals, then one line per process."""
+    from bench.load_cluster import run_processes
+
+    figures, own = await run_processes(fakes_main, processes, database_url, redis_url, rate, seconds)
+    cpu = sum(p["cpu"] for p in own)
+    rss = max(p["rss_mb"] for p in own)
+    lines = [_line(rate, figures, [max(p["lag_p99"] for p in own)], cpu, rss_mb=rss)]
+    for n, p in enumerate(own, 1):
+        lag_ms = p["lag_p99"] * 1000
+        lines.append(
+            f"        process {n}: CPU {p['cpu']:.1f} s, peak RSS {p['rss_mb']:.0f} MB, loop lag p99 {lag_ms:.1f} ms"
+        )
+    return "\n".join(lines)
+
+
+def _line(rate: float, f: dict[str, Any], lags: list[float], cpu: float, *, rss_mb: float | None = None) -> str:
+    if rss_mb is None:
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     visible = f["visible"]
     return (
         f"  {rate:>4.0f}/s: {f['completed']}/{f['arrived']} replies complete ({f['wrong']} wrong), "
@@ -189,24 +213,32 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--processes", type=int, default=1, help="webhook bot processes (> 1: PostgreSQL + Redis)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     print(
         f"Poisson arrivals for {args.seconds:.0f} s; each reply {TOKENS_PER_REPLY} tokens at "
-        f"{TOKENS_PER_SECOND:.0f}/s; fake Bot API per-chat limits and 30 requests/s global",
+        f"{TOKENS_PER_SECOND:.0f}/s; fake Bot API per-chat limits and 30 requests/s global"
+        + (f"; {args.processes} webhook processes sharing Redis" if args.processes > 1 else ""),
         flush=True,
     )
     for db in args.db.split(","):
         print(f"{db}:", flush=True)
         for rate in rates:
             if db == "sqlite":
+                if args.processes > 1:
+                    raise SystemExit("--processes > 1 needs --db postgres (SQLite is one process)")
                 with tempfile.TemporaryDirectory() as folder:
                     print(await run_bot(f"sqlite+aiosqlite:///{Path(folder) / 'load.db'}", rate, args.seconds))
             else:
                 from bench.history import temporary_postgres_database
 
                 async with temporary_postgres_database(args.pg_url) as url:
-                    print(await run_bot(url, rate, args.seconds), flush=True)
+                    if args.processes > 1:
+                        print(await run_bots(args.processes, url, args.redis_url, rate, args.seconds), flush=True)
+                    else:
+                        print(await run_bot(url, rate, args.seconds), flush=True)
 
 
 if __name__ == "__main__":

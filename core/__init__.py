@@ -7,6 +7,7 @@ from core import texts  # what users read, written once for every adapter
 from core.access import Access
 from core.assistant import Assistant, UsageReport
 from core.bootstrap import open_assistant, upgrade_database
+from core.cluster import Cluster, OrderTicket
 from core.conversation import (
     ChatAdminCheck,
     ConversationKey,
@@ -78,6 +79,7 @@ __all__ = [
     "Budget",
     "ChatAdminCheck",
     "ChatAdminRequiredError",
+    "Cluster",
     "Completed",
     "ConfigError",
     "ConversationKey",
@@ -97,6 +99,7 @@ __all__ = [
     "Labels",
     "LiveReply",
     "Metrics",
+    "OrderTicket",
     "ParleyError",
     "Profile",
     "QuotaExceededError",

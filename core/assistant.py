@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.access import Access, Gatekeeper, midnight_utc
 from core.answer import AnswerStream
+from core.cluster import Cluster
 from core.context import HistoryItem, build_context
 from core.conversation import ChatAdminCheck, ConversationKey, Turn, UserRef, user_hash
 from core.counters import RequestCounter
@@ -80,8 +81,13 @@ class Assistant:
         clock: Callable[[], float] = time.time,
         counter: RequestCounter | None = None,
         tools: ToolRegistry | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
-        """`tools`: what the chat model may call; by default the built-in tools the settings enable."""
+        """`tools`: what the chat model may call; by default the built-in tools the settings enable.
+
+        `cluster`: what this process shares with the bot's other processes (Redis); none by default.
+        """
+        self.cluster = cluster or Cluster(None)
         self._metrics = metrics
         self._tools = ToolLoop(
             default_tools(settings) if tools is None else tools,

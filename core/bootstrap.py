@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from core.assistant import Assistant, default_tools
+from core.cluster import Cluster, open_cluster
 from core.counters import RequestCounter, open_redis_counter
 from core.logs import secrets_redacted
 from core.settings import DatabaseSettings, Settings
@@ -42,7 +43,7 @@ async def open_assistant(
         await upgrade(settings.database_url)
     # Header and env values of MCP_CONFIG are secrets like the API key: out of every log line.
     with secrets_redacted(*secret_values(mcp_servers)):
-        async with _resources(settings, mcp_servers, registry, clock) as (counter, store, upstream):
+        async with _resources(settings, mcp_servers, registry, clock) as (counter, cluster, store, upstream):
             yield Assistant(
                 settings=settings,
                 upstream=upstream,
@@ -51,6 +52,7 @@ async def open_assistant(
                 clock=clock,
                 counter=counter,
                 tools=registry,
+                cluster=cluster,
             )
 
 
@@ -60,10 +62,11 @@ async def _resources(
     mcp_servers: tuple[McpServerConfig, ...],
     registry: ToolRegistry,
     clock: Callable[[], float],
-) -> AsyncIterator[tuple[RequestCounter | None, Store, UpstreamClient]]:
+) -> AsyncIterator[tuple[RequestCounter | None, Cluster, Store, UpstreamClient]]:
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     async with (
         open_redis_counter(redis_url) as counter,
+        open_cluster(redis_url) as cluster,
         open_store(settings.database_url, clock=clock) as store,
         UpstreamClient(
             base_url=settings.llm_base_url,
@@ -79,7 +82,7 @@ async def _resources(
         # Their tools join `registry` while they are up; their stderr is user content, shown like LOG_CONTENT.
         open_mcp_servers(mcp_servers, registry, server_stderr=settings.log_content),
     ):
-        yield counter, store, upstream
+        yield counter, cluster, store, upstream
 
 
 async def upgrade_database(settings: DatabaseSettings) -> None:

@@ -43,15 +43,21 @@ class RedisCounter:
         return int(count)
 
 
+def redis_client(redis_url: str) -> redis.Redis:
+    """A client for `redis_url` with Parley's timeouts (a Redis out of reach fails fast, never hangs a reply)."""
+    client: redis.Redis = redis.Redis.from_url(
+        redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
+    )
+    return client
+
+
 @asynccontextmanager
 async def open_redis_counter(redis_url: str | None) -> AsyncIterator[RedisCounter | None]:
     """A RedisCounter for `redis_url` (closed on exit), or None when no URL is given."""
     if not redis_url:
         yield None
         return
-    client = redis.Redis.from_url(
-        redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
-    )
+    client = redis_client(redis_url)
     try:
         yield RedisCounter(client)
     finally:

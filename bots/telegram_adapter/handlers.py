@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import itertools
 import logging
@@ -45,9 +46,9 @@ from bots.telegram_adapter.voice import RECORDINGS, voice_of
 from core import (
     AccessDeniedError,
     Assistant,
-    Budget,
     Discussion,
     Image,
+    OrderTicket,
     ParleyError,
     Quote,
     Settings,
@@ -64,6 +65,8 @@ ACTION_REFRESH_SECONDS = 4.5  # sendChatAction: "The status is set for 5 seconds
 _NO_DRAFT_CHATS_MAX = 100_000  # bound on remembered chats that refused drafts
 # Open to strangers: /forget deletes only the caller's own data; the admin commands answer "admins only".
 UNGATED_COMMANDS = frozenset({"forget", "stats", "grant", "revoke"})
+# The update's place in its conversation (core's Cluster): set by _guarded, awaited where the turn starts.
+_TICKET: contextvars.ContextVar[OrderTicket] = contextvars.ContextVar("telegram_order_ticket")
 
 
 class TelegramBot:
@@ -74,9 +77,11 @@ class TelegramBot:
     ) -> None:
         self._assistant = assistant
         self._settings = settings
-        self._budget = Budget(settings.telegram_requests_per_second)
+        token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+        self._stream = f"telegram:{token.partition(':')[0]}"  # the bot's id: public, never the secret half
+        self._budget = assistant.cluster.budget(settings.telegram_requests_per_second, stream=self._stream)
         self._discussion = Discussion(settings.group_context_messages)
-        self._albums = Albums(album_gap_seconds)
+        self._albums = Albums(album_gap_seconds, cluster=assistant.cluster)
         self._no_drafts: set[int] = set()
         self._draft_ids = itertools.count(1)
         self._active: set[asyncio.Task[Any]] = set()
@@ -93,6 +98,7 @@ class TelegramBot:
         )
         application.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, self._on_edited))
         application.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, self._on_unsupported))
+        application.add_handler(MessageHandler(filters.ALL, self._on_other))  # only takes its place in order
         application.add_error_handler(self._on_error)
 
     def commands(self) -> list[BotCommand]:
@@ -114,7 +120,7 @@ class TelegramBot:
     # --- PTB callbacks -----------------------------------------------------------------------------
 
     async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._guarded(update, self._message)
+        await self._guarded(update, self._message, turn_inside=True)  # an album is gathered first
 
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._guarded(update, self._command)
@@ -128,19 +134,31 @@ class TelegramBot:
     async def _on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self._guarded(update, self._edited)
 
+    async def _on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._guarded(update, self._nothing)
+
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error
         log.error("telegram: %s", type(error).__name__, exc_info=error)
 
-    async def _guarded(self, update: Update, work: Work) -> None:
-        """The one broad catch of a handler: core errors are shown as they are, anything else generically."""
+    async def _guarded(self, update: Update, work: Work, *, turn_inside: bool = False) -> None:
+        """The one broad catch of a handler: core errors are shown as they are, anything else generically.
+
+        The update waits for its conversation's turn (Telegram's update order, across processes) before
+        `work`, or, with `turn_inside`, where `work` awaits `_TICKET`.
+        """
         message = update.effective_message
+        ticket = await self._arrive(update, message)
         if message is None:
+            await ticket.leave()
             return
         task = asyncio.current_task()
         if task is not None:
             self._active.add(task)
+        _TICKET.set(ticket)
         try:
+            if not turn_inside:
+                await ticket.wait()
             await work(message, message.get_bot().bot)
         except AccessDeniedError as exc:
             if not is_group(message):  # one polite refusal in a DM; in a group, silence
@@ -151,8 +169,20 @@ class TelegramBot:
             log.exception("telegram: a message in chat %s could not be handled", message.chat_id)
             await self._notify(message, texts.error(texts.GENERIC_ERROR))
         finally:
+            await ticket.leave()
             if task is not None:
                 self._active.discard(task)
+
+    async def _arrive(self, update: Update, message: Message | None) -> OrderTicket:
+        """File the update in its conversation's order (the update id is Telegram's order for the bot)."""
+        try:
+            key = conversation_of(message, group_history=self._settings.group_history) if message else None
+        except Exception:  # a message without what a conversation needs: it waits for nobody
+            key = None
+        return await self._assistant.cluster.arrive(self._stream, key, update.update_id)
+
+    async def _nothing(self, message: Message, me: User) -> None:
+        """An update no other handler takes (a service message): it only passes its turn on."""
 
     # --- messages ----------------------------------------------------------------------------------
 
@@ -160,6 +190,7 @@ class TelegramBot:
         album = await self._albums.collect(message)
         if album is None:
             return  # part of an album another handler is gathering
+        await _TICKET.get().wait()
         first = album[0]
         text = caption_of(album)
         command = parse_command(text) if first.caption is not None else None

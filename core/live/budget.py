@@ -2,6 +2,12 @@
 
 A token bucket (requests per second) serves waiting calls by priority, first come first served within a
 priority; every chat ("lane") is also spaced by its own minimum interval. Imports only the stdlib.
+
+Several processes of one bot share the platform's limits: a `SharedGate` (core.cluster.pacing: a token
+bucket in Redis) replaces the local bucket: the drainer asks it for as many requests as calls wait
+(one round trip for several, one round trip at a time per process) and lets them go by priority, and each
+granted call then takes its chat's shared slot. Without one, everything stays in this process (and the
+limits are per process).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Protocol
 
 _FORGET_LANES_OVER = 4096  # forget idle chats once this many are remembered
 _WHOLE = 1 - 1e-9  # a token, allowing for float rounding in the refill
+SHARED_BATCH_MAX = 8  # requests asked of a shared budget in one round trip (fewer round trips under load)
 
 
 class Clock(Protocol):
@@ -31,6 +38,19 @@ class LoopClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class SharedGate(Protocol):
+    """The bot's request budget and per-chat spacing as every process of the bot sees them."""
+
+    async def take_requests(self, wanted: int) -> tuple[int, float]:
+        """Spend up to `wanted` of the bot's requests now: how many were granted, and the seconds until the
+        next one may be tried (0.0 when more are free already)."""
+        ...
+
+    async def take_chat(self, lane: str, interval_seconds: float) -> float:
+        """Take chat `lane`'s slot now (0.0; the next in `interval_seconds`), or say how long until it is free."""
+        ...
 
 
 class Priority(IntEnum):
@@ -73,8 +93,12 @@ class Ticket:
             now = budget.clock.now()
             if budget._lane_due.get(self.lane, -math.inf) <= now:
                 budget._lane_due[self.lane] = now + self.interval_seconds
-                return
+                break
             # Another reply in the same chat went first; the spent request is lost, never a 429.
+        shared = budget._shared
+        if shared is not None:  # another process may have just called into this chat
+            while (delay := await shared.take_chat(self.lane, self.interval_seconds)) > 0:
+                await budget.clock.sleep(delay)
 
 
 class Budget:
@@ -85,10 +109,18 @@ class Budget:
     first served is round-robin between replies.
     """
 
-    def __init__(self, requests_per_second: float, *, burst: int = 1, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        requests_per_second: float,
+        *,
+        burst: int = 1,
+        clock: Clock | None = None,
+        shared: SharedGate | None = None,
+    ) -> None:
         if requests_per_second <= 0 or burst < 1:
             raise ValueError("requests_per_second must be > 0 and burst >= 1")
         self.clock: Clock = clock or LoopClock()
+        self._shared = shared
         self._rate = requests_per_second
         self._burst = float(burst)
         self._tokens = float(burst)
@@ -137,7 +169,7 @@ class Budget:
         return self._tokens
 
     async def _take(self, ticket: Ticket) -> None:
-        if self._waiting == 0 and self._refill() >= _WHOLE:
+        if self._shared is None and self._waiting == 0 and self._refill() >= _WHOLE:
             self._tokens -= 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -162,16 +194,33 @@ class Budget:
         """Serve waiting calls as requests become free; runs only while someone waits."""
         try:
             while self._waiting:
+                if self._shared is not None:
+                    await self._drain_shared(self._shared)
+                    continue
                 self._refill()
                 while self._tokens >= _WHOLE and self._waiting:
-                    queue = next(q for q in self._queues if q)
-                    ticket = next(iter(queue))
-                    del queue[ticket]
-                    self._waiting -= 1
-                    if ticket._future is not None and not ticket._future.done():
-                        ticket._future.set_result(None)
+                    if self._grant_next():
                         self._tokens -= 1
                 if self._waiting:
                     await self.clock.sleep(max((1 - self._tokens) / self._rate, 1e-6))
         finally:
             self._drainer = None
+
+    async def _drain_shared(self, shared: SharedGate) -> None:
+        """One round with the shared budget: as many requests as it grants (up to those waiting), in order."""
+        granted, delay = await shared.take_requests(min(self._waiting, SHARED_BATCH_MAX))
+        while granted > 0 and self._waiting:  # a request granted after its caller left is lost
+            granted -= self._grant_next()
+        if self._waiting and delay > 0:
+            await self.clock.sleep(delay)
+
+    def _grant_next(self) -> bool:
+        """Let the first waiting call go (by priority, then arrival); False if it had been cancelled."""
+        queue = next(q for q in self._queues if q)
+        ticket = next(iter(queue))
+        del queue[ticket]
+        self._waiting -= 1
+        if ticket._future is not None and not ticket._future.done():
+            ticket._future.set_result(None)
+            return True
+        return False

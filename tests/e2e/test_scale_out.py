@@ -20,7 +20,7 @@ from aiohttp import web
 from core.store import upgrade
 from tests.e2e.support import PARLEY, free_port, parley_env
 from tests.e2e.telegram_harness import API_KEY, TOKEN, bot_texts, fast_limits
-from tests.fakes.telegram import FakeChat, FakeTelegram
+from tests.fakes.telegram import FakeChat, FakeTelegram, RateLimits
 from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
 from tests.store.conftest import fresh_postgres_database
 
@@ -118,11 +118,13 @@ async def parley(tmp_path: Path, name: str, env: dict[str, str]) -> AsyncIterato
 
 
 @asynccontextmanager
-async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeUpstream, str]]:
+async def fakes(
+    *, token: str = TOKEN, limits: RateLimits | None = None
+) -> AsyncIterator[tuple[FakeTelegram, FakeUpstream, str]]:
     async with (
         fresh_postgres_database() as database_url,
         FakeUpstream(api_key=API_KEY, default_reply=slow_echo) as up,
-        FakeTelegram(token=TOKEN, limits=fast_limits(), webhook_retry_seconds=0.05) as tg,
+        FakeTelegram(token=token, limits=limits or fast_limits(), webhook_retry_seconds=0.05) as tg,
     ):
         await upgrade(database_url)  # once, before the processes start (they then find it up to date)
         yield tg, up, database_url
@@ -130,10 +132,10 @@ async def fakes() -> AsyncIterator[tuple[FakeTelegram, FakeUpstream, str]]:
         assert tg.internal_errors == []
 
 
-def base_env(tg: FakeTelegram, up: FakeUpstream, database_url: str) -> dict[str, str]:
+def base_env(tg: FakeTelegram, up: FakeUpstream, database_url: str, *, token: str = TOKEN) -> dict[str, str]:
     return {
         "LLM_BASE_URL": up.base_url, "LLM_API_KEY": API_KEY, "CHAT_MODEL": "fake/echo", "LLM_MAX_RETRIES": "0",
-        "DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_BASE_URL": tg.base_url,
+        "DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_BASE_URL": tg.base_url,
         "TELEGRAM_STREAM_MODE": "edit", "TELEGRAM_EDIT_INTERVAL_SECONDS": "0.4", "LOG_LEVEL": "INFO",
     }  # fmt: skip
 

@@ -17,22 +17,27 @@ async def _grant(budget: Budget, lane: str, priority: Priority, order: list[str]
     order.append(label)
 
 
-def test_grants_never_exceed_the_rate() -> None:
-    async def scenario() -> list[float]:
-        budget = Budget(10)
-        times: list[float] = []
+async def _grant_times(budgets: list[Budget], calls: int) -> list[float]:
+    """When each of `calls` calls (one a chat, spread over `budgets`) was let go."""
+    times: list[float] = []
 
-        async def one(lane: str) -> None:
-            await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
-            times.append(now())
+    async def one(budget: Budget, lane: str) -> None:
+        await budget.ticket(lane, Priority.EDIT, interval_seconds=0).wait()
+        times.append(now())
 
-        await asyncio.gather(*(one(f"chat-{i}") for i in range(50)))
-        return times
+    await asyncio.gather(*(one(budgets[i % len(budgets)], f"chat-{i}") for i in range(calls)))
+    return times
 
-    times = run_virtual(scenario())
-    assert len(times) == 50
+
+def _assert_within_rate(times: list[float], per_second: int) -> None:
     for start in times:
-        assert sum(1 for t in times if start <= t < start + 1.0) <= 10
+        assert sum(1 for t in times if start <= t < start + 1.0) <= per_second
+
+
+def test_grants_never_exceed_the_rate() -> None:
+    times = run_virtual(_grant_times([Budget(10)], 50))
+    assert len(times) == 50
+    _assert_within_rate(times, 10)
     assert times[-1] == pytest.approx(4.9, abs=0.01)
 
 
@@ -163,3 +168,82 @@ def test_idle_chats_are_forgotten() -> None:
         return budget.chats_remembered
 
     assert run_virtual(scenario()) < 5000
+
+
+class SharedBucket:
+    """A `SharedGate` as Redis plays it (core.cluster.pacing), in virtual time: one bucket, chat slots."""
+
+    def __init__(self, rate: float, burst: int = 1) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.at = 0.0
+        self.chat_due: dict[str, float] = {}
+        self.calls = 0
+
+    async def take_requests(self, wanted: int) -> tuple[int, float]:
+        self.calls += 1
+        self.tokens = min(self.burst, self.tokens + (now() - self.at) * self.rate)
+        self.at = now()
+        granted = min(wanted, int(self.tokens + 1e-9))
+        self.tokens -= granted
+        return granted, 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    async def take_chat(self, lane: str, interval_seconds: float) -> float:
+        due = self.chat_due.get(lane, 0.0)
+        if due > now():
+            return due - now()
+        self.chat_due[lane] = now() + interval_seconds
+        return 0.0
+
+
+def test_two_processes_sharing_a_gate_stay_within_its_rate_together() -> None:
+    shared = SharedBucket(10)
+    processes = [Budget(10, shared=shared), Budget(10, shared=shared)]  # each alone would allow 10/s
+    times = run_virtual(_grant_times(processes, 40))
+    assert len(times) == 40
+    _assert_within_rate(times, 10)
+    assert times[-1] == pytest.approx(3.9, abs=0.05)
+
+
+def test_priorities_hold_while_the_shared_budget_is_spent() -> None:
+    async def scenario() -> list[str]:
+        shared = SharedBucket(1)
+        budget = Budget(100, shared=shared)
+        order: list[str] = []
+        assert await shared.take_requests(1) == (1, 1.0)  # another process spent the bot's request
+        tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
+        await asyncio.sleep(0)
+        tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
+        await asyncio.gather(*tasks)
+        return order
+
+    assert run_virtual(scenario()) == ["first", "final", "edit0", "edit1"]
+
+
+def test_a_chat_another_process_just_called_into_waits_its_interval() -> None:
+    async def scenario() -> float:
+        shared = SharedBucket(100)
+        budget = Budget(100, shared=shared)
+        assert await shared.take_chat("chat-a", 2.0) == 0.0  # the other process's call
+        await budget.ticket("chat-a", Priority.FIRST, interval_seconds=2.0).wait()
+        return now()
+
+    assert run_virtual(scenario()) == pytest.approx(2.0)
+
+
+def test_one_round_trip_lets_several_calls_go_when_the_shared_budget_has_them() -> None:
+    shared = SharedBucket(10, burst=4)
+    times = run_virtual(_grant_times([Budget(10, shared=shared)], 4))
+    assert times == [0.0] * 4 and shared.calls == 1
+
+
+def test_without_a_shared_gate_nothing_changes_on_the_fast_path() -> None:
+    async def scenario() -> float:
+        budget = Budget(100)
+        await budget.ticket("chat-a", Priority.FIRST, interval_seconds=1.0).wait()  # no suspension at all
+        return now()
+
+    assert run_virtual(scenario()) == 0.0

@@ -76,6 +76,8 @@ class FakeTelegram(UserSide):
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
+        self._pushing = 0
+        self.webhook_peak_in_flight = 0  # the most webhook pushes that were under way at once
         self.port = 0
 
     def __repr__(self) -> str:
@@ -205,29 +207,51 @@ class FakeTelegram(UserSide):
             self._webhook_task = asyncio.create_task(self._deliver_webhooks())
 
     async def _deliver_webhooks(self) -> None:
-        """POST pending updates to the webhook one at a time, retrying failures, like Telegram."""
+        """POST pending updates to the webhook, several at once, retrying failures, like Telegram.
+
+        Up to `max_connections` pushes are in flight together (https://core.telegram.org/bots/api#setwebhook:
+        "The maximum allowed number of simultaneous HTTPS connections to the webhook for update delivery,
+        1-100. Defaults to 40."), so updates can reach the bot out of order; each is confirmed on its own 2xx.
+        """
+        webhook = self.world.webhook
+        in_flight: dict[int, asyncio.Task[None]] = {}
+        try:
+            while not self._closing and webhook.url:
+                changed = self.world.change_event
+                for update_id in [key for key, task in in_flight.items() if task.done()]:
+                    del in_flight[update_id]
+                for update in self.world.pending_updates():
+                    if len(in_flight) >= max(1, webhook.max_connections):
+                        break
+                    if update["update_id"] not in in_flight:
+                        in_flight[update["update_id"]] = asyncio.create_task(self._push(update))
+                await changed.wait()
+        finally:
+            for task in in_flight.values():
+                task.cancel()
+            await asyncio.gather(*in_flight.values(), return_exceptions=True)
+
+    async def _push(self, update: dict[str, Any]) -> None:
+        """One webhook push; a failure waits `webhook_retry_seconds` before the update may go again."""
         assert self._session is not None
         webhook = self.world.webhook
-        while not self._closing and webhook.url:
-            changed = self.world.change_event
-            pending = self.world.pending_updates()
-            if not pending:
-                await changed.wait()
-                continue
-            update = pending[0]
-            headers = {SECRET_HEADER: webhook.secret_token} if webhook.secret_token else {}
-            try:
-                timeout = aiohttp.ClientTimeout(total=10)
-                async with self._session.post(webhook.url, json=update, headers=headers, timeout=timeout) as resp:
-                    status = resp.status
-            except (aiohttp.ClientError, TimeoutError):
-                status = 0
-            webhook.deliveries.append((update["update_id"], status))
-            if 200 <= status < 300:
-                self.world.confirm_updates(update["update_id"] + 1)
-            else:
-                await asyncio.sleep(self.webhook_retry_seconds)
-            self.world.notify()
+        headers = {SECRET_HEADER: webhook.secret_token} if webhook.secret_token else {}
+        self._pushing += 1
+        self.webhook_peak_in_flight = max(self.webhook_peak_in_flight, self._pushing)
+        try:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with self._session.post(webhook.url, json=update, headers=headers, timeout=timeout) as resp:
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        finally:
+            self._pushing -= 1
+        webhook.deliveries.append((update["update_id"], status))
+        if 200 <= status < 300:
+            self.world.updates = [u for u in self.world.updates if u is not update]
+        else:
+            await asyncio.sleep(self.webhook_retry_seconds)
+        self.world.notify()
 
     # ------------------------------------------------------------------ configuration and faults
 

@@ -1,0 +1,78 @@
+"""What the processes of one bot share through Redis (REDIS_URL): platform pacing, order, albums.
+
+`Cluster(None)` (no Redis) keeps everything in the process: the budget is then per process, and order
+across processes is the database's conversation lock (first come, first served).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as redis
+
+from core.cluster.gather import RedisGather
+from core.cluster.order import LocalOrder, OrderTicket, RedisOrder
+from core.cluster.pacing import RedisPacing
+from core.conversation import ConversationKey
+from core.counters import redis_client
+from core.live import Budget
+
+# The shared bucket holds this many seconds of requests (30/s: 3), so that one round trip can let several
+# calls go at once under load; Telegram's "about 30 messages per second" tolerates such short bursts.
+SHARED_BURST_SECONDS = 0.1
+
+__all__ = ["Cluster", "OrderTicket", "open_cluster"]
+
+
+class Cluster:
+    """Built by `open_cluster`; the adapters reach it as `assistant.cluster`."""
+
+    def __init__(self, client: redis.Redis | None) -> None:
+        self._client = client
+        self._order: LocalOrder | RedisOrder = RedisOrder(client) if client is not None else LocalOrder()
+        self._gather = RedisGather(client) if client is not None else None
+
+    @property
+    def shared(self) -> bool:
+        """True when the processes share Redis (else each process paces and orders alone)."""
+        return self._client is not None
+
+    def budget(self, requests_per_second: float, *, stream: str) -> Budget:
+        """The request budget of bot `stream` ("telegram:<bot id>"): shared in Redis when there is one."""
+        if self._client is None:
+            return Budget(requests_per_second)
+        burst = max(1, round(requests_per_second * SHARED_BURST_SECONDS))
+        pacing = RedisPacing(self._client, stream=stream, requests_per_second=requests_per_second, burst=burst)
+        return Budget(requests_per_second, shared=pacing)
+
+    async def arrive(self, stream: str, conversation: ConversationKey | None, position: int) -> OrderTicket:
+        """Announce update `position` (the platform's order) of `stream`; its ticket waits for its turn."""
+        name = None if conversation is None else _name(conversation)
+        return await self._order.arrive(stream, name, position)
+
+    async def gather(self, group: str, item: str, *, gap_seconds: float, max_items: int) -> list[str] | None:
+        """With Redis: every item of `group` for its first caller, None for the others (see gather.py)."""
+        if self._gather is None:
+            raise RuntimeError("gather needs Redis: check `cluster.shared` first")
+        return await self._gather.gather(group, item, gap_seconds=gap_seconds, max_items=max_items)
+
+
+def _name(key: ConversationKey) -> str:
+    """A short fixed-size Redis name for a conversation (its ids are never put in keys as they are)."""
+    joined = "\x1f".join((key.platform, key.chat_id, key.thread_id or "", key.scope or "")).encode()
+    return hashlib.blake2b(joined, digest_size=12).hexdigest()
+
+
+@asynccontextmanager
+async def open_cluster(redis_url: str | None) -> AsyncIterator[Cluster]:
+    """A Cluster on `redis_url` (its client closed on exit), or a process-local one without a URL."""
+    if not redis_url:
+        yield Cluster(None)
+        return
+    client = redis_client(redis_url)
+    try:
+        yield Cluster(client)
+    finally:
+        await client.aclose()

@@ -1,0 +1,116 @@
+"""core.cluster against a real Redis: shared pacing, order tickets, their bounds, and Redis going away.
+
+Redis as in test_redis_limits.py. Every test uses a stream name of its own, so no key of another run meets it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as redis
+
+from core.cluster.order import RedisOrder
+from core.cluster.pacing import RedisPacing
+from tests.e2e.test_redis_limits import REDIS_URL, redis_client  # noqa: F401  (the fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("redis_client")]
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[redis.Redis]:
+    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    yield connection
+    await connection.aclose()
+
+
+def fresh(name: str) -> str:
+    return f"test:{name}:{uuid.uuid4().hex}"
+
+
+async def test_two_processes_spend_one_bucket_and_one_chat_slot(client: redis.Redis) -> None:
+    stream = fresh("pace")
+    first = RedisPacing(client, stream=stream, requests_per_second=2.0)
+    second = RedisPacing(client, stream=stream, requests_per_second=2.0)  # another process, same bot
+    assert await first.take_requests(3) == (1, 0.5)  # burst 1 at 2/s: one now, the next in 0.5 s
+    granted, wait = await second.take_requests(1)  # for every process
+    assert granted == 0 and 0.3 < wait <= 0.5
+    other_bot = RedisPacing(client, stream=fresh("pace"), requests_per_second=2.0, burst=3)
+    assert (await other_bot.take_requests(5))[0] == 3  # another bot's budget is its own; a burst at once
+
+
+async def test_a_chat_slot_is_spaced_by_its_interval_across_processes(client: redis.Redis) -> None:
+    stream = fresh("pace")
+    first = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=10)
+    second = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=10)
+    assert await first.take_chat("chat-a", 2.0) == 0.0
+    assert 1.5 < await second.take_chat("chat-a", 2.0) <= 2.0  # the chat's next call is 2 s away, for everyone
+    assert await second.take_chat("chat-b", 2.0) == 0.0
+
+
+async def test_unreachable_redis_falls_back_to_the_local_budget_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    down = redis.Redis.from_url("redis://:hunter2@127.0.0.1:1/0", socket_connect_timeout=0.2)
+    pacing = RedisPacing(down, stream=fresh("pace"), requests_per_second=1.0)
+    with caplog.at_level(logging.INFO, logger="core.cluster.pacing"):
+        assert (await pacing.take_requests(1))[0] == 1  # never an error: the local bucket paces alone
+        for _ in range(2):
+            granted, wait = await pacing.take_requests(1)
+            assert granted == 0 and 0 < wait <= 1.0  # 1 request/s, here in this process
+            assert await pacing.take_chat("chat-a", 1.0) == 0.0  # chat slots: the local budget's own
+    assert [r.getMessage() for r in caplog.records] == [
+        "redis unreachable (ConnectionError): platform pacing is per process until it is back"
+    ]
+    await down.aclose()
+
+
+async def test_a_later_update_waits_for_an_earlier_one_of_its_conversation(client: redis.Redis) -> None:
+    stream = fresh("order")
+    one, two = RedisOrder(client, hold_seconds=0.05), RedisOrder(client, hold_seconds=0.05)
+    second = await two.arrive(stream, "conv", 11)  # reached its process first
+    first = await one.arrive(stream, "conv", 10)
+    other = await two.arrive(stream, "elsewhere", 12)
+    waiting = asyncio.create_task(second.wait())
+    await asyncio.wait_for(first.wait(), 5)
+    await asyncio.wait_for(other.wait(), 5)  # another conversation never waits for this one
+    done, _ = await asyncio.wait({waiting}, timeout=0.3)
+    assert not done  # 11 waits while 10 has the turn
+    await first.leave()
+    await asyncio.wait_for(waiting, 5)
+    await second.leave()
+    await other.leave()
+
+
+async def test_a_missing_earlier_update_holds_a_later_one_only_briefly(client: redis.Redis) -> None:
+    stream = fresh("order")
+    order = RedisOrder(client, hold_seconds=0.2)
+    first = await order.arrive(stream, "conv", 20)
+    await asyncio.wait_for(first.wait(), 5)
+    await first.leave()
+    later = await order.arrive(stream, "conv", 22)  # 21 never comes
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(later.wait(), 5)
+    assert loop.time() - started >= 0.2  # it waited for 21, but no longer than the hold
+    await later.leave()
+    after = await order.arrive(stream, "conv", 23)  # the watermark moved past the gap: no hold again
+    started = loop.time()
+    await asyncio.wait_for(after.wait(), 5)
+    assert loop.time() - started < 0.2
+    await after.leave()
+
+
+async def test_the_ticket_of_a_dead_process_expires(client: redis.Redis) -> None:
+    stream = fresh("order")
+    dead = RedisOrder(client, hold_seconds=0.05, lease_seconds=0.5)
+    held = await dead.arrive(stream, "conv", 30)
+    await asyncio.wait_for(held.wait(), 5)
+    held._renewing.cancel()  # type: ignore[union-attr]  # the process dies holding the turn: no renewal, no leave
+    alive = RedisOrder(client, hold_seconds=0.05)
+    waiter = await alive.arrive(stream, "conv", 31)
+    await asyncio.wait_for(waiter.wait(), 5)  # after the lease, not forever
+    await waiter.leave()
