@@ -92,7 +92,11 @@ class ParleyDiscord(discord.Client):
         self._assistant = assistant
         self._settings = settings
         self._profile = profile or discord_profile(settings)
-        self._budget = budget or Budget(settings.discord_requests_per_second)
+        # With REDIS_URL, every process (shard) of the bot draws on one budget; its name is the token's first
+        # part, the bot's user id in base64: public, never the secret parts.
+        token = settings.discord_bot_token.get_secret_value() if settings.discord_bot_token else ""
+        stream = f"discord:{token.partition('.')[0]}"
+        self._budget = budget or assistant.cluster.budget(settings.discord_requests_per_second, stream=stream)
         self._discussion = Discussion(settings.group_context_messages)
         self._in_flight = InFlight()
         self._saved_endpoints: tuple[str, yarl.URL] | None = None

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import discord
 import pytest
+import redis.asyncio as redis
 
 from core import ConfigError, open_assistant
 from tests.e2e.discord_harness import (
@@ -24,6 +26,7 @@ from tests.e2e.discord_harness import (
     running_bot,
 )
 from tests.e2e.support import API_KEY, PARLEY, parley_env
+from tests.e2e.test_redis_limits import REDIS_URL, redis_client  # noqa: F401  (the fixture)
 from tests.fakes.discord import FakeChannel, FakeDiscord
 from tests.fakes.upstream import FakeUpstream
 
@@ -116,6 +119,52 @@ async def test_two_processes_with_one_shard_each_answer_dms_and_both_guilds_once
         sent_upstream = [r.last_user_text for r in upstream.chat_requests]  # "Alice: guild 0" in a server
         assert [len([t for t in sent_upstream if t.endswith(text)]) for _, text in asked] == [1] * len(asked)
         assert [len(dc.bot_messages(channel)) for channel, _ in asked] == [1] * len(asked)  # answered once each
+
+
+async def test_two_shards_with_redis_draw_on_one_request_budget(
+    dc: FakeDiscord,
+    upstream: FakeUpstream,
+    tmp_path: Path,
+    redis_client: redis.Redis,  # noqa: F811  (the fixture: fails with CI=true when Redis is away)
+) -> None:
+    """With REDIS_URL the shards' processes share DISCORD_REQUESTS_PER_SECOND: each alone would send at
+    the full rate, so two busy shards without the shared bucket send twice as much."""
+    rate, burst = 2.0, 1  # the shared bucket holds max(1, round(rate * 0.1)) requests
+    async for key in redis_client.scan_iter("parley:pace:discord:*"):
+        await redis_client.delete(key)  # a bucket left by an earlier run must not lend this one requests
+    world = build_world(dc)
+    guilds = [dc.add_guild(f"G{n}", members=[world.alice], guild_id=n << 22) for n in (1000, 1001)]  # shards 0, 1
+    channels = [dc.add_channel(guild, f"talk-{k}") for guild in guilds for k in range(3)]
+    for n in range(len(channels)):
+        upstream.add_reply(f"answer {n}: " + "word " * 40 + "the end.", chunk_chars=8, tokens_per_second=15)
+    settings = discord_settings(
+        dc,
+        upstream,
+        tmp_path,
+        discord_shard_count=2,
+        redis_url=REDIS_URL,
+        discord_requests_per_second=rate,
+        discord_edit_interval_seconds=0.3,
+    )
+    async with (
+        running_bot(dc, settings.model_copy(update={"discord_shard_ids": (0,)})),
+        running_bot(dc, settings.model_copy(update={"discord_shard_ids": (1,)})),
+    ):
+        started = time.monotonic()
+        for n, channel in enumerate(channels):
+            dc.user_sends(channel, world.alice, f"question {n}", mentions_bot=True)
+
+        def all_answered() -> bool:  # the upstream answers in arrival order: any answer, once per channel
+            return all(any(m.content.endswith("the end.") for m in dc.bot_messages(c)) for c in channels)
+
+        await dc.wait_for(all_answered, 30)  # at 2 requests a second for both shards: several seconds
+    sent = sorted(c.at for c in dc.calls if c.at >= started and "/messages" in c.path and c.method != "GET")
+    assert len(sent) >= len(channels) + 2  # every answer, and edits of some
+    assert dc.count_429 == 0
+    # Any run of calls fits the one bucket: its burst, the rate over the run's span, and one call of slack
+    # for the time between Redis granting a call and the fake receiving it.
+    worst = max(j - i + 1 - rate * (sent[j] - sent[i]) for i in range(len(sent)) for j in range(i, len(sent)))
+    assert worst <= burst + 1, f"{worst:.2f} calls over the shared budget ({len(sent)} calls)"
 
 
 async def _parley_run_discord(cwd: Path, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
