@@ -2,6 +2,9 @@
 
 One Lua script (loaded once, run by EVALSHA) refills the bot's bucket, checks the chat's next free time and
 spends both atomically, on Redis's own clock (`TIME`), so that processes with drifting clocks still agree.
+Priorities hold across processes: while one process lacks requests for its first texts, no other spends the
+bot's requests on mere edits (a process-wide priority alone let one process's edits take the requests its
+peer's first texts waited for, once the bot is busy).
 Redis unreachable: the process falls back to its local budget (core.live.budget), says so in one log line,
 tries Redis again after a pause, and never fails a reply for it.
 """
@@ -11,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as redis
@@ -24,11 +28,18 @@ CALL_TIMEOUT_SECONDS = 2.0  # a Redis slower than this (loop lag included) would
 LOG_EVERY_SECONDS = 60.0
 RETRY_AFTER_FAILURE_SECONDS = 5.0  # how long the local budget serves alone after Redis failed
 BUCKET_TTL_MS = 60_000  # an idle bot's bucket is full again long before Redis forgets it
+# A process short of requests renews its claim each time it asks again (a request's time, plus its loop's
+# lag); one that stopped asking (its calls gone, the process dead) holds the others back this long at most.
+CLAIM_SECONDS = 0.5
 
 # One script, two uses. KEYS[1] the bot's bucket (hash tokens, at) or a chat's next free time (ms).
-# ARGV: "request", rate/s, burst, ttl ms, wanted  |  "chat", interval ms.
+# ARGV: "request", rate/s, burst, ttl ms, process, claim ms, then calls waiting per priority (most urgent
+# first)  |  "chat", interval ms. KEYS[2] ("request" only): the claims, process -> "priority:until ms".
 # "chat": 0 when the slot is taken, else the milliseconds until it is free.
-# "request": {requests granted (up to wanted), milliseconds until the next one is free (0: free now)}.
+# "request": {requests granted (most urgent first), milliseconds until it is worth asking again (0: now)}.
+# A process short of requests at some priority claims it for `claim ms` (renewed while it asks again);
+# while another process's claim stands, its less urgent calls get nothing, so a first text in one process
+# goes before an edit in another, as it does within a process.
 TAKE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,10 +55,39 @@ local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(b[1]) or burst
 local at = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local granted = math.min(tonumber(ARGV[5]), math.floor(tokens + 1e-9))
-tokens = tokens - granted
+local urgent = math.huge
+local claims = redis.call('HGETALL', KEYS[2])
+for i = 1, #claims, 2 do
+  local p, due = string.match(claims[i + 1], '^(%d+):(%d+)$')
+  if p == nil or tonumber(due) <= now then
+    redis.call('HDEL', KEYS[2], claims[i])
+  elseif claims[i] ~= ARGV[5] then
+    urgent = math.min(urgent, tonumber(p))
+  end
+end
+local granted, short = 0, nil
+for i = 7, #ARGV do
+  local wanted = tonumber(ARGV[i])
+  if wanted > 0 then
+    local g = 0
+    if i - 7 <= urgent then g = math.min(wanted, math.floor(tokens + 1e-9)) end
+    tokens = tokens - g
+    granted = granted + g
+    if g < wanted then short = i - 7 break end
+  end
+end
 local wait = 0
-if tokens < 1 then wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate)) end
+if short ~= nil then
+  redis.call('HSET', KEYS[2], ARGV[5], short .. ':' .. (now + tonumber(ARGV[6])))
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+else
+  redis.call('HDEL', KEYS[2], ARGV[5])
+end
+if tokens < 1 then
+  wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate))
+elseif short ~= nil then  -- held back by another process's more urgent calls: ask again a request later
+  wait = math.max(1, math.ceil(1000 / rate))
+end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {granted, wait}
@@ -68,6 +108,9 @@ class RedisPacing:
     ) -> None:
         self._script = client.register_script(TAKE_SCRIPT)  # EVALSHA, loading the script when Redis lacks it
         self._bucket = f"{KEY_PREFIX}{stream}:bot"
+        self._claims = f"{KEY_PREFIX}{stream}:claims"
+        self._process = uuid.uuid4().hex  # this process's name among the claims
+        self._claim_ms = round(CLAIM_SECONDS * 1000)
         self._chat_prefix = f"{KEY_PREFIX}{stream}:chat:"
         self._request_args: list[str | float | int] = ["request", requests_per_second, burst, BUCKET_TTL_MS]
         self._rate, self._burst = requests_per_second, float(burst)
@@ -76,10 +119,11 @@ class RedisPacing:
         self._local_until: float | None = None  # set while Redis is out of reach
         self._logged_at: float | None = None
 
-    async def take_requests(self, wanted: int) -> tuple[int, float]:
-        answer = await self._run(self._bucket, [*self._request_args, wanted])
+    async def take_requests(self, wanted: Sequence[int]) -> tuple[int, float]:
+        args = [*self._request_args, self._process, self._claim_ms, *wanted]
+        answer = await self._run([self._bucket, self._claims], args)
         if answer is None:  # Redis out of reach: paced by this process alone
-            return self._take_locally(wanted)
+            return self._take_locally(sum(wanted))
         granted, wait_ms = answer
         return int(granted), int(wait_ms) / 1000
 
@@ -93,17 +137,17 @@ class RedisPacing:
         return granted, 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
 
     async def take_chat(self, lane: str, interval_seconds: float) -> float:
-        wait_ms = await self._run(self._chat_prefix + lane, ["chat", round(interval_seconds * 1000)])
+        wait_ms = await self._run([self._chat_prefix + lane], ["chat", round(interval_seconds * 1000)])
         return 0.0 if wait_ms is None else int(wait_ms) / 1000
 
-    async def _run(self, key: str, args: list[str | float | int]) -> Any:
+    async def _run(self, keys: list[str], args: list[str | float | int]) -> Any:
         """The script's answer, or None while Redis is out of reach (one log line an outage)."""
         now = self._clock()
         if self._local_until is not None and now < self._local_until:
             return None
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                answer = await self._script(keys=[key], args=args)
+                answer = await self._script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             self._local_until = now + RETRY_AFTER_FAILURE_SECONDS
             if self._logged_at is None or now - self._logged_at >= LOG_EVERY_SECONDS:  # even if Redis flaps

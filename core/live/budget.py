@@ -4,16 +4,17 @@ A token bucket (requests per second) serves waiting calls by priority, first com
 priority; every chat ("lane") is also spaced by its own minimum interval. Imports only the stdlib.
 
 Several processes of one bot share the platform's limits: a `SharedGate` (core.cluster.pacing: a token
-bucket in Redis) replaces the local bucket: the drainer asks it for as many requests as calls wait
-(one round trip for several, one round trip at a time per process) and lets them go by priority, and each
-granted call then takes its chat's shared slot. Without one, everything stays in this process (and the
-limits are per process).
+bucket in Redis) replaces the local bucket: the drainer asks it for as many requests as calls wait, counted
+by priority (one round trip for several, one round trip at a time per process; the bucket serves the most
+urgent calls of every process first) and lets them go by priority, and each granted call then takes its
+chat's shared slot. Without one, everything stays in this process (and the limits are per process).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Protocol
 
@@ -43,9 +44,10 @@ class LoopClock:
 class SharedGate(Protocol):
     """The bot's request budget and per-chat spacing as every process of the bot sees them."""
 
-    async def take_requests(self, wanted: int) -> tuple[int, float]:
-        """Spend up to `wanted` of the bot's requests now: how many were granted, and the seconds until the
-        next one may be tried (0.0 when more are free already)."""
+    async def take_requests(self, wanted: Sequence[int]) -> tuple[int, float]:
+        """Spend requests for the calls waiting now, `wanted[p]` of them at priority p (most urgent first): how
+        many were granted (most urgent first, and none while another process is short of more urgent ones),
+        and the seconds until it is worth asking again (0.0 when more are free already)."""
         ...
 
     async def take_chat(self, lane: str, interval_seconds: float) -> float:
@@ -208,7 +210,11 @@ class Budget:
 
     async def _drain_shared(self, shared: SharedGate) -> None:
         """One round with the shared budget: as many requests as it grants (up to those waiting), in order."""
-        granted, delay = await shared.take_requests(min(self._waiting, SHARED_BATCH_MAX))
+        wanted, left = [], SHARED_BATCH_MAX
+        for queue in self._queues:  # by priority, so that the bucket can put first texts first in every process
+            wanted.append(min(len(queue), left))
+            left -= wanted[-1]
+        granted, delay = await shared.take_requests(wanted)
         while granted > 0 and self._waiting:  # a request granted after its caller left is lost
             granted -= self._grant_next()
         if self._waiting and delay > 0:

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as redis
 
 from core.cluster.order import RedisOrder
-from core.cluster.pacing import RedisPacing
+from core.cluster.pacing import CLAIM_SECONDS, RedisPacing
 from tests.e2e.test_redis_limits import REDIS_URL, redis_client  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("redis_client")]
@@ -35,11 +35,37 @@ async def test_two_processes_spend_one_bucket_and_one_chat_slot(client: redis.Re
     stream = fresh("pace")
     first = RedisPacing(client, stream=stream, requests_per_second=2.0)
     second = RedisPacing(client, stream=stream, requests_per_second=2.0)  # another process, same bot
-    assert await first.take_requests(3) == (1, 0.5)  # burst 1 at 2/s: one now, the next in 0.5 s
-    granted, wait = await second.take_requests(1)  # for every process
+    assert await first.take_requests([3]) == (1, 0.5)  # burst 1 at 2/s: one now, the next in 0.5 s
+    granted, wait = await second.take_requests([1])  # for every process
     assert granted == 0 and 0.3 < wait <= 0.5
     other_bot = RedisPacing(client, stream=fresh("pace"), requests_per_second=2.0, burst=3)
-    assert (await other_bot.take_requests(5))[0] == 3  # another bot's budget is its own; a burst at once
+    assert (await other_bot.take_requests([5]))[0] == 3  # another bot's budget is its own; a burst at once
+
+
+async def test_first_texts_of_one_process_go_before_edits_of_another(client: redis.Redis) -> None:
+    stream = fresh("pace")
+    first = RedisPacing(client, stream=stream, requests_per_second=20.0, burst=2)
+    second = RedisPacing(client, stream=stream, requests_per_second=20.0, burst=2)
+    assert await first.take_requests([3]) == (2, 0.05)  # short of first texts: it claims them
+    await asyncio.sleep(0.06)  # a request is free again
+    granted, wait = await second.take_requests([0, 0, 4])
+    assert granted == 0 and 0 < wait <= 0.05  # its edits wait while the other process lacks first texts
+    assert (await second.take_requests([1, 0, 4]))[0] == 1  # its own first texts share the bucket as before
+    await asyncio.sleep(0.06)
+    assert (await first.take_requests([1]))[0] == 1  # the claim is met, and dropped
+    await asyncio.sleep(0.11)
+    assert (await second.take_requests([0, 0, 4]))[0] == 2  # edits go again, a burst at once
+
+
+async def test_a_claim_left_behind_holds_the_others_back_only_briefly(client: redis.Redis) -> None:
+    stream = fresh("pace")
+    gone = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=1)
+    assert (await gone.take_requests([5]))[0] == 1  # short, then the process stops asking (it died)
+    other = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=1)
+    await asyncio.sleep(0.02)
+    assert (await other.take_requests([0, 1]))[0] == 0
+    await asyncio.sleep(CLAIM_SECONDS)
+    assert (await other.take_requests([0, 1]))[0] == 1
 
 
 async def test_a_chat_slot_is_spaced_by_its_interval_across_processes(client: redis.Redis) -> None:
@@ -57,9 +83,9 @@ async def test_unreachable_redis_falls_back_to_the_local_budget_with_one_log_lin
     down = redis.Redis.from_url("redis://:hunter2@127.0.0.1:1/0", socket_connect_timeout=0.2)
     pacing = RedisPacing(down, stream=fresh("pace"), requests_per_second=1.0)
     with caplog.at_level(logging.INFO, logger="core.cluster.pacing"):
-        assert (await pacing.take_requests(1))[0] == 1  # never an error: the local bucket paces alone
+        assert (await pacing.take_requests([1]))[0] == 1  # never an error: the local bucket paces alone
         for _ in range(2):
-            granted, wait = await pacing.take_requests(1)
+            granted, wait = await pacing.take_requests([1])
             assert granted == 0 and 0 < wait <= 1.0  # 1 request/s, here in this process
             assert await pacing.take_chat("chat-a", 1.0) == 0.0  # chat slots: the local budget's own
     assert [r.getMessage() for r in caplog.records] == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Sequence
 
 import pytest
 
@@ -180,12 +181,14 @@ class SharedBucket:
         self.at = 0.0
         self.chat_due: dict[str, float] = {}
         self.calls = 0
+        self.asked: list[tuple[int, ...]] = []  # the calls waiting per priority, at each round trip
 
-    async def take_requests(self, wanted: int) -> tuple[int, float]:
+    async def take_requests(self, wanted: Sequence[int]) -> tuple[int, float]:
         self.calls += 1
+        self.asked.append(tuple(wanted))
         self.tokens = min(self.burst, self.tokens + (now() - self.at) * self.rate)
         self.at = now()
-        granted = min(wanted, int(self.tokens + 1e-9))
+        granted = min(sum(wanted), int(self.tokens + 1e-9))
         self.tokens -= granted
         return granted, 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
@@ -211,7 +214,7 @@ def test_priorities_hold_while_the_shared_budget_is_spent() -> None:
         shared = SharedBucket(1)
         budget = Budget(100, shared=shared)
         order: list[str] = []
-        assert await shared.take_requests(1) == (1, 1.0)  # another process spent the bot's request
+        assert await shared.take_requests([1]) == (1, 1.0)  # another process spent the bot's request
         tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
         await asyncio.sleep(0)
         tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
@@ -221,6 +224,22 @@ def test_priorities_hold_while_the_shared_budget_is_spent() -> None:
         return order
 
     assert run_virtual(scenario()) == ["first", "final", "edit0", "edit1"]
+
+
+def test_the_shared_gate_is_told_how_many_calls_wait_at_each_priority() -> None:
+    async def scenario() -> list[tuple[int, ...]]:
+        shared = SharedBucket(1)
+        budget = Budget(100, shared=shared)
+        order: list[str] = []
+        await shared.take_requests([1])  # another process spent the bot's request: the calls below queue
+        tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, "edit")) for i in range(9)]
+        tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
+        await asyncio.gather(*tasks)
+        return shared.asked[1:5]
+
+    # All at once (at most SHARED_BATCH_MAX), most urgent first: the bucket can serve every process's first
+    # texts before anyone's edits (core.cluster.pacing); once granted, a call is no longer asked for.
+    assert run_virtual(scenario()) == [(1, 0, 7), (1, 0, 7), (0, 0, 8), (0, 0, 8)]
 
 
 def test_a_chat_another_process_just_called_into_waits_its_interval() -> None:
