@@ -4,7 +4,8 @@ The fakes (Bot API with per-chat limits and a global 30 requests/s, and the upst
 50 tokens/s) run in a child process, so the bot process's CPU, RSS and event-loop lag are its own. For each
 database and arrival rate it prints: replies completed (final text equal to the upstream text), time from the
 first upstream token to the first visible text (draft or message) p50/p99, edits per reply, platform 429s,
-event-loop lag p99, bot CPU seconds and peak RSS.
+event-loop lag p99, bot CPU seconds, peak RSS, and the time from the user's message to the first visible
+text (what the user waits, intake delays included).
 
 Run from the repository root: .venv/bin/python -m bench.load [--rates 5,10,20] [--seconds 60] [--db sqlite,postgres]
 
@@ -109,7 +110,8 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
         chat_id = call.params.get("chat_id")
         if call.ok and chat_id is not None:
             by_chat.setdefault(int(chat_id), []).append(call)
-    for question, (chat, _) in chats.items():
+    asked_delays: list[float] = []  # from the user's message: what the user waits (intake delays included)
+    for question, (chat, asked_at) in chats.items():
         text = _final_text(tg, chat)
         if text == answer_for(question):
             completed += 1
@@ -119,12 +121,15 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
         shown = [c.time for c in calls if c.method in ("sendMessage", "sendMessageDraft", "editMessageText")]
         if shown and question in first_token:
             visible_delays.append(shown[0] - first_token[question])
+        if shown:
+            asked_delays.append(shown[0] - asked_at)
         edits.append(sum(c.method in ("editMessageText", "sendMessageDraft") for c in calls))
     return {
         "arrived": len(chats),
         "completed": completed,
         "wrong": wrong,
         "visible": visible_delays,
+        "asked_visible": asked_delays,
         "edits": edits,
         "count_429": tg.count_429,
     }
@@ -198,12 +203,14 @@ async def run_bots(processes: int, database_url: str, redis_url: str, rate: floa
 def _line(rate: float, f: dict[str, Any], lags: list[float], cpu: float, *, rss_mb: float | None = None) -> str:
     if rss_mb is None:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    visible = f["visible"]
+    visible, asked = f["visible"], f["asked_visible"]
     return (
         f"  {rate:>4.0f}/s: {f['completed']}/{f['arrived']} replies complete ({f['wrong']} wrong), "
         f"first visible p50 {_percentile(visible, 0.5) * 1000:.0f} ms p99 {_percentile(visible, 0.99) * 1000:.0f} ms, "
         f"edits/reply {statistics.fmean(f['edits']) if f['edits'] else 0:.1f}, 429s {f['count_429']}, "
-        f"loop lag p99 {_percentile(lags, 0.99) * 1000:.1f} ms, bot CPU {cpu:.1f} s, peak RSS {rss_mb:.0f} MB"
+        f"loop lag p99 {_percentile(lags, 0.99) * 1000:.1f} ms, bot CPU {cpu:.1f} s, peak RSS {rss_mb:.0f} MB, "
+        f"message to first visible p50 {_percentile(asked, 0.5) * 1000:.0f} ms "
+        f"p99 {_percentile(asked, 0.99) * 1000:.0f} ms"
     )
 
 
