@@ -47,10 +47,7 @@ class Painter:
         user: UserRef,
         references: Sequence[Image] = (),
     ) -> Completed:
-        """Generate image(s) with IMAGE_MODEL; `references` (core.events.Image) are sent as `image_url` parts.
-
-        Returns the images and the model's text as caption. Raises ImageError when no usable image came back.
-        """
+        """`Assistant.imagine`: access, prompt and limits checked; the usage recorded; ImageError without an image."""
         await self._gate.require(conversation, user)  # first: a stranger learns nothing, not even usage hints
         model = self._settings.image_model
         if not model:

@@ -42,18 +42,23 @@ def test_grants_never_exceed_the_rate() -> None:
     assert times[-1] == pytest.approx(4.9, abs=0.01)
 
 
+async def _edits_then_final_then_first(budget: Budget) -> list[str]:
+    """Queue two edits, then a final, then a first text on a spent `budget`; the order they are let go in."""
+    order: list[str] = []
+    tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
+    await asyncio.gather(*tasks)
+    return order
+
+
 def test_first_texts_then_finals_then_edits_when_requests_are_scarce() -> None:
     async def scenario() -> list[str]:
         budget = Budget(1)
-        order: list[str] = []
         assert budget.try_take()  # the bucket is empty now: everyone below has to queue
-        tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
-        await asyncio.sleep(0)
-        tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
-        await asyncio.sleep(0)
-        tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
-        await asyncio.gather(*tasks)
-        return order
+        return await _edits_then_final_then_first(budget)
 
     assert run_virtual(scenario()) == ["first", "final", "edit0", "edit1"]
 
@@ -213,15 +218,8 @@ def test_priorities_hold_while_the_shared_budget_is_spent() -> None:
     async def scenario() -> list[str]:
         shared = SharedBucket(1)
         budget = Budget(100, shared=shared)
-        order: list[str] = []
         assert await shared.take_requests([1]) == (1, 1.0)  # another process spent the bot's request
-        tasks = [asyncio.create_task(_grant(budget, f"e{i}", Priority.EDIT, order, f"edit{i}")) for i in range(2)]
-        await asyncio.sleep(0)
-        tasks += [asyncio.create_task(_grant(budget, "f", Priority.FINAL, order, "final"))]
-        await asyncio.sleep(0)
-        tasks += [asyncio.create_task(_grant(budget, "n", Priority.FIRST, order, "first"))]
-        await asyncio.gather(*tasks)
-        return order
+        return await _edits_then_final_then_first(budget)
 
     assert run_virtual(scenario()) == ["first", "final", "edit0", "edit1"]
 
