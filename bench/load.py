@@ -5,7 +5,7 @@ The fakes (Bot API with per-chat limits and a global 30 requests/s, and the upst
 database and arrival rate it prints: replies completed (final text equal to the upstream text), time from the
 first upstream token to the first visible text (draft or message) p50/p99, edits per reply, platform 429s,
 event-loop lag p99, bot CPU seconds, peak RSS, and the time from the user's message to the first visible
-text (what the user waits, intake delays included).
+text (what the user waits, intake delays included). 20 warm-up messages are answered first and not counted.
 
 Run from the repository root: .venv/bin/python -m bench.load [--rates 5,10,20] [--seconds 60] [--db sqlite,postgres]
 
@@ -35,6 +35,7 @@ TOKEN = "123456789:AAHloadTestTokenForTheBench_0123456789"
 API_KEY = "sk-bench-key"
 TOKENS_PER_REPLY = 300
 TOKENS_PER_SECOND = 50.0
+WARMUP_MESSAGES = 20  # over 1 s, before the measured arrivals (see _warm_up)
 DRAIN_SECONDS = 90.0  # after the last arrival, time allowed for every reply to finish
 
 
@@ -51,7 +52,7 @@ def fakes_main(pipe: Connection, rate: float, seconds: float, seed: int, ports: 
 
 
 async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports: list[int]) -> None:
-    from bench.load_cluster import bench_token
+    from bench.load_cluster import bench_token, watch_lag
     from tests.e2e.test_scale_out import round_robin
     from tests.fakes.telegram import FakeTelegram, RateLimits
     from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
@@ -75,6 +76,10 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports
         else:
             pipe.send((up.base_url, tg.base_url))
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots are receiving
+        lags: list[float] = []  # the fakes' own lag and CPU: a late fake would delay what it records
+        cpu_before = time.process_time()
+        stack.callback((watcher := asyncio.create_task(watch_lag(lags))).cancel)
+        await _warm_up(tg)
         rng = random.Random(seed)
         chats: dict[str, Any] = {}
         started = time.monotonic()
@@ -83,18 +88,34 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports
             question = f"q{n}"
             user = tg.user(f"User{n}")
             chat = tg.private_chat(user)
-            chats[question] = (chat, now)
             tg.user_sends(chat, user, question)
+            chats[question] = (chat, now, tg.world.updates[-1]["update_id"])
             n += 1
             await asyncio.sleep(rng.expovariate(rate))
 
         def finished() -> bool:
-            return all(_final_text(tg, chat) == answer_for(q) for q, (chat, _) in chats.items())
+            return all(_final_text(tg, chat) == answer_for(q) for q, (chat, _, _) in chats.items())
 
         with contextlib.suppress(TimeoutError):
             await tg.wait_for(finished, DRAIN_SECONDS)
-        pipe.send(_figures(tg, chats, first_token))
+        watcher.cancel()
+        own = {"fakes_lag_p99": _percentile(lags, 0.99), "fakes_cpu": time.process_time() - cpu_before}
+        pipe.send(_figures(tg, chats, first_token) | own)
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots have stopped
+
+
+async def _warm_up(tg: Any) -> None:
+    """A fresh bot's first messages, answered before the measured arrivals and left out of every figure
+    (the bench measures a bot in service): its processes open their database and upstream connections, and
+    the cluster's order holds the first updates of a bot it has never seen for up to 0.5 s."""
+    warm: list[tuple[str, Any]] = []
+    for n in range(WARMUP_MESSAGES):
+        user = tg.user(f"Warm{n}")
+        chat = tg.private_chat(user)
+        tg.user_sends(chat, user, f"w{n}")
+        warm.append((f"w{n}", chat))
+        await asyncio.sleep(0.05)
+    await tg.wait_for(lambda: all(_final_text(tg, chat) == answer_for(q) for q, chat in warm), DRAIN_SECONDS)
 
 
 def _final_text(tg: Any, chat: Any) -> str:
@@ -111,7 +132,12 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
         if call.ok and chat_id is not None:
             by_chat.setdefault(int(chat_id), []).append(call)
     asked_delays: list[float] = []  # from the user's message: what the user waits (intake delays included)
-    for question, (chat, asked_at) in chats.items():
+    intake_delays: list[float] = []  # from the user's message to the upstream request
+    delivered_at = tg.webhook.delivered_at  # empty when polling
+    delivered: list[float] = []  # from the user's message to the webhook's 2xx (the fake's own delivery)
+    for question, (chat, asked_at, update_id) in chats.items():
+        if update_id in delivered_at:
+            delivered.append(delivered_at[update_id] - asked_at)
         text = _final_text(tg, chat)
         if text == answer_for(question):
             completed += 1
@@ -123,6 +149,8 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
             visible_delays.append(shown[0] - first_token[question])
         if shown:
             asked_delays.append(shown[0] - asked_at)
+        if question in first_token:
+            intake_delays.append(first_token[question] - asked_at)
         edits.append(sum(c.method in ("editMessageText", "sendMessageDraft") for c in calls))
     return {
         "arrived": len(chats),
@@ -130,6 +158,8 @@ def _figures(tg: Any, chats: dict[str, Any], first_token: dict[str, float]) -> d
         "wrong": wrong,
         "visible": visible_delays,
         "asked_visible": asked_delays,
+        "intake": intake_delays,
+        "delivered": delivered,
         "edits": edits,
         "count_429": tg.count_429,
     }
@@ -174,7 +204,12 @@ async def run_bot(database_url: str, rate: float, seconds: float) -> str:
         await asyncio.gather(bot, watcher, return_exceptions=True)
     parent.send("done")
     await loop.run_in_executor(None, fakes.join, 10)
-    return _line(rate, figures, lags, cpu)
+    return _line(rate, figures, lags, cpu) + "\n" + _fakes_line(figures)
+
+
+def _fakes_line(figures: dict[str, Any]) -> str:
+    """The fakes' process shares the machine's cores: when it is short of CPU, every figure above is late."""
+    return f"        fakes: CPU {figures['fakes_cpu']:.1f} s, loop lag p99 {figures['fakes_lag_p99'] * 1000:.1f} ms"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -197,6 +232,7 @@ async def run_bots(processes: int, database_url: str, redis_url: str, rate: floa
         lines.append(
             f"        process {n}: CPU {p['cpu']:.1f} s, peak RSS {p['rss_mb']:.0f} MB, loop lag p99 {lag_ms:.1f} ms"
         )
+    lines.append(_fakes_line(figures))
     return "\n".join(lines)
 
 
@@ -210,7 +246,15 @@ def _line(rate: float, f: dict[str, Any], lags: list[float], cpu: float, *, rss_
         f"edits/reply {statistics.fmean(f['edits']) if f['edits'] else 0:.1f}, 429s {f['count_429']}, "
         f"loop lag p99 {_percentile(lags, 0.99) * 1000:.1f} ms, bot CPU {cpu:.1f} s, peak RSS {rss_mb:.0f} MB, "
         f"message to first visible p50 {_percentile(asked, 0.5) * 1000:.0f} ms "
-        f"p99 {_percentile(asked, 0.99) * 1000:.0f} ms"
+        f"p99 {_percentile(asked, 0.99) * 1000:.0f} ms (to the upstream request p50 "
+        f"{_percentile(f['intake'], 0.5) * 1000:.0f} ms p99 {_percentile(f['intake'], 0.99) * 1000:.0f} ms"
+        + (
+            f", to the webhook's 2xx p50 {_percentile(f['delivered'], 0.5) * 1000:.0f} ms "
+            f"p99 {_percentile(f['delivered'], 0.99) * 1000:.0f} ms"
+            if f["delivered"]
+            else ""
+        )
+        + ")"
     )
 
 

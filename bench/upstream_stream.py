@@ -1,6 +1,8 @@
 """Bench: a 10,000-token streamed reply from the local fake, through UpstreamClient and through bare httpx.
 
-Prints events per second and the CPU-time ratio client / bare byte read. The fake runs in a child process,
+Prints events per second and the CPU-time ratio client / bare byte read; first, the client CPU per event of
+100 replies streaming at once at 50 events/s, through Parley's gateway transport and through httpx's own
+(core/upstream/transport.py says why they differ). The fake runs in a child process,
 so `time.process_time()` here counts only the client side. Run: `.venv/bin/python bench/upstream_stream.py`.
 """
 
@@ -28,6 +30,10 @@ CHARS_PER_TOKEN = 4
 RUNS = 5
 MESSAGES = [{"role": "user", "content": "Tell me a long story."}]
 TARGET_EVENTS_PER_SECOND = 50_000
+# A busy bot's case: many replies streaming at once at a gateway's pace, a token per event.
+PACED_STREAMS = 100
+PACED_EVENTS = 300
+PACED_RATE = 50.0
 
 
 def _long_text() -> str:
@@ -101,7 +107,60 @@ def _bench(chunking: Chunking) -> dict[str, float]:
             server.kill()
 
 
+def _serve_paced(conn: Connection) -> None:
+    """Child process: many replies at once, each PACED_EVENTS events at a gateway's pace (one event a token)."""
+
+    def reply(_: RecordedRequest) -> Reply:
+        return Reply(text="w" * PACED_EVENTS * 5, chunk_chars=5, tokens_per_second=PACED_RATE)
+
+    async def main() -> None:
+        async with FakeUpstream(default_reply=reply) as up:
+            conn.send(up.base_url)
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+    asyncio.run(main())
+
+
+async def _paced_cpu(base_url: str, transport: httpx.AsyncBaseTransport | None) -> float:
+    """Client CPU per event (µs) for PACED_STREAMS replies streaming together; `transport` None: Parley's own."""
+    async with UpstreamClient(base_url=base_url, api_key="bench-key", transport=transport) as client:
+
+        async def one() -> int:
+            return len([event async for event in client.stream(model="bench", messages=MESSAGES)])
+
+        await one()  # warm-up
+        cpu = time.process_time()
+        events = sum(await asyncio.gather(*(one() for _ in range(PACED_STREAMS))))
+        return (time.process_time() - cpu) / events * 1e6
+
+
+def _bench_paced() -> tuple[float, float]:
+    """(Parley's transport, httpx's own): µs of client CPU per event, alternating runs in one process."""
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=_serve_paced, args=(child,))
+    server.start()
+    try:
+        base_url = parent.recv()
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(2):
+            ours.append(asyncio.run(_paced_cpu(base_url, None)))
+            theirs.append(asyncio.run(_paced_cpu(base_url, httpx.AsyncHTTPTransport())))
+        return min(ours), min(theirs)
+    finally:
+        parent.send("stop")
+        server.join(10)
+        if server.is_alive():
+            server.kill()
+
+
 def main() -> int:
+    ours, theirs = _bench_paced()
+    print(
+        f"{PACED_STREAMS} replies at once, {PACED_EVENTS} events each at {PACED_RATE:.0f}/s: client CPU per event "
+        f"{ours:.0f} µs (Parley's gateway transport, aiohttp) vs {theirs:.0f} µs (httpx's own transport): "
+        f"ratio {ours / theirs:.2f}"
+    )
     print(f"{TOKENS} tokens, best of {RUNS} runs; the fake runs in a child process")
     ok = True
     modes: list[tuple[Chunking, str]] = [("event", "one write per SSE event"), ("bulk", "whole body in one write")]

@@ -75,6 +75,7 @@ async def _resources(
             idle_timeout_seconds=settings.stream_idle_timeout_seconds,
             reply_timeout_seconds=settings.reply_timeout_seconds,
             max_retries=settings.llm_max_retries,
+            max_connections=settings.llm_max_connections,
             extra_body=settings.llm_extra_body,
             clock=clock,
             allow_private_image_urls=settings.allow_private_image_urls,

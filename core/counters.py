@@ -15,6 +15,7 @@ from core.errors import StoreError
 
 KEY_TTL_SECONDS = 120  # a minute's counter is needed for that minute only; Redis forgets it after two
 CONNECT_TIMEOUT_SECONDS = 5.0
+MAX_CONNECTIONS = 32  # per client; a call waits for a free one at most CONNECT_TIMEOUT_SECONDS
 
 
 class RequestCounter(Protocol):
@@ -43,12 +44,22 @@ class RedisCounter:
         return int(count)
 
 
-def redis_client(redis_url: str) -> redis.Redis:
-    """A client for `redis_url` with Parley's timeouts (a Redis out of reach fails fast, never hangs a reply)."""
-    client: redis.Redis = redis.Redis.from_url(
-        redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
+def redis_client(redis_url: str, *, name: str = "parley", max_connections: int = MAX_CONNECTIONS) -> redis.Redis:
+    """A client for `redis_url` with Parley's timeouts (a Redis out of reach fails fast, never hangs a reply).
+
+    The pool is bounded: a burst of calls queues for a connection instead of opening thousands of them
+    (each connect slower than the last, until calls time out). `name` is the connections' CLIENT SETNAME,
+    so that `CLIENT LIST` tells an operator whose they are.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=max_connections,
+        client_name=name,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=CONNECT_TIMEOUT_SECONDS,
     )
-    return client
+    return redis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 @asynccontextmanager
@@ -57,7 +68,7 @@ async def open_redis_counter(redis_url: str | None) -> AsyncIterator[RedisCounte
     if not redis_url:
         yield None
         return
-    client = redis_client(redis_url)
+    client = redis_client(redis_url, name="parley-limits")
     try:
         yield RedisCounter(client)
     finally:

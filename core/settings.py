@@ -77,6 +77,9 @@ class Settings(DatabaseSettings):
     llm_extra_body: dict[str, Any] = Field(default_factory=dict)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
+    # Upstream calls in flight at once per process, each a connection (kept for reuse). httpx's default, 100
+    # (20 kept), queued the 101st live reply of a busy process behind the others and reconnected most of them.
+    llm_max_connections: int = Field(default=1000, ge=1, le=100_000)
     stream_idle_timeout_seconds: float = Field(
         default=60.0, gt=0, validation_alias=_renamed("stream_idle_timeout_seconds", "stream_idle_timeout")
     )
@@ -142,6 +145,9 @@ class Settings(DatabaseSettings):
     telegram_group_edit_interval_seconds: float = Field(default=3.0, gt=0)
     # Bot FAQ ("My bot is hitting limits"): "the API will not allow more than 30 messages per second or so".
     telegram_requests_per_second: float = Field(default=30.0, gt=0, le=1000)
+    # Updates handled at once. A reply holds its update until its last text is sent, so under load (finals
+    # waiting for the request budget) PTB's default 256 fills and new messages wait unread.
+    telegram_concurrent_updates: int = Field(default=4096, ge=1, le=100_000)
 
     # Groups (Telegram and Discord)
     group_history: Literal["chat", "user"] = "chat"

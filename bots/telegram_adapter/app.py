@@ -40,7 +40,11 @@ def build_application(settings: Settings) -> AnyApplication:
     """The PTB Application: concurrent updates (the core orders each conversation), our base URLs."""
     if settings.telegram_bot_token is None:
         raise ConfigError("TELEGRAM_BOT_TOKEN", "is not set")
-    builder = ApplicationBuilder().token(settings.telegram_bot_token.get_secret_value()).concurrent_updates(True)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .concurrent_updates(settings.telegram_concurrent_updates)
+    )
     if settings.telegram_api_base_url:
         builder = builder.base_url(settings.telegram_api_base_url).base_file_url(
             file_base_url(settings.telegram_api_base_url)

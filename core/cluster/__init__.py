@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from core.cluster.gather import RedisGather
 from core.cluster.order import LocalOrder, OrderTicket, RedisOrder
 from core.cluster.pacing import RedisPacing
+from core.cluster.wakeups import Wakeups
 from core.conversation import ConversationKey
 from core.counters import redis_client
 from core.live import Budget
@@ -22,6 +23,9 @@ from core.live import Budget
 # The shared bucket holds this many seconds of requests (30/s: 3), so that one round trip can let several
 # calls go at once under load; Telegram's "about 30 messages per second" tolerates such short bursts.
 SHARED_BURST_SECONDS = 0.1
+# One drainer per bot and process asks the bucket, one round trip at a time; chat slots are taken by each
+# granted call, a few at once.
+PACING_CONNECTIONS = 8
 
 __all__ = ["Cluster", "OrderTicket", "open_cluster"]
 
@@ -29,9 +33,14 @@ __all__ = ["Cluster", "OrderTicket", "open_cluster"]
 class Cluster:
     """Built by `open_cluster`; the adapters reach it as `assistant.cluster`."""
 
-    def __init__(self, client: redis.Redis | None) -> None:
+    def __init__(
+        self, client: redis.Redis | None, *, pacing: redis.Redis | None = None, wakeups: Wakeups | None = None
+    ) -> None:
         self._client = client
-        self._order: LocalOrder | RedisOrder = RedisOrder(client) if client is not None else LocalOrder()
+        self._pacing = pacing or client  # its own pool in production: a backlog of others never delays a grant
+        self._order: LocalOrder | RedisOrder = (
+            RedisOrder(client, wakeups=wakeups) if client is not None else LocalOrder()
+        )
         self._gather = RedisGather(client) if client is not None else None
 
     @property
@@ -41,10 +50,10 @@ class Cluster:
 
     def budget(self, requests_per_second: float, *, stream: str) -> Budget:
         """The request budget of bot `stream` ("telegram:<bot id>"): shared in Redis when there is one."""
-        if self._client is None:
+        if self._pacing is None:
             return Budget(requests_per_second)
         burst = max(1, round(requests_per_second * SHARED_BURST_SECONDS))
-        pacing = RedisPacing(self._client, stream=stream, requests_per_second=requests_per_second, burst=burst)
+        pacing = RedisPacing(self._pacing, stream=stream, requests_per_second=requests_per_second, burst=burst)
         return Budget(requests_per_second, shared=pacing)
 
     async def arrive(self, stream: str, conversation: ConversationKey | None, position: int) -> OrderTicket:
@@ -71,8 +80,13 @@ async def open_cluster(redis_url: str | None) -> AsyncIterator[Cluster]:
     if not redis_url:
         yield Cluster(None)
         return
-    client = redis_client(redis_url)
+    client = redis_client(redis_url, name="parley-cluster")
+    pacing = redis_client(redis_url, name="parley-pacing", max_connections=PACING_CONNECTIONS)
+    wakeups = Wakeups(client)
     try:
-        yield Cluster(client)
+        await wakeups.start()
+        yield Cluster(client, pacing=pacing, wakeups=wakeups)
     finally:
+        await wakeups.stop()
+        await pacing.aclose()
         await client.aclose()

@@ -8,8 +8,10 @@ conversation can reach two processes in either order. Design (Redis, no database
   watermark: every id up to it has been seen.
 - A ticket's turn comes when (1) the watermark has reached the id just below it, so every earlier update
   of the bot, whatever its conversation, has been filed, and (2) no lower ticket of its conversation is
-  left. Waiters poll one script with a backoff (10 ms doubling to 200 ms); a finished turn removes its
-  ticket, so the next one starts within one poll.
+  left. A waiter asks one script, then sleeps until the scripts announce a change on the stream's channel
+  (the watermark moved, or a ticket of its conversation left: see wakeups.py), and asks again; so the
+  next turn starts one round trip after the last one ends, and a backlog of thousands of waiters costs
+  Redis nothing while nothing changes. Without the subscription, waiters poll (10 ms doubling to 200 ms).
 - Bounded waits: an id below the watermark that never arrives (a gap: an update of a kind never sent, a
   crashed sender) holds later updates at most `hold_seconds`, after which the waiter moves the watermark
   past it. A ticket carries a lease its holder renews while it waits or runs; a process that dies leaves a
@@ -27,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+
+from core.cluster.wakeups import FALLBACK_SECONDS, Wakeups, channel
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +49,20 @@ CALL_TIMEOUT_SECONDS = 2.0
 LOG_EVERY_SECONDS = 60.0  # at most one "unreachable" line a minute, should Redis come and go
 KEY_TTL_SECONDS = 86_400  # a stream's watermark outlives any pause between two updates of an active bot
 
-# KEYS: mark, seen, tickets, leases. ARGV: id, lease ms, ttl s, file (1: file a ticket too).
+# KEYS: mark, seen, tickets, leases, wake channel. ARGV: id, lease ms, ttl s, file (1: file a ticket too).
 ARRIVE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = tonumber(ARGV[1])
 local mark = tonumber(redis.call('GET', KEYS[1]) or '0')
 if id > mark then
+  local before = mark
   redis.call('ZADD', KEYS[2], id, ARGV[1])
   while redis.call('ZSCORE', KEYS[2], string.format('%d', mark + 1)) do
     mark = mark + 1
     redis.call('ZREM', KEYS[2], string.format('%d', mark))
   end
+  if mark > before then redis.call('PUBLISH', KEYS[5], 'm:' .. string.format('%d', mark)) end
 end
 redis.call('SET', KEYS[1], string.format('%d', mark), 'EX', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -69,7 +75,8 @@ end
 return mark
 """
 
-# KEYS: mark, seen, tickets, leases. ARGV: id, lease ms, ttl s, force (1: stop waiting for missing ids).
+# KEYS: mark, seen, tickets, leases, wake channel. ARGV: id, lease ms, ttl s, force (1: stop waiting for
+# missing ids).
 # Returns 0: the ticket's turn; 1: an earlier update of the stream is not filed yet; 2: an earlier ticket.
 POLL_SCRIPT = """
 local t = redis.call('TIME')
@@ -86,12 +93,23 @@ if mark < id - 1 then
     redis.call('ZREM', KEYS[2], string.format('%d', mark))
   end
   redis.call('SET', KEYS[1], string.format('%d', mark), 'EX', ARGV[3])
+  redis.call('PUBLISH', KEYS[5], 'm:' .. string.format('%d', mark))
 end
 for _, earlier in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])) do
   if tonumber(redis.call('HGET', KEYS[4], earlier) or '0') >= now then return 2 end
   redis.call('ZREM', KEYS[3], earlier)
   redis.call('HDEL', KEYS[4], earlier)
 end
+return 0
+"""
+
+# KEYS: tickets, leases, wake channel. ARGV: id, conversation. The ticket that is now the lowest of its
+# conversation is told (only it can have its turn now).
+LEAVE_SCRIPT = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+local next = redis.call('ZRANGE', KEYS[1], 0, 0)
+if next[1] then redis.call('PUBLISH', KEYS[3], 't:' .. ARGV[2] .. ':' .. next[1]) end
 return 0
 """
 
@@ -106,57 +124,75 @@ return 0
 class OrderTicket:
     """One update's place in its conversation: `await wait()` for its turn, `await leave()` to pass it on."""
 
-    def __init__(self, order: RedisOrder | None, keys: list[str], position: int) -> None:
+    def __init__(self, order: RedisOrder | None, place: _Place | None) -> None:
         self._order = order
-        self._keys = keys
-        self._position = position
+        self._place = place
         self._renewing: asyncio.Task[None] | None = None
         self._left = False
 
     async def wait(self) -> None:
         """Return when every earlier update of the conversation has had its turn; then hold the turn."""
-        order = self._order
-        if order is None or self._left or self._renewing is not None:
+        order, place = self._order, self._place
+        if order is None or place is None or self._left or self._renewing is not None:
             return
-        await order.wait(self._keys, self._position)
-        self._renewing = asyncio.create_task(order.renew(self._keys, self._position))
+        await order.wait(place)
+        self._renewing = asyncio.create_task(order.renew(place))
 
     async def leave(self) -> None:
         """Give the place (or the turn) up; call it once the update is handled, whatever happened."""
-        if self._order is None or self._left:
+        if self._order is None or self._place is None or self._left:
             return
         self._left = True
         if self._renewing is not None:
             self._renewing.cancel()
             with suppress(asyncio.CancelledError):
                 await self._renewing
-        await self._order.leave(self._keys, self._position)
+        await self._order.leave(self._place)
+
+
+class _Place:
+    """Where a ticket lives in Redis: its stream, conversation and the keys of the scripts."""
+
+    __slots__ = ("conversation", "keys", "position", "stream")
+
+    def __init__(self, stream: str, conversation: str, position: int) -> None:
+        base = f"{KEY_PREFIX}{stream}:"
+        self.stream, self.conversation, self.position = stream, conversation, position
+        self.keys = [base + "mark", base + "seen", f"{base}c:{conversation}", f"{base}c:{conversation}:lease"]
+        self.keys.append(channel(stream))
 
 
 class LocalOrder:
     """No shared order: every ticket's turn is at once (the conversation lock orders turns)."""
 
     async def arrive(self, stream: str, conversation: str | None, position: int) -> OrderTicket:
-        return OrderTicket(None, [], position)
+        return OrderTicket(None, None)
 
 
 class RedisOrder:
-    """Tickets in Redis for the updates of every stream (bot), shared by all processes."""
+    """Tickets in Redis for the updates of every stream (bot), shared by all processes.
+
+    `wakeups` (this process's subscription) lets waiters sleep until something changed; without it (or
+    while it is down) they poll.
+    """
 
     def __init__(
         self,
         client: redis.Redis,
         *,
+        wakeups: Wakeups | None = None,
         hold_seconds: float = HOLD_SECONDS,
         lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
+        self._wakeups = wakeups
         self._lease_ms = round(lease_seconds * 1000)
         self._renew_every = lease_seconds / 3
         self._arrive = client.register_script(ARRIVE_SCRIPT)
         self._poll = client.register_script(POLL_SCRIPT)
         self._renew = client.register_script(RENEW_SCRIPT)
+        self._leave = client.register_script(LEAVE_SCRIPT)
         self._hold_seconds = hold_seconds
         self._clock = clock
         self._logged_at: float | None = None
@@ -164,38 +200,51 @@ class RedisOrder:
 
     async def arrive(self, stream: str, conversation: str | None, position: int) -> OrderTicket:
         """Announce update `position` of `stream`; file a ticket in `conversation` unless it is None."""
-        base = f"{KEY_PREFIX}{stream}:"
-        keys = [base + "mark", base + "seen", f"{base}c:{conversation}", f"{base}c:{conversation}:lease"]
+        place = _Place(stream, conversation or "-", position)
         filed = conversation is not None
         args = [position, self._lease_ms, KEY_TTL_SECONDS, int(filed)]
-        if await self._call(self._arrive, keys, args) is None or not filed:
-            return OrderTicket(None, [], position)
-        return OrderTicket(self, keys, position)
+        if await self._call(self._arrive, place.keys, args) is None or not filed:
+            return OrderTicket(None, None)
+        return OrderTicket(self, place)
 
-    async def wait(self, keys: list[str], position: int) -> None:
+    async def wait(self, place: _Place) -> None:
         started = self._clock()
         delay = POLL_FIRST_SECONDS
         while True:
-            force = self._clock() - started >= self._hold_seconds
-            args = [position, self._lease_ms, KEY_TTL_SECONDS, int(force)]
-            state = await self._call(self._poll, keys, args)
-            if state is None or state == 0:
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, POLL_MAX_SECONDS)
+            waited = self._clock() - started
+            args = [place.position, self._lease_ms, KEY_TTL_SECONDS, int(waited >= self._hold_seconds)]
+            with self._watch(place) as (marked, turned):
+                state = await self._call(self._poll, place.keys, args)
+                if state is None or state == 0:
+                    return
+                if self._wakeups is not None and self._wakeups.subscribed:
+                    pause = FALLBACK_SECONDS
+                else:
+                    pause, delay = delay, min(delay * 2, POLL_MAX_SECONDS)
+                if state == 1:  # an earlier update of the bot is not filed yet: at most until the hold ends
+                    pause = min(pause, max(0.0, self._hold_seconds - waited))
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await (marked if state == 1 else turned).wait()
 
-    async def renew(self, keys: list[str], position: int) -> None:
+    @contextmanager
+    def _watch(self, place: _Place) -> Iterator[tuple[asyncio.Event, asyncio.Event]]:
+        if self._wakeups is None:
+            yield asyncio.Event(), asyncio.Event()  # never set: the waiter polls
+            return
+        with self._wakeups.watch(place.stream, place.conversation, place.position) as events:
+            yield events
+
+    async def renew(self, place: _Place) -> None:
         """Keep a running turn's lease alive (a long reply must not lose its place)."""
         while True:
             await asyncio.sleep(self._renew_every)
-            await self._call(self._renew, keys[3:], [position, self._lease_ms])
+            await self._call(self._renew, place.keys[3:4], [place.position, self._lease_ms])
 
-    async def leave(self, keys: list[str], position: int) -> None:
+    async def leave(self, place: _Place) -> None:
         with suppress(RedisError, OSError, TimeoutError):
-            async with asyncio.timeout(CALL_TIMEOUT_SECONDS), self._client.pipeline(transaction=True) as pipe:
-                pipe.zrem(keys[2], str(position))
-                pipe.hdel(keys[3], str(position))
-                await pipe.execute()
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                await self._leave(keys=place.keys[2:5], args=[place.position, place.conversation])
 
     async def _call(self, script: AsyncScript, keys: list[str], args: list[int]) -> int | None:
         """Run a script; None (and one log line per outage) when Redis fails: order then falls back."""

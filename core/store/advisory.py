@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -31,6 +32,9 @@ PG_CONNECT_TIMEOUT_SECONDS = 10
 # the shared session): first after 20 ms, doubling up to 250 ms.
 LOCK_POLL_FIRST_SECONDS = 0.02
 LOCK_POLL_MAX_SECONDS = 0.25
+# Many keys in one statement; WITH ORDINALITY tells which answer is whose (a key may come twice).
+BATCH_TRY_LOCK = "SELECT n, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n)"
+BATCH_UNLOCK = "SELECT n, pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n)"
 
 
 def lock_id(namespace: str, *parts: str) -> int:
@@ -64,16 +68,21 @@ class AdvisoryLocks:
 
     Session-level, not `pg_advisory_xact_lock`: the holding session sits idle *outside* a transaction for
     the whole reply, so `idle_in_transaction_session_timeout` never kills it and no transaction stays open
-    for minutes. Every conversation lock of this process lives in one shared session, one statement at a
-    time; a lock another process holds is polled with `pg_try_advisory_lock`. If that session fails, it is
-    closed (the server then frees all its locks: replies in flight go on, ordering across processes is
-    briefly not enforced) and the next lock opens a new one. Behind PgBouncer, use session pooling.
+    for minutes. Every conversation lock of this process lives in one shared session; a lock another
+    process holds is polled with `pg_try_advisory_lock`. The session runs one statement at a time, so the
+    requests that wait meanwhile go together in the next one (all unlocks, then all locks: one round trip
+    each, whatever their number). One statement per request could not keep up with a busy process: each
+    took a round trip plus loop turns, and at 12 replies a second under load the queue before the lock grew
+    to seconds. If the session fails, it is closed (the server then frees all its locks: replies in flight
+    go on, ordering across processes is briefly not enforced) and the next lock opens a new one. Behind
+    PgBouncer, use session pooling.
     """
 
     def __init__(self, engine: AsyncEngine | None) -> None:
         self._engine = engine
         self._shared: AsyncConnection | None = None
-        self._statements = asyncio.Lock()  # a connection runs one statement at a time
+        self._waiting: list[tuple[bool, int, asyncio.Future[bool]]] = []  # (lock, not unlock; key; answer)
+        self._runner: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def hold(self, key: int) -> AsyncIterator[None]:
@@ -82,7 +91,7 @@ class AdvisoryLocks:
             yield
             return
         delay = LOCK_POLL_FIRST_SECONDS
-        while not await self._shielded("SELECT pg_try_advisory_lock(:key)", key, undo_if_true=True):
+        while not await self._lock(key):
             await asyncio.sleep(delay)
             delay = min(delay * 2, LOCK_POLL_MAX_SECONDS)
         session = self._shared
@@ -90,38 +99,80 @@ class AdvisoryLocks:
             yield
         finally:
             if session is not None and session is self._shared:  # else that session, and the lock, are gone
-                with suppress(StoreError):
-                    await self._shielded("SELECT pg_advisory_unlock(:key)", key)
+                await asyncio.shield(self._submit(False, key))  # runs to its end even if we are cancelled
 
     async def aclose(self) -> None:
-        async with self._statements:
-            if self._shared is not None:
-                shared, self._shared = self._shared, None
-                with suppress(SQLAlchemyError, OSError):
-                    await shared.close()
-
-    async def _shielded(self, sql: str, key: int, *, undo_if_true: bool = False) -> bool:
-        """Run one lock statement to its end even if our caller is cancelled (a granted lock is undone)."""
-        task = asyncio.ensure_future(self._on_shared(sql, key))
-        try:
-            return bool(await asyncio.shield(task))
-        except asyncio.CancelledError:
+        if self._runner is not None and not self._runner.done():
             with suppress(Exception):
-                if await task and undo_if_true:
-                    await self._on_shared("SELECT pg_advisory_unlock(:key)", key)
+                await asyncio.shield(self._runner)
+        if self._shared is not None:
+            shared, self._shared = self._shared, None
+            with suppress(SQLAlchemyError, OSError):
+                await shared.close()
+
+    async def _lock(self, key: int) -> bool:
+        """One try; a lock granted after our caller was cancelled is given back."""
+        answer = self._submit(True, key)
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            answer.add_done_callback(partial(self._give_back, key))
             raise
 
-    async def _on_shared(self, sql: str, key: int) -> Any:
-        async with self._statements:
-            if self._shared is None:
-                self._shared = await self._connect()
-            connection = self._shared
+    def _give_back(self, key: int, answer: asyncio.Future[bool]) -> None:
+        if not answer.cancelled() and answer.exception() is None and answer.result():
+            self._submit(False, key)
+
+    def _submit(self, lock: bool, key: int) -> asyncio.Future[bool]:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((lock, key, answer))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run())
+        return answer
+
+    async def _run(self) -> None:
+        """Run the waiting requests, a batch per statement, until none is left."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
             try:
-                return (await connection.execute(text(sql), {"key": key})).scalar_one()
-            except (SQLAlchemyError, OSError) as exc:
-                self._shared = None
-                await _discard(connection)  # the server drops every lock the session held
+                results = await self._execute(batch)
+            except BaseException as exc:  # cancelled at shutdown too: no request is left waiting
+                failure = exc if isinstance(exc, StoreError) else StoreError("lock session stopped")
+                for lock, _, answer in batch:
+                    if answer.done():
+                        continue
+                    if lock:
+                        answer.set_exception(failure)
+                    else:
+                        answer.set_result(False)  # the session is gone, and with it the lock
+                if not isinstance(exc, StoreError):
+                    raise
+                continue
+            for (_, _, answer), result in zip(batch, results, strict=True):
+                if not answer.done():
+                    answer.set_result(result)
+
+    async def _execute(self, batch: list[tuple[bool, int, asyncio.Future[bool]]]) -> list[bool]:
+        """Unlocks first (a lock given back may be wanted again by the next turn), then locks."""
+        if self._shared is None:
+            self._shared = await self._connect()
+        connection = self._shared
+        results: list[bool] = [False] * len(batch)
+        try:
+            for lock, sql in ((False, BATCH_UNLOCK), (True, BATCH_TRY_LOCK)):
+                places = [n for n, (is_lock, _, _) in enumerate(batch) if is_lock is lock]
+                if not places:
+                    continue
+                rows = await connection.execute(text(sql), {"keys": [batch[n][1] for n in places]})
+                for ordinal, done in rows:
+                    results[places[ordinal - 1]] = bool(done)
+        except BaseException as exc:  # failed or cancelled mid-statement: what the session holds is unknown
+            self._shared = None
+            await _discard(connection)  # the server drops every lock the session held
+            if isinstance(exc, SQLAlchemyError | OSError):
                 raise StoreError(f"database error ({type(exc).__name__})") from exc
+            raise
+        return results
 
     @asynccontextmanager
     async def leadership(self, key: int, *, retry_seconds: float) -> AsyncIterator[Lease]:

@@ -42,6 +42,7 @@ from core.upstream.faults import (
 )
 from core.upstream.guard import ByteBudget, PublicOnlyBackend, fetch_image, image_client
 from core.upstream.stream import EventReader
+from core.upstream.transport import GatewayTransport
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class UpstreamClient:
         allow_private_image_urls: bool = False,
         image_network: PublicOnlyBackend | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 1000,
     ) -> None:
         self._clock = clock  # Unix seconds: the reference for a Retry-After HTTP-date
         self._base_url = base_url.rstrip("/")
@@ -100,7 +102,7 @@ class UpstreamClient:
             base_url=self._base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout_seconds),
-            transport=transport,
+            transport=transport or GatewayTransport(max_connections=max_connections),
         )
         # Images live on third-party hosts: a client that has never seen the key (core.upstream.guard).
         self._downloads = image_client(

@@ -9,12 +9,15 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
 
-from core.cluster.order import RedisOrder
+from core import counters
+from core.cluster.order import OrderTicket, RedisOrder
 from core.cluster.pacing import CLAIM_SECONDS, RedisPacing
+from core.cluster.wakeups import Wakeups
 from tests.e2e.test_redis_limits import REDIS_URL, redis_client  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("redis_client")]
@@ -140,3 +143,127 @@ async def test_the_ticket_of_a_dead_process_expires(client: redis.Redis) -> None
     waiter = await alive.arrive(stream, "conv", 31)
     await asyncio.wait_for(waiter.wait(), 5)  # after the lease, not forever
     await waiter.leave()
+
+
+class CountingRedis(redis.Redis):
+    """The real client, counting the commands it sends (scripts included; the subscription has its own)."""
+
+    sent = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent += 1
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+async def woken() -> AsyncIterator[tuple[CountingRedis, Wakeups]]:
+    """One process's order client (its commands counted) and its subscription."""
+    client = CountingRedis.from_url(REDIS_URL, socket_connect_timeout=2)
+    wakeups = Wakeups(client)
+    await wakeups.start()
+    assert wakeups.subscribed
+    yield client, wakeups
+    await wakeups.stop()
+    await client.aclose()
+
+
+async def test_a_queue_of_waiters_costs_redis_nothing_and_each_turn_starts_at_once(
+    client: redis.Redis, woken: tuple[CountingRedis, Wakeups]
+) -> None:
+    """100 updates of one conversation wait in one process while another process's update has the turn:
+    they sleep (no command while nothing changes), and each turn starts when the last one ends (each leave
+    wakes only the next ticket: a poll per turn, not one per waiter per turn)."""
+    counting, wakeups = woken
+    stream = fresh("order")
+    holder = RedisOrder(client)  # another process; the fallback poll (2 s) would be far slower than a wake-up
+    held = await holder.arrive(stream, "group", 1)
+    await asyncio.wait_for(held.wait(), 5)
+    order = RedisOrder(counting, wakeups=wakeups)
+    tickets = [await order.arrive(stream, "group", n) for n in range(2, 102)]
+    finished: list[int] = []
+
+    async def take_turn(n: int, ticket: OrderTicket) -> None:
+        await ticket.wait()
+        finished.append(n)
+        await ticket.leave()
+
+    tasks = [asyncio.create_task(take_turn(n, t)) for n, t in enumerate(tickets, 2)]
+    await asyncio.sleep(0.3)  # every waiter has asked once and sleeps
+    before = counting.sent
+    await asyncio.sleep(1.0)
+    assert counting.sent == before  # polling waiters: 100 x 5 polls in this second
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await held.leave()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert finished == list(range(2, 102))  # in the platform's order
+    assert loop.time() - started < 1.5  # 100 turns one after another, none waiting for the 2 s fallback
+    assert counting.sent - before <= 3 * 100  # a poll, a renewal start and a leave per turn: linear
+
+
+async def test_the_watermark_wakes_only_the_updates_it_reaches(
+    client: redis.Redis, woken: tuple[CountingRedis, Wakeups]
+) -> None:
+    counting, wakeups = woken
+    stream = fresh("order")
+    order = RedisOrder(counting, wakeups=wakeups, hold_seconds=5.0)
+    late = await order.arrive(stream, "a", 3)  # 1 and 2 are still on their way to other processes
+    later = await order.arrive(stream, "b", 5)  # 4 too
+    waiting = [asyncio.create_task(late.wait()), asyncio.create_task(later.wait())]
+    await asyncio.sleep(0.2)
+    before = counting.sent
+    await asyncio.sleep(1.0)
+    assert counting.sent == before  # asleep until the mark moves (polling: 5 polls a second each)
+    other = RedisOrder(client)
+    for n in (1, 2):
+        ticket = await other.arrive(stream, f"c{n}", n)
+        await ticket.leave()
+    await asyncio.wait_for(waiting[0], 1)  # woken by the mark's move, long before the hold ends
+    await asyncio.sleep(0.2)
+    assert not waiting[1].done()  # 4 has not arrived: 5 still waits
+    assert counting.sent - before <= 3  # the mark at 2 woke 3 only (its poll and its renewal's start)
+    fourth = await other.arrive(stream, "c4", 4)
+    await asyncio.wait_for(waiting[1], 1)
+    await asyncio.gather(fourth.leave(), late.leave(), later.leave())
+
+
+async def test_waiters_poll_while_the_subscription_is_lost_and_sleep_again_once_it_is_back(
+    client: redis.Redis, woken: tuple[CountingRedis, Wakeups], caplog: pytest.LogCaptureFixture
+) -> None:
+    waiters_client, wakeups = woken
+    stream = fresh("order")
+    held = await RedisOrder(client).arrive(stream, "conv", 1)
+    await held.wait()
+    waiter = await RedisOrder(waiters_client, wakeups=wakeups).arrive(stream, "conv", 2)
+    waiting = asyncio.create_task(waiter.wait())
+    await asyncio.sleep(0.1)
+    with caplog.at_level(logging.INFO, logger="core.cluster.wakeups"):
+        await client.client_kill_filter(_type="pubsub")  # Redis drops every subscriber
+        await asyncio.sleep(0.1)
+        assert not wakeups.subscribed
+        await held.leave()  # announced while nobody listens: the waiter finds out by polling
+        await asyncio.wait_for(waiting, 1)
+        await asyncio.sleep(1.5)  # resubscribed after RETRY_SECONDS
+    assert wakeups.subscribed
+    assert [r.getMessage() for r in caplog.records] == [
+        "redis subscription lost (ConnectionError): order waiters poll until it is back",
+        "redis reachable again: order waiters are woken by announcements",
+    ]
+    await waiter.leave()
+
+
+async def test_a_burst_of_calls_queues_for_a_bounded_number_of_connections(client: redis.Redis) -> None:
+    """500 waiters polling at once (no subscription) share 32 connections; an unbounded pool opened 500."""
+    name = f"parley-test-{uuid.uuid4().hex[:8]}"
+    bounded = counters.redis_client(REDIS_URL, name=name)
+    stream = fresh("order")
+    order = RedisOrder(bounded, hold_seconds=5.0)
+    tickets = [await order.arrive(stream, f"c{n}", n) for n in range(2, 502)]  # 1 is missing: all poll
+    waiting = [asyncio.create_task(t.wait()) for t in tickets]
+    await asyncio.sleep(0.5)
+    clients = await client.client_list()
+    assert 1 <= sum(c["name"] == name for c in clients) <= counters.MAX_CONNECTIONS
+    first = await RedisOrder(client).arrive(stream, "c1", 1)
+    await asyncio.wait_for(asyncio.gather(*waiting), 10)
+    await asyncio.gather(first.leave(), *(t.leave() for t in tickets))
+    await bounded.aclose()

@@ -6,16 +6,18 @@ harness's SPEED; the adapter runs at its shipped pacing defaults, scaled the sam
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.telegram_harness import BOT_USERNAME, telegram_world
+from tests.e2e.telegram_harness import BOT_USERNAME, World, telegram_world
 from tests.fakes.telegram import utf16_len
 
 pytestmark = pytest.mark.e2e
 
+PROSE = ("Streams grow in place while the model writes, and every reply ends with its whole text. " * 2).strip()
 TELEGRAM_MAX_UTF16 = 4096  # sendMessage: "1-4096 characters after entities parsing", in UTF-16 units
 
 
@@ -134,3 +136,26 @@ async def test_a_9000_character_emoji_and_cjk_answer_arrives_whole_in_several_me
         assert len(texts) >= 4 and all(utf16_len(t) <= TELEGRAM_MAX_UTF16 for t in texts)
         assert " ".join(texts).split() == answer.split()
         assert [c for c in w.tg.errors() if c.status == 400] == []
+
+
+async def _requests_reaching_upstream(w: World, seconds: float) -> int:
+    """How many chat requests the upstream has seen after `seconds`."""
+    await asyncio.sleep(seconds)
+    return len(w.up.chat_requests)
+
+
+@pytest.mark.parametrize("limit", [None, 3])
+async def test_replies_in_flight_do_not_hold_new_messages_back(tmp_path: Path, limit: int | None) -> None:
+    """A reply holds its update until its last text is sent (under load: until the request budget allows
+    it). PTB's default of 256 such updates once left a busy bot's new messages unread; the default now lets
+    thousands run, and TELEGRAM_CONCURRENT_UPDATES still bounds them (here 3: the fourth message waits)."""
+    overrides = {} if limit is None else {"telegram_concurrent_updates": limit}
+    async with telegram_world(tmp_path, **overrides) as w:
+        for _ in range(4):
+            w.up.add_reply(PROSE, chunk_chars=4, tokens_per_second=20)  # ~2.3 s each
+        async with w.bot():
+            for name in ("Ann", "Bob", "Cid", "Dee"):
+                user, chat = w.dm(name)
+                w.tg.user_sends(chat, user, f"hello from {name}")
+            assert await _requests_reaching_upstream(w, 1.0) == (4 if limit is None else 3)
+            await w.final(chat, PROSE)  # all four are answered in the end

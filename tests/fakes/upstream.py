@@ -211,7 +211,9 @@ class FakeUpstream:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # A gateway accepts hundreds of connections at once (aiohttp's default listen backlog, 128, drops the rest
+        # of a burst for a second).
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from core.conversation import ConversationKey
@@ -110,3 +111,44 @@ async def test_a_dead_leader_session_frees_leadership(postgres_database_url: str
         async with asyncio.timeout(3):
             await follower  # the follower leads now
             await lease.lost()  # and the old leader finds out
+
+
+@pytest.mark.postgres
+async def test_locks_asked_together_share_statements_and_each_is_held_by_its_own_turn(
+    two_stores: tuple[Store, Store],
+) -> None:
+    """300 conversations taking their turn at once in one process: the lock session runs what waits as one
+    statement (a statement per lock queued a busy process's replies for seconds), and every lock is real:
+    the other process finds each of them taken until its turn ends."""
+    first, second = two_stores
+    statements: list[str] = []
+    lock_engine = first._advisory._engine  # the store's lock session pool (PostgreSQL)
+    assert lock_engine is not None
+    event.listen(lock_engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    keys = [ConversationKey("telegram", str(1000 + n)) for n in range(300)]
+    inside, leave = asyncio.Event(), asyncio.Event()
+    held = 0
+
+    async def turn(key: ConversationKey) -> None:
+        nonlocal held
+        async with first.conversation_lock(key):
+            held += 1
+            if held == len(keys):
+                inside.set()
+            await leave.wait()
+
+    turns = asyncio.gather(*(turn(key) for key in keys))
+    async with asyncio.timeout(10):
+        await inside.wait()
+    other = second.conversation_lock(keys[123])
+    taken = asyncio.create_task(other.__aenter__())
+    await asyncio.sleep(0.2)
+    assert not taken.done()  # held across processes
+    leave.set()
+    await turns
+    async with asyncio.timeout(2):
+        await taken  # and given back when the turn ended
+    await other.__aexit__(None, None, None)
+    locks = [s for s in statements if "pg_try_advisory_lock" in s]
+    unlocks = [s for s in statements if "pg_advisory_unlock" in s]
+    assert 1 <= len(locks) <= 20 and 1 <= len(unlocks) <= 20  # not 300 of each

@@ -244,3 +244,4 @@ class WebhookConfig:
     allowed_updates: list[str] | None = None
     max_connections: int = 40
     deliveries: list[tuple[int, int]] = field(default_factory=list)  # (update_id, HTTP status or 0)
+    delivered_at: dict[int, float] = field(default_factory=dict)  # update_id -> time.monotonic() of its 2xx

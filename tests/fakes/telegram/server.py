@@ -248,6 +248,7 @@ class FakeTelegram(UserSide):
             self._pushing -= 1
         webhook.deliveries.append((update["update_id"], status))
         if 200 <= status < 300:
+            webhook.delivered_at[update["update_id"]] = time.monotonic()
             self.world.updates = [u for u in self.world.updates if u is not update]
         else:
             await asyncio.sleep(self.webhook_retry_seconds)
