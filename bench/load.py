@@ -1,7 +1,9 @@
 """Load figures for the real Telegram adapter: Poisson arrivals of new DMs, hundreds of replies streaming at once.
 
 The fakes (Bot API with per-chat limits and a global 30 requests/s, and the upstream: each reply 300 tokens at
-50 tokens/s) run in a child process, so the bot process's CPU, RSS and event-loop lag are its own. For each
+50 tokens/s) run in child processes, one each (as on two other machines; the figures are recorded by the fake
+Bot API, which must not wait behind the gateway's streaming), so the bot process's CPU, RSS and event-loop lag
+are its own; a last line gives the fakes' own CPU and the fake Bot API's loop lag. For each
 database and arrival rate it prints: replies completed (final text equal to the upstream text), time from the
 first upstream token to the first visible text (draft or message) p50/p99, edits per reply, platform 429s,
 event-loop lag p99, bot CPU seconds, peak RSS, and the time from the user's message to the first visible
@@ -39,9 +41,11 @@ WARMUP_MESSAGES = 20  # over 1 s, before the measured arrivals (see _warm_up)
 DRAIN_SECONDS = 90.0  # after the last arrival, time allowed for every reply to finish
 
 
+_WORDS = " ".join(f"w{n}" for n in range(TOKENS_PER_REPLY - 2))
+
+
 def answer_for(question: str) -> str:
-    words = " ".join(f"w{n}" for n in range(TOKENS_PER_REPLY - 2))
-    return f"Answer to {question}: {words}"
+    return f"Answer to {question}: {_WORDS}"
 
 
 # --- the fakes' process ---------------------------------------------------------------------------------
@@ -51,10 +55,13 @@ def fakes_main(pipe: Connection, rate: float, seconds: float, seed: int, ports: 
     asyncio.run(_fakes(pipe, rate, seconds, seed, ports or []))
 
 
-async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports: list[int]) -> None:
-    from bench.load_cluster import bench_token, watch_lag
-    from tests.e2e.test_scale_out import round_robin
-    from tests.fakes.telegram import FakeTelegram, RateLimits
+def gateway_main(pipe: Connection) -> None:
+    """The fake gateway in a process of its own: a gateway is another machine, and its streaming (most of the
+    fakes' CPU) must not make the fake Telegram, where the figures are recorded, late."""
+    asyncio.run(_gateway(pipe))
+
+
+async def _gateway(pipe: Connection) -> None:
     from tests.fakes.upstream import FakeUpstream, RecordedRequest, Reply
 
     first_token: dict[str, float] = {}
@@ -64,17 +71,36 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports
         first_token.setdefault(question, time.monotonic())  # the first content chunk leaves at once
         return Reply(text=answer_for(question), chunk_chars=5, tokens_per_second=TOKENS_PER_SECOND)
 
+    loop = asyncio.get_running_loop()
+    async with FakeUpstream(api_key=API_KEY, default_reply=reply) as up:
+        pipe.send(up.base_url)
+        cpu_before = time.process_time()
+        await loop.run_in_executor(None, pipe.recv)  # the arrivals are over
+        pipe.send((first_token, time.process_time() - cpu_before))
+        await loop.run_in_executor(None, pipe.recv)  # the bots have stopped
+
+
+async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports: list[int]) -> None:
+    from bench.load_cluster import bench_token, watch_lag
+    from tests.e2e.test_scale_out import round_robin
+    from tests.fakes.telegram import FakeTelegram, RateLimits
+
+    context = multiprocessing.get_context("spawn")
+    gateway_pipe, theirs = context.Pipe()
+    gateway = context.Process(target=gateway_main, args=(theirs,), daemon=True)
+    gateway.start()
+    loop = asyncio.get_running_loop()
+    upstream_url = await loop.run_in_executor(None, gateway_pipe.recv)
     token = bench_token() if ports else TOKEN
     async with (
-        FakeUpstream(api_key=API_KEY, default_reply=reply) as up,
         FakeTelegram(token=token, limits=RateLimits(global_per_second=30.0, global_burst=30)) as tg,
         contextlib.AsyncExitStack() as stack,
     ):
         if ports:  # webhook processes behind a round-robin balancer
             hook_url = await stack.enter_async_context(round_robin(ports))
-            pipe.send((up.base_url, tg.base_url, hook_url, token))
+            pipe.send((upstream_url, tg.base_url, hook_url, token))
         else:
-            pipe.send((up.base_url, tg.base_url))
+            pipe.send((upstream_url, tg.base_url))
         await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots are receiving
         lags: list[float] = []  # the fakes' own lag and CPU: a late fake would delay what it records
         cpu_before = time.process_time()
@@ -93,15 +119,25 @@ async def _fakes(pipe: Connection, rate: float, seconds: float, seed: int, ports
             n += 1
             await asyncio.sleep(rng.expovariate(rate))
 
+        waiting = {q: (chat, answer_for(q)) for q, (chat, _, _) in chats.items()}
+
         def finished() -> bool:
-            return all(_final_text(tg, chat) == answer_for(q) for q, (chat, _, _) in chats.items())
+            """Checked at every change of the fake: only the replies not yet complete (checking all, the
+            fake Telegram spent the drain at 100 % CPU, late for the finals it was recording)."""
+            for question in [q for q, (chat, answer) in waiting.items() if _final_text(tg, chat) == answer]:
+                del waiting[question]
+            return not waiting
 
         with contextlib.suppress(TimeoutError):
             await tg.wait_for(finished, DRAIN_SECONDS)
         watcher.cancel()
         own = {"fakes_lag_p99": _percentile(lags, 0.99), "fakes_cpu": time.process_time() - cpu_before}
+        gateway_pipe.send("figures")
+        first_token, own["gateway_cpu"] = await loop.run_in_executor(None, gateway_pipe.recv)
         pipe.send(_figures(tg, chats, first_token) | own)
-        await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # the bots have stopped
+        await loop.run_in_executor(None, pipe.recv)  # the bots have stopped
+    gateway_pipe.send("stop")
+    await loop.run_in_executor(None, gateway.join, 10)
 
 
 async def _warm_up(tg: Any) -> None:
@@ -176,7 +212,7 @@ async def run_bot(database_url: str, rate: float, seconds: float) -> str:
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
-    fakes = context.Process(target=fakes_main, args=(child, rate, seconds, 7), daemon=True)
+    fakes = context.Process(target=fakes_main, args=(child, rate, seconds, 7))  # not a daemon: it starts the gateway
     fakes.start()
     loop = asyncio.get_running_loop()
     upstream_url, telegram_url = await loop.run_in_executor(None, parent.recv)
@@ -208,8 +244,12 @@ async def run_bot(database_url: str, rate: float, seconds: float) -> str:
 
 
 def _fakes_line(figures: dict[str, Any]) -> str:
-    """The fakes' process shares the machine's cores: when it is short of CPU, every figure above is late."""
-    return f"        fakes: CPU {figures['fakes_cpu']:.1f} s, loop lag p99 {figures['fakes_lag_p99'] * 1000:.1f} ms"
+    """The fakes share the machine's cores: a fake Telegram short of CPU records every figure above late."""
+    lag_ms = figures["fakes_lag_p99"] * 1000
+    return (
+        f"        fakes: Telegram CPU {figures['fakes_cpu']:.1f} s, loop lag p99 {lag_ms:.1f} ms; "
+        f"gateway CPU {figures['gateway_cpu']:.1f} s"
+    )
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -69,7 +69,7 @@ async def run_processes(
     loop = asyncio.get_running_loop()
     ports = [free_port() for _ in range(processes)]
     parent, child = context.Pipe()
-    fakes = context.Process(target=fakes_main, args=(child, rate, seconds, 7, ports), daemon=True)
+    fakes = context.Process(target=fakes_main, args=(child, rate, seconds, 7, ports))  # it starts the gateway
     fakes.start()
     upstream_url, telegram_url, hook_url, token = await loop.run_in_executor(None, parent.recv)
     common = {

@@ -62,8 +62,9 @@ class Gatekeeper:
         platform = conversation.platform
         if self.is_admin(platform, user):
             return Access(allowed=True, admin=True)
-        by_user = await self._store.latest_grant(platform=platform, kind="user", subject_id=user.id)
-        by_chat = await self._store.latest_grant(platform=platform, kind="chat", subject_id=conversation.chat_id)
+        by_user, by_chat = await self._store.latest_grants(
+            platform=platform, user_id=user.id, chat_id=conversation.chat_id
+        )
         if by_user is False or by_chat is False:
             return Access(allowed=False, admin=False)
         listed = f"{platform}:{user.id}" in self._users or f"{platform}:{conversation.chat_id}" in self._chats

@@ -33,8 +33,9 @@ BUCKET_TTL_MS = 60_000  # an idle bot's bucket is full again long before Redis f
 CLAIM_SECONDS = 0.5
 
 # One script, two uses. KEYS[1] the bot's bucket (hash tokens, at) or a chat's next free time (ms).
-# ARGV: "request", rate/s, burst, ttl ms, process, claim ms, then calls waiting per priority (most urgent
-# first)  |  "chat", interval ms. KEYS[2] ("request" only): the claims, process -> "priority:until ms".
+# ARGV: "request", rate/s, burst, ttl ms, process, claim ms, reserve, then calls waiting per priority (most
+# urgent first)  |  "chat", interval ms. KEYS[2] ("request" only): the claims, process -> "priority:until ms".
+# The bucket holds burst + reserve requests; only first texts (priority 0) may spend the last `reserve`.
 # "chat": 0 when the slot is taken, else the milliseconds until it is free.
 # "request": {requests granted (most urgent first), milliseconds until it is worth asking again (0: now)}.
 # A process short of requests at some priority claims it for `claim ms` (renewed while it asks again);
@@ -50,11 +51,12 @@ if ARGV[1] == 'chat' then
   if interval > 0 then redis.call('SET', KEYS[1], now + interval, 'PX', interval + 1000) end
   return 0
 end
-local rate, burst = tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, reserve = tonumber(ARGV[2]), tonumber(ARGV[7])
+local capacity = tonumber(ARGV[3]) + reserve
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(b[1]) or burst
+local tokens = tonumber(b[1]) or capacity
 local at = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate / 1000)
 local urgent = math.huge
 local claims = redis.call('HGETALL', KEYS[2])
 for i = 1, #claims, 2 do
@@ -66,14 +68,16 @@ for i = 1, #claims, 2 do
   end
 end
 local granted, short = 0, nil
-for i = 7, #ARGV do
-  local wanted = tonumber(ARGV[i])
+for i = 8, #ARGV do
+  local wanted, p = tonumber(ARGV[i]), i - 8
   if wanted > 0 then
     local g = 0
-    if i - 7 <= urgent then g = math.min(wanted, math.floor(tokens + 1e-9)) end
+    local keep = 0
+    if p > 0 then keep = reserve end
+    if p <= urgent then g = math.min(wanted, math.max(0, math.floor(tokens - keep + 1e-9))) end
     tokens = tokens - g
     granted = granted + g
-    if g < wanted then short = i - 7 break end
+    if g < wanted then short = p break end
   end
 end
 local wait = 0
@@ -83,10 +87,12 @@ if short ~= nil then
 else
   redis.call('HDEL', KEYS[2], ARGV[5])
 end
-if tokens < 1 then
-  wait = math.max(1, math.ceil((1 - tokens) * 1000 / rate))
-elseif short ~= nil then  -- held back by another process's more urgent calls: ask again a request later
+if short ~= nil and short > urgent then  -- held back by another process's more urgent calls
   wait = math.max(1, math.ceil(1000 / rate))
+else  -- until the next request is free for the calls left waiting (above the reserve, unless first texts)
+  local need = 1
+  if short ~= nil and short > 0 then need = 1 + reserve end
+  if tokens < need then wait = math.max(1, math.ceil((need - tokens) * 1000 / rate)) end
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -104,6 +110,7 @@ class RedisPacing:
         stream: str,
         requests_per_second: float,
         burst: int = 1,
+        reserve: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._script = client.register_script(TAKE_SCRIPT)  # EVALSHA, loading the script when Redis lacks it
@@ -113,14 +120,14 @@ class RedisPacing:
         self._claim_ms = round(CLAIM_SECONDS * 1000)
         self._chat_prefix = f"{KEY_PREFIX}{stream}:chat:"
         self._request_args: list[str | float | int] = ["request", requests_per_second, burst, BUCKET_TTL_MS]
-        self._rate, self._burst = requests_per_second, float(burst)
+        self._rate, self._burst, self._reserve = requests_per_second, float(burst), reserve
         self._clock = clock
         self._tokens, self._at = float(burst), clock()  # the local bucket, used only while Redis is away
         self._local_until: float | None = None  # set while Redis is out of reach
         self._logged_at: float | None = None
 
     async def take_requests(self, wanted: Sequence[int]) -> tuple[int, float]:
-        args = [*self._request_args, self._process, self._claim_ms, *wanted]
+        args = [*self._request_args, self._process, self._claim_ms, self._reserve, *wanted]
         answer = await self._run([self._bucket, self._claims], args)
         if answer is None:  # Redis out of reach: paced by this process alone
             return self._take_locally(sum(wanted))

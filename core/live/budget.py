@@ -108,7 +108,9 @@ class Budget:
 
     Under load every reply still gets its first and final texts (higher priorities) and fewer
     intermediate edits; a reply has at most one call waiting, so serving each priority first come
-    first served is round-robin between replies.
+    first served is round-robin between replies. `reserve` requests beyond `burst` are kept for first
+    texts: finals waiting under load would otherwise take each request as it comes, and new replies
+    arriving together would queue for their first text.
     """
 
     def __init__(
@@ -116,16 +118,18 @@ class Budget:
         requests_per_second: float,
         *,
         burst: int = 1,
+        reserve: int = 0,
         clock: Clock | None = None,
         shared: SharedGate | None = None,
     ) -> None:
-        if requests_per_second <= 0 or burst < 1:
-            raise ValueError("requests_per_second must be > 0 and burst >= 1")
+        if requests_per_second <= 0 or burst < 1 or reserve < 0:
+            raise ValueError("requests_per_second must be > 0, burst >= 1 and reserve >= 0")
         self.clock: Clock = clock or LoopClock()
         self._shared = shared
         self._rate = requests_per_second
-        self._burst = float(burst)
-        self._tokens = float(burst)
+        self._reserve = float(reserve)  # kept for first texts: the others wait while no more is left
+        self._burst = float(burst + reserve)
+        self._tokens = self._burst
         self._refilled_at: float | None = None
         self._queues: tuple[dict[Ticket, None], ...] = tuple({} for _ in Priority)
         self._waiting = 0
@@ -143,7 +147,7 @@ class Budget:
 
     def try_take(self) -> bool:
         """Spend a request now if one is free and nobody waits (for cosmetic calls such as typing)."""
-        if self._waiting == 0 and self._refill() >= _WHOLE:
+        if self._waiting == 0 and self._refill() >= _WHOLE + self._reserve:
             self._tokens -= 1
             return True
         return False
@@ -171,7 +175,9 @@ class Budget:
         return self._tokens
 
     async def _take(self, ticket: Ticket) -> None:
-        if self._shared is None and self._waiting == 0 and self._refill() >= _WHOLE:
+        # At once when nobody as urgent waits: a first text passes finals queued above the reserve.
+        urgent = not any(self._queues[: ticket.priority + 1])
+        if self._shared is None and urgent and self._refill() >= _WHOLE + self._keep(ticket.priority):
             self._tokens -= 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -200,11 +206,12 @@ class Budget:
                     await self._drain_shared(self._shared)
                     continue
                 self._refill()
-                while self._tokens >= _WHOLE and self._waiting:
+                while self._waiting and self._tokens >= _WHOLE + self._keep(self._most_urgent()):
                     if self._grant_next():
                         self._tokens -= 1
                 if self._waiting:
-                    await self.clock.sleep(max((1 - self._tokens) / self._rate, 1e-6))
+                    need = 1 + self._keep(self._most_urgent())
+                    await self.clock.sleep(max((need - self._tokens) / self._rate, 1e-6))
         finally:
             self._drainer = None
 
@@ -219,6 +226,13 @@ class Budget:
             granted -= self._grant_next()
         if self._waiting and delay > 0:
             await self.clock.sleep(delay)
+
+    def _keep(self, priority: Priority) -> float:
+        """Requests a call of `priority` must leave in the bucket: the reserve, unless it is a first text."""
+        return 0.0 if priority == Priority.FIRST else self._reserve
+
+    def _most_urgent(self) -> Priority:
+        return Priority(next(priority for priority, queue in enumerate(self._queues) if queue))
 
     def _grant_next(self) -> bool:
         """Let the first waiting call go (by priority, then arrival); False if it had been cancelled."""

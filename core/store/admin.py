@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import Select, delete, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.store.db import Dialect, dialect_insert
@@ -59,23 +59,36 @@ async def add_grant(
     )
 
 
+def _newest(platform: str, kind: SubjectKind, subject_id: str) -> Select[bool]:
+    return (
+        select(AccessGrant.granted)
+        .where(
+            AccessGrant.platform == platform,
+            AccessGrant.subject_kind == kind,
+            AccessGrant.subject_id == subject_id,
+        )
+        .order_by(AccessGrant.id.desc())
+        .limit(1)
+    )
+
+
 async def latest_grant(
     connection: AsyncConnection, *, platform: str, kind: SubjectKind, subject_id: str
 ) -> bool | None:
     """The newest decision about the subject: True granted, False revoked, None never decided."""
-    row = (
-        await connection.execute(
-            select(AccessGrant.granted)
-            .where(
-                AccessGrant.platform == platform,
-                AccessGrant.subject_kind == kind,
-                AccessGrant.subject_id == subject_id,
-            )
-            .order_by(AccessGrant.id.desc())
-            .limit(1)
-        )
-    ).first()
+    row = (await connection.execute(_newest(platform, kind, subject_id))).first()
     return None if row is None else bool(row.granted)
+
+
+async def latest_grants(
+    connection: AsyncConnection, *, platform: str, user_id: str, chat_id: str
+) -> tuple[bool | None, bool | None]:
+    """`latest_grant` of the user and of the chat, in one statement (every message asks both)."""
+    both = select(
+        _newest(platform, "user", user_id).scalar_subquery(), _newest(platform, "chat", chat_id).scalar_subquery()
+    )
+    by_user, by_chat = (await connection.execute(both)).one()
+    return (None if by_user is None else bool(by_user)), (None if by_chat is None else bool(by_chat))
 
 
 async def count_request(

@@ -379,6 +379,11 @@ class Store:
         async with self._transaction(single_read=True) as connection:
             return await admin.latest_grant(connection, platform=platform, kind=kind, subject_id=subject_id)
 
+    async def latest_grants(self, *, platform: str, user_id: str, chat_id: str) -> tuple[bool | None, bool | None]:
+        """The newest decisions about a user and a chat (see admin.latest_grants)."""
+        async with self._transaction(single_read=True) as connection:
+            return await admin.latest_grants(connection, platform=platform, user_id=user_id, chat_id=chat_id)
+
     async def count_request(self, *, platform: str, user_id: str, window: int) -> int:
         async with self._transaction() as connection:
             return await admin.count_request(

@@ -60,6 +60,19 @@ async def test_first_texts_of_one_process_go_before_edits_of_another(client: red
     assert (await second.take_requests([0, 0, 4]))[0] == 2  # edits go again, a burst at once
 
 
+async def test_finals_leave_the_reserve_to_first_texts(client: redis.Redis) -> None:
+    """Finals waiting take every request above the reserve; first texts arriving together then go at once."""
+    stream = fresh("pace")
+    busy = RedisPacing(client, stream=stream, requests_per_second=10.0, burst=1, reserve=3)
+    other = RedisPacing(client, stream=stream, requests_per_second=10.0, burst=1, reserve=3)  # another process
+    granted, wait = await busy.take_requests([0, 20])
+    assert granted == 1 and 0.09 <= wait <= 0.1  # 4 in the bucket, 3 kept: one final now, the next in 0.1 s
+    assert (await busy.take_requests([0, 20]))[0] == 0  # the reserve is not theirs
+    assert (await other.take_requests([3, 20]))[0] == 3  # three first texts at once, in any process
+    granted, wait = await other.take_requests([1])
+    assert granted == 0 and 0 < wait <= 0.1  # the reserve spent: the next first text waits like anyone
+
+
 async def test_a_claim_left_behind_holds_the_others_back_only_briefly(client: redis.Redis) -> None:
     stream = fresh("pace")
     gone = RedisPacing(client, stream=stream, requests_per_second=100.0, burst=1)

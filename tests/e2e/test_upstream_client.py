@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -312,6 +315,105 @@ async def test_connection_refused_is_unavailable_after_retries(make_client: Make
     with pytest.raises(UpstreamUnavailableError) as caught:
         await collect(client)
     assert caught.value.retryable
+
+
+# -- the gateway's connections (core/upstream/transport.py: aiohttp under httpx) against raw sockets -----------
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_gateway(handle: RawHandler) -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 answering every connection with `handle`; yields its /v1 base URL."""
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            await handle(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+    )
+    await reader.readexactly(length)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "outage", "message", "attempts"),
+    [
+        ("silent", Outage.TIMEOUT, "timeout: ReadTimeout", 1),  # headers never come: LLM_TIMEOUT_SECONDS
+        ("hang_up", Outage.CONNECTION, "connection failed: RemoteProtocolError", 2),  # closed before answering
+        ("garbage", Outage.CONNECTION, "connection failed: RemoteProtocolError", 2),  # not HTTP
+    ],
+)
+async def test_a_gateway_failing_at_the_socket_maps_like_httpx_did(
+    behaviour: str, outage: Outage, message: str, attempts: int
+) -> None:
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await _read_request(reader)
+        if behaviour == "silent":
+            await asyncio.sleep(2)
+        elif behaviour == "garbage":
+            writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+            await writer.drain()
+
+    async with raw_gateway(handle) as base_url:
+        client = UpstreamClient(
+            base_url=base_url, api_key=KEY, timeout_seconds=0.3, max_retries=1, backoff_base_seconds=0.001
+        )
+        with pytest.raises(UpstreamUnavailableError) as caught:
+            await collect(client)
+        await client.aclose()
+    assert (caught.value.outage, str(caught.value), connections) == (outage, message, attempts)
+
+
+async def test_connection_refused_names_the_failure(make_client: MakeClient) -> None:
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await collect(make_client(base_url="http://127.0.0.1:9/v1", max_retries=0))
+    assert (caught.value.outage, str(caught.value)) == (Outage.CONNECTION, "connection failed: ConnectError")
+
+
+async def test_a_gzipped_answer_is_decoded_once() -> None:
+    """aiohttp passes the bytes as they came and httpx decodes them, as before (never twice, never not)."""
+    answer = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "unzipped"}, "finish_reason": "stop"}]
+    }
+    body = gzip.compress(json.dumps(answer).encode())
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        await writer.drain()
+
+    async with raw_gateway(handle) as base_url, UpstreamClient(base_url=base_url, api_key=KEY) as client:
+        completion = await client.complete(model="m", messages=MESSAGES)
+    assert completion.text == "unzipped"
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):

@@ -101,6 +101,10 @@ async def test_the_newest_grant_decides(store: Store) -> None:
     # Kinds and platforms are separate subjects.
     assert await store.latest_grant(platform="telegram", kind="chat", subject_id="5") is None
     assert await store.latest_grant(platform="discord", kind="user", subject_id="5") is None
+    # Both subjects of a message in one statement: the user's and the chat's newest decisions.
+    await store.add_grant(platform="telegram", kind="chat", subject_id="-9", granted=True, by="1")
+    assert await store.latest_grants(platform="telegram", user_id="5", chat_id="-9") == (False, True)
+    assert await store.latest_grants(platform="telegram", user_id="6", chat_id="5") == (None, None)
 
 
 async def test_request_counters_are_atomic_and_old_windows_dropped(store: Store, database_url: str) -> None:

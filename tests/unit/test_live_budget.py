@@ -264,3 +264,42 @@ def test_without_a_shared_gate_nothing_changes_on_the_fast_path() -> None:
         return now()
 
     assert run_virtual(scenario()) == 0.0
+
+
+def test_finals_under_load_leave_the_reserve_to_first_texts() -> None:
+    """Finals queued without end (a saturated bot) take each request above the reserve as it comes; three
+    replies starting together then show their first texts at once, and the rate still holds."""
+
+    async def scenario() -> tuple[list[float], list[float]]:
+        budget = Budget(10, reserve=3)
+        finals: list[float] = []
+
+        async def final(n: int) -> None:
+            await budget.ticket(f"f{n}", Priority.FINAL, interval_seconds=0).wait()
+            finals.append(now())
+
+        waiting = [asyncio.create_task(final(n)) for n in range(40)]
+        await asyncio.sleep(2.0)  # the finals have had every request above the reserve for 2 s
+        started = now()
+        firsts: list[float] = []
+
+        async def first(n: int) -> None:
+            await budget.ticket(f"n{n}", Priority.FIRST, interval_seconds=0).wait()
+            firsts.append(now() - started)
+
+        await asyncio.gather(*(first(n) for n in range(3)))
+        await asyncio.gather(*waiting)
+        return finals, firsts
+
+    finals, firsts = run_virtual(scenario())
+    assert firsts == [0.0, 0.0, 0.0]  # without a reserve: 0.1, 0.2 and 0.3 s, each the next request
+    assert 20 <= sum(1 for t in finals if t < 2.0) <= 21  # 10 a second, the reserve untouched
+    _assert_within_rate(sorted([*finals, *(t + 2.0 for t in firsts)]), 10 + 3)
+
+
+def test_cosmetic_calls_never_spend_the_reserve() -> None:
+    async def scenario() -> list[bool]:
+        budget = Budget(10, reserve=2)
+        return [budget.try_take(), budget.try_take()]
+
+    assert run_virtual(scenario()) == [True, False]  # burst 1 above the reserve; the 2 left are for first texts
